@@ -1,0 +1,12 @@
+"""Built-in plugin: the local vis backend and the visualization runner hooks."""
+
+from __future__ import annotations
+
+from core import impl
+from core.hookspecs import Register
+from core.visualization.backends.local import LocalVisBackend
+
+
+@impl
+def register_vis_backends(register: Register) -> None:
+    register("LocalVisBackend", LocalVisBackend)
