@@ -1,0 +1,1 @@
+"""plugdet-example: a minimal third-party plugdet plugin."""

@@ -1,0 +1,174 @@
+"""TOML configs: nothing in a config can execute code.
+
+* ``_base_ = ["../_base_/runtime.toml", "core::configs/_base_/x.toml"]`` inherits from other
+  files, depth first; later files win and tables merge recursively. A path is relative to the
+  file naming it, or ``package::path`` inside an installed Python package.
+* ``_delete_ = true`` inside a table replaces the inherited table instead of merging into it.
+* Overrides ``a.b.c=VALUE`` are parsed as TOML literals (bare words are strings); unknown keys
+  are rejected unless new keys are allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import sys
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from core.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+BASE_KEY = "_base_"
+DELETE_KEY = "_delete_"
+PACKAGE_SEPARATOR = "::"
+
+
+def load_config(
+    path: str | Path, overrides: Iterable[str] = (), allow_new: bool = False
+) -> dict[str, Any]:
+    """Read ``path`` with its bases merged and ``overrides`` (``"a.b=VALUE"``) applied."""
+    config = _load_with_bases(Path(path).resolve(), ())
+    for override in overrides:
+        apply_override(config, override, allow_new=allow_new)
+    return config
+
+
+def _resolve_base(entry: Any, owner: Path, chain: tuple[Path, ...]) -> Path:
+    if not isinstance(entry, str):
+        raise ConfigError(f"{owner}: {BASE_KEY} entries must be strings, got {entry!r}")
+    package, separator, inner = entry.partition(PACKAGE_SEPARATOR)
+    if separator:
+        try:
+            root = resources.files(package)
+        except ModuleNotFoundError:
+            raise ConfigError(
+                f"{owner}: {BASE_KEY} entry {entry!r}: package {package!r} is not installed"
+            ) from None
+        path = Path(str(root.joinpath(inner)))
+    else:
+        path = (owner.parent / entry).resolve()
+    if path in chain or path == owner:
+        cycle = " -> ".join(str(p) for p in (*chain, owner, path))
+        raise ConfigError(f"{owner}: {BASE_KEY} cycle: {cycle}")
+    if not path.is_file():
+        via = " -> ".join(str(p) for p in (*chain, owner))
+        raise ConfigError(f"{owner}: {BASE_KEY} entry {entry!r} not found ({path}); chain: {via}")
+    return path
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _load_with_bases(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    data = _read_toml(path)
+    bases = data.pop(BASE_KEY, [])
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list):
+        raise ConfigError(f"{path}: {BASE_KEY} must be a string or a list of strings")
+    merged: dict[str, Any] = {}
+    for entry in bases:
+        base_path = _resolve_base(entry, path, chain)
+        merged = merge(merged, _load_with_bases(base_path, (*chain, path)), str(base_path))
+    return merge(merged, data, str(path))
+
+
+def merge(base: dict[str, Any], override: dict[str, Any], source: str = "") -> dict[str, Any]:
+    """Merge ``override`` into a copy of ``base``: tables recursively, everything else replaced.
+
+    A table of ``override`` holding ``_delete_ = true`` replaces the table of ``base``.
+    """
+    result = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict):
+            replace = value.get(DELETE_KEY, False)
+            if not isinstance(replace, bool):
+                raise ConfigError(f"{source}: {key}.{DELETE_KEY} must be true or false")
+            clean = {k: v for k, v in value.items() if k != DELETE_KEY}
+            if not replace and isinstance(result.get(key), dict):
+                result[key] = merge(result[key], clean, source)
+            else:
+                result[key] = merge({}, clean, source)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def parse_value(text: str) -> Any:
+    """Parse an override value as a TOML literal; a bare word is a string."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        if text[:1] in "[{\"'" or not text.strip():
+            raise ConfigError(f"cannot parse {text!r} as a TOML value") from None
+        return text
+
+
+def _split_key(key: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for part in key.split("."):
+        if not part:
+            raise ConfigError(f"empty segment in key {key!r}")
+        parts.append(int(part) if part.isdigit() else part)
+    return parts
+
+
+def apply_override(config: dict[str, Any], override: str, allow_new: bool = False) -> None:
+    """Apply ``"a.b.c=VALUE"`` to ``config`` in place (list items by index: ``a.0.b``)."""
+    key, separator, text = override.partition("=")
+    if not separator:
+        raise ConfigError(f"override {override!r} must look like KEY=VALUE")
+    parts = _split_key(key.strip())
+    node: Any = config
+    for depth, part in enumerate(parts):
+        where = ".".join(str(p) for p in parts[: depth + 1])
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not isinstance(part, int) or not -len(node) <= part < len(node):
+                raise ConfigError(f"override {where}: no item {part!r} in a list of {len(node)}")
+        elif isinstance(node, dict):
+            part = str(part)
+            if part not in node and not (allow_new and last):
+                if allow_new:
+                    node[part] = {}
+                else:
+                    close = difflib.get_close_matches(part, [str(k) for k in node], n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    raise ConfigError(
+                        f"override {where}: unknown key{hint}; use --set-new to add a key"
+                    )
+        else:
+            raise ConfigError(f"override {where}: the parent is a value, not a table")
+        if last:
+            node[part] = parse_value(text.strip())
+        else:
+            node = node[part]
+
+
+def dump_config(config: dict[str, Any]) -> str:
+    """The config as TOML text that loads back to an equal dict."""
+    return tomli_w.dumps(config)
+
+
+def save_config(config: dict[str, Any], path: str | Path) -> None:
+    """Write the config as TOML to ``path``."""
+    Path(path).write_text(dump_config(config), encoding="utf-8")

@@ -1,0 +1,273 @@
+"""Plugin discovery: built-in plugins, then the ``plugdet`` entry-point group.
+
+Built-in plugins are modules of the kernel; they go through exactly the same registration
+path as third-party distributions. Environment variables:
+
+* ``PLUGDET_DISABLE_PLUGINS=a,b``: do not load these plugins (entry-point, distribution or
+  built-in module names);
+* ``PLUGDET_PLUGINS=a,b``: load only these third-party plugins (built-ins still load).
+
+A plugin that raises on import is recorded as a :class:`LoadFailure` (distribution, version,
+exception) and every other plugin keeps working. ``python -m core.plugins [--json]`` lists
+everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import json
+import os
+import sys
+import traceback
+from collections.abc import Mapping
+from importlib import metadata
+from typing import Any
+
+import attrs
+import pluggy
+
+import core
+from core import hookspecs
+from core.errors import PluginError
+from core.registry import Origin, Registries, Registry
+
+ENTRY_POINT_GROUP = "plugdet"
+ENV_DISABLE = "PLUGDET_DISABLE_PLUGINS"
+ENV_ONLY = "PLUGDET_PLUGINS"
+KERNEL_DISTRIBUTION = "plugdet"
+
+#: Modules of the kernel registered as plugins, in this order, before any third-party one.
+BUILTIN_PLUGINS: tuple[str, ...] = ("core.visualization.plugin", "core.models.plugin",
+                                     "core.data.plugin", "core.evaluation.plugin",
+                                     "core.engine.plugin")
+
+
+@attrs.frozen
+class PluginInfo:
+    """A loaded plugin and what it registered (stage -> component names)."""
+
+    name: str
+    distribution: str
+    version: str
+    source: str
+    components: dict[str, list[str]] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class LoadFailure:
+    """A plugin that could not be loaded or whose registration hook raised."""
+
+    name: str
+    distribution: str
+    version: str
+    error: str
+    traceback: str
+
+
+def _normalize(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def _name_set(value: str | None) -> set[str]:
+    return {_normalize(n) for n in (value or "").split(",") if n.strip()}
+
+
+class PluginManager:
+    """Loads plugins and fills one :class:`~core.registry.Registries` from their hooks."""
+
+    def __init__(
+        self,
+        builtins: tuple[str, ...] = BUILTIN_PLUGINS,
+        use_entry_points: bool = True,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        env = os.environ if environ is None else environ
+        self._builtins = builtins
+        self._use_entry_points = use_entry_points
+        self._disabled = _name_set(env.get(ENV_DISABLE))
+        self._only = _name_set(env.get(ENV_ONLY)) or None
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self._pm.add_hookspecs(hookspecs)
+        self._infos: dict[str, PluginInfo] = {}
+        self.registries = Registries()
+        self.failures: list[LoadFailure] = []
+        self.skipped: list[str] = []
+
+    @property
+    def plugins(self) -> list[PluginInfo]:
+        """Loaded plugins in registration order."""
+        return list(self._infos.values())
+
+    def load(self, extra: Mapping[str, object] | None = None) -> PluginManager:
+        """Register built-ins, entry-point plugins and ``extra`` (name -> plugin object), then
+        validate every hook implementation and fill the registries."""
+        for module_name in self._builtins:
+            if _normalize(module_name) in self._disabled:
+                self.skipped.append(module_name)
+                continue
+            module = importlib.import_module(module_name)
+            self.register(module, module_name, KERNEL_DISTRIBUTION, core.__version__, "built-in")
+        if self._use_entry_points:
+            self._load_entry_points()
+        for name, plugin in (extra or {}).items():
+            self.register(plugin, name, name, "0", "registered in code")
+        self._check_pending()
+        self._fill_registries()
+        return self
+
+    def register(
+        self, plugin: object, name: str, distribution: str, version: str, source: str
+    ) -> None:
+        """Register one plugin object (module or instance with hook implementations)."""
+        try:
+            self._pm.register(plugin, name=name)
+        except (pluggy.PluginValidationError, ValueError) as exc:
+            raise PluginError(f"plugin {name!r} ({distribution} {version}): {exc}") from exc
+        self._infos[name] = PluginInfo(name, distribution, version, source)
+
+    def _allowed(self, entry_point: metadata.EntryPoint, distribution: str) -> bool:
+        names = {_normalize(entry_point.name), _normalize(distribution)}
+        if names & self._disabled:
+            return False
+        return self._only is None or bool(names & self._only)
+
+    def _load_entry_points(self) -> None:
+        seen: set[tuple[str, str]] = set()
+        for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = entry_point.dist
+            distribution = dist.metadata["Name"] if dist is not None else entry_point.name
+            version = dist.version if dist is not None else "unknown"
+            if (distribution, entry_point.name) in seen:  # the same install seen twice on sys.path
+                continue
+            seen.add((distribution, entry_point.name))
+            if not self._allowed(entry_point, distribution):
+                self.skipped.append(entry_point.name)
+                continue
+            try:
+                plugin = entry_point.load()
+            except Exception as exc:  # any crash on import must not take other plugins down
+                self._record_failure(entry_point.name, distribution, version, exc)
+                continue
+            self.register(
+                plugin, entry_point.name, distribution, version, f"entry point {entry_point.value}"
+            )
+
+    def _record_failure(self, name: str, distribution: str, version: str, exc: Exception) -> None:
+        self.failures.append(
+            LoadFailure(
+                name=name,
+                distribution=distribution,
+                version=version,
+                error=f"{type(exc).__name__}: {exc}",
+                traceback="".join(traceback.format_exception(exc)),
+            )
+        )
+        self.registries.failed_plugins.append(f"{distribution} {version}")
+
+    def _check_pending(self) -> None:
+        try:
+            self._pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            name = self._pm.get_name(exc.plugin) if exc.plugin is not None else None
+            info = self._infos.get(name or "")
+            where = f" ({info.distribution} {info.version})" if info else ""
+            known = ", ".join(hookspecs.STAGE_HOOKS.values())
+            raise PluginError(f"{exc}{where}; known hooks: {known}") from exc
+
+    def _fill_registries(self) -> None:
+        for stage, hook_name in hookspecs.STAGE_HOOKS.items():
+            hook = getattr(self._pm.hook, hook_name)
+            registry = self.registries[stage]
+            for hook_impl in hook.get_hookimpls():  # registration order
+                info = self._infos[hook_impl.plugin_name]
+                origin = Origin(info.name, info.distribution, info.version)
+
+                register = functools.partial(_register_into, registry, origin=origin)
+
+                before = set(registry.names())
+                try:
+                    hook_impl.function(register=register)
+                except PluginError:
+                    raise
+                except Exception as exc:  # a broken third-party hook is reported, not fatal
+                    if info.distribution == KERNEL_DISTRIBUTION:
+                        raise
+                    self._record_failure(info.name, info.distribution, info.version, exc)
+                    continue
+                added = sorted(set(registry.names()) - before)
+                if added:
+                    info.components.setdefault(stage, []).extend(added)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything the listing shows, as plain data."""
+        return {
+            "plugins": [attrs.asdict(info) for info in self.plugins],
+            "skipped": list(self.skipped),
+            "failures": [
+                {k: v for k, v in attrs.asdict(f).items() if k != "traceback"}
+                for f in self.failures
+            ],
+        }
+
+
+def _register_into(registry: Registry, name: str, factory: Any, *, origin: Origin) -> None:
+    registry.add(name, factory, origin)
+
+
+@functools.cache
+def get_plugin_manager() -> PluginManager:
+    """The process-wide plugin manager, loaded on first use."""
+    return PluginManager().load()
+
+
+def get_registries() -> Registries:
+    """The registries filled by every loaded plugin."""
+    return get_plugin_manager().registries
+
+
+def format_listing(manager: PluginManager, verbose: bool = False) -> str:
+    """Human-readable listing of plugins, their components per stage and load errors."""
+    lines = []
+    for info in manager.plugins:
+        lines.append(f"{info.distribution} {info.version}  [{info.name}]  ({info.source})")
+        for stage, names in info.components.items():
+            lines.append(f"    {stage:<16} {', '.join(names)}")
+    if manager.skipped:
+        lines.append(f"skipped by {ENV_DISABLE}/{ENV_ONLY}: {', '.join(manager.skipped)}")
+    if manager.failures:
+        lines.append("load errors:")
+        for failure in manager.failures:
+            lines.append(
+                f"    {failure.distribution} {failure.version} [{failure.name}]: {failure.error}"
+            )
+            if verbose:
+                lines.extend("        " + line for line in failure.traceback.splitlines())
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m core.plugins [--json] [--verbose]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m core.plugins", description="List plugdet plugins and their components."
+    )
+    parser.add_argument("--json", action="store_true", help="print the listing as JSON")
+    parser.add_argument("--verbose", action="store_true", help="show load-error tracebacks")
+    args = parser.parse_args(argv)
+    try:
+        manager = PluginManager().load()
+    except PluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(manager.as_dict(), indent=2))
+    else:
+        print(format_listing(manager, verbose=args.verbose))
+    return 0
+
+
+if __name__ == "__main__":
+    from core.plugins import main as _main  # the imported module, not this __main__ copy
+
+    sys.exit(_main())

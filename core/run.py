@@ -1,0 +1,102 @@
+"""The command line: ``python -m core.run CONFIG [options]``.
+
+Exit codes: 0 success, 1 training failure (non-finite loss), 2 usage, config or checkpoint
+errors (one line, no traceback unless ``--debug``).
+
+    python -m core.run CONFIG [--work-dir ROOT] [--resume [CKPT]]   # train
+    python -m core.run CONFIG --test CKPT [--out results.json] [--tta]   # evaluate
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core.config import dump_config, load_config
+from core.errors import ConfigError, PlugdetError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m core.run", description="Train or evaluate a detector from a TOML config."
+    )
+    parser.add_argument("config", help="path of the TOML config")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (VALUE is a TOML literal; bare words are strings)",
+    )
+    parser.add_argument(
+        "--set-new", action="store_true", help="allow --set to add keys the config lacks"
+    )
+    parser.add_argument(
+        "--work-dir",
+        help="root of the run directories (default work_dirs/<config stem>); each run writes "
+        "to <root>/<timestamp>/",
+    )
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="CKPT",
+        help="continue training: the latest checkpoint of this config's runs, or CKPT",
+    )
+    parser.add_argument("--test", metavar="CKPT", help="evaluate CKPT instead of training")
+    parser.add_argument("--out", metavar="JSON", help="with --test: write metrics and predictions")
+    parser.add_argument("--tta", action="store_true", help="with --test: test-time augmentation")
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the merged config as TOML and exit"
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config, args.overrides, allow_new=args.set_new)
+        if args.print_config:
+            sys.stdout.write(dump_config(config))
+            return EXIT_OK
+        return _run(args, config)
+    except PlugdetError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _run(args: argparse.Namespace, config: dict) -> int:
+    from core.engine.launch import run_testing, run_training
+    from core.engine.losses import NonFiniteLossError
+
+    if (args.out or args.tta) and not args.test:
+        raise ConfigError("--out and --tta need --test CKPT")
+    if args.test and args.resume:
+        raise ConfigError("--test and --resume exclude each other")
+    try:
+        if args.test:
+            run_testing(config, config_path=args.config, checkpoint=args.test,
+                        work_dir=args.work_dir, out=args.out, tta=args.tta)
+        else:
+            run_training(config, config_path=args.config, work_dir=args.work_dir,
+                         resume=args.resume)
+    except NonFiniteLossError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Data structures shared by every stage: instances, samples and padded batches.
+
+Boxes are always ``xyxy`` float tensors in absolute pixels of the image they refer to.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import torch
+from torch import Tensor
+
+
+def _empty_boxes() -> Tensor:
+    return torch.zeros((0, 4), dtype=torch.float32)
+
+
+def _empty_labels() -> Tensor:
+    return torch.zeros((0,), dtype=torch.int64)
+
+
+@attrs.define
+class Instances:
+    """A set of N boxes with labels and, for predictions, scores.
+
+    :ivar boxes: ``(N, 4)`` float32, xyxy absolute pixels.
+    :ivar labels: ``(N,)`` int64 contiguous class indices.
+    :ivar scores: ``(N,)`` float32 confidence, or ``None`` for ground truth.
+    """
+
+    boxes: Tensor = attrs.field(factory=_empty_boxes)
+    labels: Tensor = attrs.field(factory=_empty_labels)
+    scores: Tensor | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.boxes.ndim != 2 or self.boxes.shape[-1] != 4:
+            raise ValueError(f"boxes must have shape (N, 4), got {tuple(self.boxes.shape)}")
+        if self.labels.shape != (len(self.boxes),):
+            raise ValueError(
+                f"labels must have shape ({len(self.boxes)},), got {tuple(self.labels.shape)}"
+            )
+        if self.scores is not None and self.scores.shape != (len(self.boxes),):
+            raise ValueError(
+                f"scores must have shape ({len(self.boxes)},), got {tuple(self.scores.shape)}"
+            )
+
+    @classmethod
+    def empty(cls, with_scores: bool = False) -> Instances:
+        """Zero instances (with an empty ``scores`` tensor when ``with_scores``)."""
+        return cls(scores=torch.zeros((0,)) if with_scores else None)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def __getitem__(self, index: Tensor | slice | int) -> Instances:
+        """Select instances by boolean mask, index tensor, slice or int."""
+        if isinstance(index, int):
+            index = slice(index, index + 1)
+        return Instances(
+            boxes=self.boxes[index],
+            labels=self.labels[index],
+            scores=None if self.scores is None else self.scores[index],
+        )
+
+    def to(self, device: torch.device | str) -> Instances:
+        """Move every tensor to ``device``."""
+        return Instances(
+            boxes=self.boxes.to(device),
+            labels=self.labels.to(device),
+            scores=None if self.scores is None else self.scores.to(device),
+        )
+
+    @classmethod
+    def cat(cls, parts: Sequence[Instances]) -> Instances:
+        """Concatenate instance sets (all with scores, or all without)."""
+        if not parts:
+            return cls.empty()
+        with_scores = parts[0].scores is not None
+        return cls(
+            boxes=torch.cat([p.boxes for p in parts]),
+            labels=torch.cat([p.labels for p in parts]),
+            scores=torch.cat([p.scores for p in parts]) if with_scores else None,  # type: ignore[misc]
+        )
+
+
+@attrs.define
+class DetSample:
+    """One image with its meta data, ground truth and (after inference) predictions.
+
+    :ivar img_id: dataset-wide image id (COCO image id where there is one).
+    :ivar img_path: path of the image file ("" for generated images).
+    :ivar ori_shape: ``(h, w)`` of the image as stored.
+    :ivar img_shape: ``(h, w)`` after resizing/cropping, before padding.
+    :ivar pad_shape: ``(h, w)`` after padding.
+    :ivar scale_factor: ``(sx, sy)`` with ``img = ori * scale``.
+    :ivar flip: whether the image was flipped.
+    :ivar flip_direction: ``"horizontal"``, ``"vertical"`` or ``None``.
+    :ivar image: ``(C, H, W)`` tensor: uint8 until normalized, then float32.
+    :ivar gt: ground-truth boxes in ``img_shape`` coordinates.
+    :ivar ignore: ignore regions (iscrowd, difficult) in ``img_shape`` coordinates.
+    :ivar pred: predictions in ``ori_shape`` coordinates, or ``None``.
+    :ivar meta: anything else a stage wants to carry along.
+    """
+
+    img_id: int = 0
+    img_path: str = ""
+    ori_shape: tuple[int, int] = (0, 0)
+    img_shape: tuple[int, int] = (0, 0)
+    pad_shape: tuple[int, int] = (0, 0)
+    scale_factor: tuple[float, float] = (1.0, 1.0)
+    flip: bool = False
+    flip_direction: str | None = None
+    image: Tensor | None = None
+    gt: Instances = attrs.field(factory=Instances)
+    ignore: Instances = attrs.field(factory=Instances)
+    pred: Instances | None = None
+    meta: dict[str, Any] = attrs.field(factory=dict)
+
+    def to(self, device: torch.device | str) -> DetSample:
+        """A copy whose tensors live on ``device``."""
+        return attrs.evolve(
+            self,
+            image=None if self.image is None else self.image.to(device),
+            gt=self.gt.to(device),
+            ignore=self.ignore.to(device),
+            pred=None if self.pred is None else self.pred.to(device),
+        )
+
+
+@attrs.define
+class DetBatch:
+    """A padded image tensor and its samples.
+
+    :ivar images: ``(B, C, H, W)`` float32, each image at the top-left, padding after.
+    :ivar samples: the B samples, ``samples[i].pad_shape == (H, W)``.
+    """
+
+    images: Tensor
+    samples: list[DetSample]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def to(self, device: torch.device | str) -> DetBatch:
+        """Move images and every sample's tensors to ``device``."""
+        return DetBatch(self.images.to(device), [s.to(device) for s in self.samples])
+
+
+def collate(
+    samples: Sequence[DetSample], pad_value: float = 0.0, size_divisor: int = 1
+) -> DetBatch:
+    """Pad the samples' images to one size and stack them.
+
+    :param samples: samples whose ``image`` is ``(C, H_i, W_i)``.
+    :param pad_value: value written into the padding.
+    :param size_divisor: the padded ``H`` and ``W`` are rounded up to a multiple of this.
+    :returns: a batch with ``images`` of shape ``(B, C, H, W)``, H/W the largest sizes rounded
+        up; each sample's ``pad_shape`` set to ``(H, W)``; the images keep their dtype
+        converted to float32.
+    """
+    if not samples:
+        raise ValueError("cannot collate an empty list of samples")
+    for index, sample in enumerate(samples):
+        if sample.image is None:
+            raise ValueError(f"sample {index} (img_id={sample.img_id}) has no image to collate")
+    channels = samples[0].image.shape[0]  # type: ignore[union-attr]
+    height = max(s.image.shape[1] for s in samples)  # type: ignore[union-attr]
+    width = max(s.image.shape[2] for s in samples)  # type: ignore[union-attr]
+    height = math.ceil(height / size_divisor) * size_divisor
+    width = math.ceil(width / size_divisor) * size_divisor
+    images = torch.full((len(samples), channels, height, width), pad_value, dtype=torch.float32)
+    out = []
+    for index, sample in enumerate(samples):
+        image = sample.image
+        assert image is not None
+        images[index, :, : image.shape[1], : image.shape[2]] = image
+        out.append(attrs.evolve(sample, pad_shape=(height, width)))
+    return DetBatch(images, out)
