@@ -1,0 +1,12 @@
+"""Plugin entry point: registers the TensorBoard vis backend."""
+
+from __future__ import annotations
+
+from core import impl
+from core.hookspecs import Register
+from plugdet_tensorboard.backend import TensorboardVisBackend
+
+
+@impl
+def register_vis_backends(register: Register) -> None:
+    register("TensorboardVisBackend", TensorboardVisBackend)

@@ -1,0 +1,12 @@
+"""Plugin entry point: registers the Weights & Biases vis backend."""
+
+from __future__ import annotations
+
+from core import impl
+from core.hookspecs import Register
+from plugdet_wandb.backend import WandbVisBackend
+
+
+@impl
+def register_vis_backends(register: Register) -> None:
+    register("WandbVisBackend", WandbVisBackend)
