@@ -1,0 +1,126 @@
+"""Checkpoint files: atomic writes, safe loads and key checks against a model.
+
+Every file is read with ``torch.load(weights_only=True)``, so a checkpoint holds only tensors
+and plain Python containers (dict, list, tuple, str, int, float, bool, None).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from core.errors import CheckpointError
+
+#: Name of the text file in a run directory that holds the latest checkpoint's file name.
+LAST_CHECKPOINT_FILE = "last_checkpoint"
+#: How many key names an error message lists before summarising the rest.
+MAX_KEYS_IN_MESSAGE = 20
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, write: Any) -> None:
+    """Write a file so that readers see either the old file or the complete new one.
+
+    ``write(fileobj)`` fills a temporary file in the same directory; it is flushed and fsynced,
+    moved over ``path`` with ``os.replace`` and the directory is fsynced. A crash at any point
+    leaves the previous ``path`` untouched (and at worst a stray ``.tmp-*`` file).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fileobj:
+            write(fileobj)
+            fileobj.flush()
+            os.fsync(fileobj.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
+    """Atomically ``torch.save`` ``checkpoint`` to ``path``."""
+    atomic_write_bytes(path, lambda fileobj: torch.save(checkpoint, fileobj))
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint with ``weights_only=True``; CheckpointError naming the file on failure."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # corrupt file or disallowed (code-executing) content
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(checkpoint).__name__}, not a dict")
+    return checkpoint
+
+
+def model_state_from(checkpoint: dict[str, Any], source: str) -> dict[str, torch.Tensor]:
+    """The model weights of a checkpoint (``state_dict`` entry, or a bare state dict)."""
+    state = checkpoint.get("state_dict", checkpoint)
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"checkpoint {source} has no 'state_dict' of tensors")
+    return state
+
+
+def _list_keys(title: str, keys: list[str]) -> str:
+    shown = ", ".join(keys[:MAX_KEYS_IN_MESSAGE])
+    more = len(keys) - MAX_KEYS_IN_MESSAGE
+    return f"\n  {title} ({len(keys)}): {shown}" + (f", ... and {more} more" if more > 0 else "")
+
+
+def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Copy ``state`` into ``model`` after checking that keys and shapes match exactly.
+
+    :raises CheckpointError: listing missing keys (in the model, not in the checkpoint),
+        unexpected keys (in the checkpoint, not in the model) and shape mismatches.
+    """
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = sorted(
+        f"{key} (checkpoint {tuple(state[key].shape)} vs model {tuple(own[key].shape)})"
+        for key in set(own) & set(state)
+        if state[key].shape != own[key].shape
+    )
+    if missing or unexpected or mismatched:
+        message = f"checkpoint {source} does not fit the model {type(model).__name__}:"
+        if missing:
+            message += _list_keys("missing keys", missing)
+        if unexpected:
+            message += _list_keys("unexpected keys", unexpected)
+        if mismatched:
+            message += _list_keys("shape mismatches", mismatched)
+        raise CheckpointError(message)
+    model.load_state_dict(state, strict=True)
+
+
+def write_last_checkpoint(run_dir: str | os.PathLike, filename: str) -> None:
+    """Record ``filename`` as the newest checkpoint of ``run_dir`` (atomically)."""
+    atomic_write_bytes(Path(run_dir) / LAST_CHECKPOINT_FILE,
+                       lambda fileobj: fileobj.write(filename.encode()))
+
+
+def read_last_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest checkpoint of ``run_dir``, or ``None`` if it has none."""
+    pointer = Path(run_dir) / LAST_CHECKPOINT_FILE
+    if not pointer.is_file():
+        return None
+    path = Path(run_dir) / pointer.read_text().strip()
+    return path if path.is_file() else None

@@ -1,0 +1,123 @@
+"""Saves checkpoints on schedule, keeps the last K and the best one by a metric."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from core.engine.hooks.base import PRIORITIES, Hook
+from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from core.engine.runner import Runner
+    from core.structures import DetBatch
+
+
+class CheckpointHook(Hook):
+    """Writes ``epoch_N.pth`` / ``iter_N.pth`` and ``best_<metric>_*.pth`` into the work dir.
+
+    :param interval: epochs (iterations when ``train.by_epoch = false``) between checkpoints;
+        the last epoch/iteration is always saved.
+    :param iter_interval: in epoch-based runs, also save every N iterations (``iter_N.pth``)
+        so that a killed run resumes mid-epoch; 0 disables.
+    :param max_keep: how many regular checkpoints to keep (oldest deleted first); 0 keeps all.
+    :param save_best: metric key whose best value selects ``best_*.pth``; ``"auto"`` takes
+        the first metric; ``""`` disables.
+    :param rule: ``"greater"`` or ``"less"`` is better; default: ``less`` for keys containing
+        "loss", else ``greater``.
+    """
+
+    priority = PRIORITIES["VERY_LOW"]
+
+    def __init__(self, interval: int = 1, iter_interval: int = 0, max_keep: int = 3,
+                 save_best: str = "", rule: Literal["greater", "less"] | None = None) -> None:
+        for name, value in (("interval", interval), ("iter_interval", iter_interval),
+                            ("max_keep", max_keep)):
+            if value < 0:
+                raise ConfigError(f"default_hooks.checkpoint.{name}: expected >= 0, got {value}")
+        self.interval = interval
+        self.iter_interval = iter_interval
+        self.max_keep = max_keep
+        self.save_best = save_best
+        self.rule = rule
+        self.kept: list[str] = []
+        self.best_score: float | None = None
+        self.best_file = ""
+        self._pending_metrics: dict[str, float] | None = None
+
+    def after_train_iter(self, runner: Runner, batch_idx: int, batch: DetBatch,
+                         outputs: dict[str, float]) -> None:
+        """Iteration checkpoints (iteration-based runs, or ``iter_interval`` mid-epoch)."""
+        if runner.by_epoch:
+            mid_epoch = runner.iter_in_epoch < runner.iters_per_epoch
+            if self.iter_interval and mid_epoch and runner.iter % self.iter_interval == 0:
+                self._save(runner, f"iter_{runner.iter}.pth")
+            return
+        if (self.interval and runner.iter % self.interval == 0) or runner.iter == runner.max_iters:
+            self._save(runner, f"iter_{runner.iter}.pth")
+        self._save_best_if_improved(runner, f"iter_{runner.iter}")
+
+    def after_train_epoch(self, runner: Runner) -> None:
+        """Epoch checkpoints, then the best one if the latest validation improved."""
+        due = self.interval and runner.epoch % self.interval == 0
+        if due or runner.epoch == runner.max_epochs:
+            self._save(runner, f"epoch_{runner.epoch}.pth")
+        self._save_best_if_improved(runner, f"epoch_{runner.epoch}")
+
+    def after_val(self, runner: Runner, metrics: dict[str, float]) -> None:
+        """Remember the metrics; the best checkpoint is written once the step is complete."""
+        self._pending_metrics = metrics
+
+    def _save(self, runner: Runner, filename: str) -> None:
+        if filename not in self.kept:
+            self.kept.append(filename)
+        runner.save_checkpoint(filename)
+        while self.max_keep and len(self.kept) > self.max_keep:
+            stale = self.kept.pop(0)
+            if runner.rank == 0:
+                (Path(runner.work_dir) / stale).unlink(missing_ok=True)
+
+    def _metric_key(self, metrics: dict[str, float]) -> str:
+        if self.save_best == "auto":
+            return next(iter(metrics))
+        if self.save_best not in metrics:
+            raise ConfigError(f"default_hooks.checkpoint.save_best: metric {self.save_best!r} "
+                              f"is not among the validation metrics {sorted(metrics)}")
+        return self.save_best
+
+    def _save_best_if_improved(self, runner: Runner, tag: str) -> None:
+        metrics, self._pending_metrics = self._pending_metrics, None
+        if not self.save_best or not metrics:
+            return
+        key = self._metric_key(metrics)
+        value = metrics[key]
+        rule = self.rule or ("less" if "loss" in key else "greater")
+        if math.isnan(value):
+            return
+        if self.best_score is not None and not (
+            value > self.best_score if rule == "greater" else value < self.best_score
+        ):
+            return
+        previous = self.best_file
+        self.best_score = value
+        self.best_file = f"best_{re.sub(r'[^A-Za-z0-9]+', '_', key)}_{tag}.pth"
+        runner.save_checkpoint(self.best_file, update_last=False)
+        runner.logger.info(f"new best {key} = {value:.4f}: saved {self.best_file}")
+        if previous and previous != self.best_file and runner.rank == 0:
+            (Path(runner.work_dir) / previous).unlink(missing_ok=True)
+
+    def before_save_checkpoint(self, runner: Runner, checkpoint: dict[str, Any]) -> None:
+        """Save which files are kept and the best score so far."""
+        checkpoint.setdefault("hooks", {})["checkpoint"] = {
+            "kept": self.kept[-self.max_keep:] if self.max_keep else list(self.kept),
+            "best_score": self.best_score, "best_file": self.best_file}
+
+    def after_load_checkpoint(self, runner: Runner, checkpoint: dict[str, Any]) -> None:
+        """Restore the kept list and best score of a resumed run."""
+        state = checkpoint.get("hooks", {}).get("checkpoint")
+        if state is not None:
+            self.kept = list(state["kept"])
+            self.best_score = state["best_score"]
+            self.best_file = state["best_file"]

@@ -1,0 +1,139 @@
+"""The engine's part of the config schema: top-level keys, ``[train]`` and ``[tta]``.
+
+Every other table (model, data, metrics, hooks, vis backends) is checked by the component
+registry that builds it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import torch
+
+from core.errors import ConfigError
+
+TOP_LEVEL_KEYS = {
+    "_base_", "default_scope", "seed", "deterministic", "amp", "load_from", "device", "sync_bn",
+    "find_unused_parameters", "model", "train_dataloader", "val_dataloader", "test_dataloader",
+    "val_evaluator", "test_evaluator", "optim", "param_schedulers", "train", "freeze",
+    "default_hooks", "custom_hooks", "vis_backends", "tta",
+}
+TRAIN_DEFAULTS: dict[str, Any] = {"by_epoch": True, "max_epochs": 12, "max_iters": None,
+                                  "val_interval": 1, "test_at_end": False}
+TTA_DEFAULTS: dict[str, Any] = {"scales": None, "flip": True, "iou_thr": 0.5,
+                                "max_per_img": 100}
+DEFAULT_VIS_BACKENDS = [{"type": "LocalVisBackend"}]
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], path: str, optional: bool = False) -> Any:
+    if optional and value is None:
+        return value
+    bad_bool = isinstance(value, bool) and kind in (int, float, (int, float))
+    if bad_bool or not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"{path}: expected {names}, got {value!r}")
+    return value
+
+
+def _table(cfg: dict[str, Any], key: str, defaults: dict[str, Any]) -> dict[str, Any]:
+    table = _expect(cfg.get(key, {}), dict, key)
+    unknown = sorted(set(table) - set(defaults))
+    if unknown:
+        raise ConfigError(f"{key}: unknown keys {unknown}; allowed: {sorted(defaults)}")
+    return {**defaults, **table}
+
+
+def check_top_level(cfg: dict[str, Any]) -> None:
+    """Reject unknown top-level keys (a typo would otherwise be silently ignored)."""
+    unknown = sorted(set(cfg) - TOP_LEVEL_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown top-level config keys {unknown}; known: "
+                          f"{sorted(TOP_LEVEL_KEYS)}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` (CUDA when available, the rank's GPU), ``"cpu"`` or ``"cuda"``."""
+    from core.engine.dist import default_device
+
+    if name == "auto":
+        return default_device()
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device: 'cuda' requested but CUDA is not available")
+        return default_device()
+    raise ConfigError(f"device: expected 'auto', 'cpu' or 'cuda', got {name!r}")
+
+
+@attrs.frozen
+class RunSettings:
+    """Run-wide options read from the top level of the config.
+
+    :ivar amp_dtype: autocast dtype (fp16 on CUDA, bf16 on CPU) or ``None`` without AMP.
+    """
+
+    device: torch.device
+    seed: int = 0
+    deterministic: bool = False
+    amp_dtype: torch.dtype | None = None
+    load_from: str = ""
+    by_epoch: bool = True
+    max_epochs: int = 12
+    max_iters: int | None = None
+    val_interval: int = 1
+    test_at_end: bool = False
+    optim: dict[str, Any] = attrs.field(factory=dict)
+    param_schedulers: list[dict[str, Any]] = attrs.field(factory=list)
+    sync_bn: bool = False
+    find_unused_parameters: bool = False
+    vis_backends: list[dict[str, Any]] = attrs.field(factory=lambda: list(DEFAULT_VIS_BACKENDS))
+    tta: dict[str, Any] = attrs.field(factory=lambda: dict(TTA_DEFAULTS))
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], training: bool) -> RunSettings:
+        """Validate and read the top-level keys; ``training`` requires ``[optim]``."""
+        check_top_level(cfg)
+        train = _table(cfg, "train", TRAIN_DEFAULTS)
+        by_epoch = _expect(train["by_epoch"], bool, "train.by_epoch")
+        max_iters = _expect(train["max_iters"], int, "train.max_iters", optional=True)
+        if training and not by_epoch and not max_iters:
+            raise ConfigError("train.max_iters: required when train.by_epoch = false")
+        if training and by_epoch and max_iters is not None:
+            raise ConfigError("train.max_iters: only for train.by_epoch = false (an "
+                              "epoch-based run is limited by train.max_epochs)")
+        max_epochs = _expect(train["max_epochs"], int, "train.max_epochs")
+        if max_epochs < 1 or (max_iters is not None and max_iters < 1):
+            raise ConfigError("train: max_epochs and max_iters must be >= 1")
+        if training and "optim" not in cfg:
+            raise ConfigError("optim: missing table (e.g. [optim] type = \"SGD\", lr = 0.01)")
+        amp = _expect(cfg.get("amp", False), bool, "amp")
+        device = resolve_device(_expect(cfg.get("device", "auto"), str, "device"))
+        amp_dtype = (torch.float16 if device.type == "cuda" else torch.bfloat16) if amp else None
+        schedulers = _expect(cfg.get("param_schedulers", []), list, "param_schedulers")
+        if not by_epoch:
+            for index, entry in enumerate(schedulers):
+                if entry.get("by_epoch", True):
+                    raise ConfigError(f"param_schedulers[{index}].by_epoch: must be false in an "
+                                      "iteration-based run (train.by_epoch = false)")
+        return cls(
+            device=device,
+            seed=_expect(cfg.get("seed", 0), int, "seed"),
+            deterministic=_expect(cfg.get("deterministic", False), bool, "deterministic"),
+            amp_dtype=amp_dtype,
+            load_from=_expect(cfg.get("load_from", ""), str, "load_from"),
+            by_epoch=by_epoch,
+            max_epochs=max_epochs,
+            max_iters=None if by_epoch else max_iters,
+            val_interval=_expect(train["val_interval"], int, "train.val_interval"),
+            test_at_end=_expect(train["test_at_end"], bool, "train.test_at_end"),
+            optim=_expect(cfg.get("optim", {}), dict, "optim"),
+            param_schedulers=schedulers,
+            sync_bn=_expect(cfg.get("sync_bn", False), bool, "sync_bn"),
+            find_unused_parameters=_expect(cfg.get("find_unused_parameters", False), bool,
+                                           "find_unused_parameters"),
+            vis_backends=_expect(cfg.get("vis_backends", DEFAULT_VIS_BACKENDS), list,
+                                 "vis_backends"),
+            tta=_table(cfg, "tta", TTA_DEFAULTS),
+        )
