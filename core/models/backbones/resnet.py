@@ -1,0 +1,161 @@
+"""ResNet backbone built from torchvision's residual blocks (torchvision parameter names)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+from torchvision.models.resnet import BasicBlock, Bottleneck
+
+from core.errors import ConfigError
+from core.models.backbones.pretrained import load_pretrained
+
+# depth -> (block type, blocks per stage)
+ARCH_SETTINGS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int, int]]] = {
+    18: (BasicBlock, (2, 2, 2, 2)),
+    34: (BasicBlock, (3, 4, 6, 3)),
+    50: (Bottleneck, (3, 4, 6, 3)),
+    101: (Bottleneck, (3, 4, 23, 3)),
+}
+NUM_STAGES = 4
+STEM_KERNEL = 7
+STEM_STRIDE = 2
+# Checkpoint keys of the ImageNet classifier, unused by a backbone.
+CLASSIFIER_PREFIXES = ("fc.",)
+
+
+class ResNet(nn.Module):
+    """ResNet-18/34/50/101 returning the outputs of the stages listed in ``out_indices``.
+
+    Input ``(B, 3, H, W)``; stage ``i`` (0-based) has stride ``2 ** (i + 2)`` and
+    ``base_channels * 2 ** i * expansion`` channels (expansion 1 for depth 18/34, 4 for 50/101),
+    so output ``i`` has shape ``(B, C_i, ceil(H / 2 ** (i + 2)), ceil(W / 2 ** (i + 2)))``.
+    Parameter names match torchvision's ResNet (``conv1``, ``bn1``, ``layer1`` ...), so its
+    weights load directly.
+
+    :param depth: 18, 34, 50 or 101.
+    :param out_indices: stages whose outputs are returned, in increasing order.
+    :param frozen_stages: -1 freezes nothing; 0 freezes the stem; ``k`` the stem and stages
+        ``1..k``. Frozen parts get ``requires_grad=False`` and stay in eval mode.
+    :param norm_eval: keep every BatchNorm in eval mode (frozen running statistics) in training.
+    :param base_channels: width of the stem and first stage (64 in the standard ResNet); a
+        smaller value gives a slim network for CPU training.
+    :param init_cfg: ``{"type": "Pretrained", "checkpoint": "torchvision://resnet50"}`` or a
+        local file path; None keeps the random initialisation.
+    """
+
+    def __init__(
+        self,
+        depth: int = 50,
+        out_indices: tuple[int, ...] = (0, 1, 2, 3),
+        frozen_stages: int = -1,
+        norm_eval: bool = False,
+        base_channels: int = 64,
+        init_cfg: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        if depth not in ARCH_SETTINGS:
+            raise ConfigError(f"depth: expected one of {sorted(ARCH_SETTINGS)}, got {depth}")
+        if not out_indices or any(i not in range(NUM_STAGES) for i in out_indices):
+            raise ConfigError(
+                f"out_indices: expected indices in 0..{NUM_STAGES - 1}, got {out_indices}"
+            )
+        if list(out_indices) != sorted(set(out_indices)):
+            raise ConfigError(f"out_indices: expected increasing unique indices, got {out_indices}")
+        if frozen_stages not in range(-1, NUM_STAGES + 1):
+            raise ConfigError(f"frozen_stages: expected -1..{NUM_STAGES}, got {frozen_stages}")
+        if base_channels < 1:
+            raise ConfigError(f"base_channels: expected a positive int, got {base_channels}")
+        block, stage_blocks = ARCH_SETTINGS[depth]
+        self.depth = depth
+        self.out_indices = tuple(out_indices)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+
+        self.conv1 = nn.Conv2d(
+            3,
+            base_channels,
+            kernel_size=STEM_KERNEL,
+            stride=STEM_STRIDE,
+            padding=STEM_KERNEL // 2,
+            bias=False,
+        )
+        self.bn1 = nn.BatchNorm2d(base_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.inplanes = base_channels
+        # Stages after the last returned one are not built (they would get no gradient).
+        self.num_built_stages = self.out_indices[-1] + 1
+        stage_channels = []
+        for stage, num_blocks in enumerate(stage_blocks[: self.num_built_stages]):
+            planes = base_channels * 2**stage
+            layer = self._make_layer(block, planes, num_blocks, stride=1 if stage == 0 else 2)
+            self.add_module(f"layer{stage + 1}", layer)
+            stage_channels.append(planes * block.expansion)
+        self.out_channels = [stage_channels[i] for i in self.out_indices]
+        self._init_weights()
+        if init_cfg is not None:
+            unbuilt = tuple(f"layer{i + 1}." for i in range(self.num_built_stages, NUM_STAGES))
+            load_pretrained(self, dict(init_cfg), ignore_prefixes=CLASSIFIER_PREFIXES + unbuilt)
+        self._freeze_stages()
+
+    def _make_layer(
+        self, block: type[BasicBlock] | type[Bottleneck], planes: int, num_blocks: int, stride: int
+    ) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(
+                nn.Conv2d(
+                    self.inplanes,
+                    planes * block.expansion,
+                    kernel_size=1,
+                    stride=stride,
+                    bias=False,
+                ),
+                nn.BatchNorm2d(planes * block.expansion),
+            )
+        layers = [block(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * block.expansion
+        layers += [block(self.inplanes, planes) for _ in range(1, num_blocks)]
+        return nn.Sequential(*layers)
+
+    def _init_weights(self) -> None:
+        """He initialisation as in torchvision's ResNet."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+
+    def _frozen_modules(self) -> list[nn.Module]:
+        if self.frozen_stages < 0:
+            return []
+        modules: list[nn.Module] = [self.conv1, self.bn1]
+        last_frozen = min(self.frozen_stages, self.num_built_stages)
+        modules += [getattr(self, f"layer{i}") for i in range(1, last_frozen + 1)]
+        return modules
+
+    def _freeze_stages(self) -> None:
+        for module in self._frozen_modules():
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> ResNet:
+        """Switch mode, keeping frozen stages (and all norms if ``norm_eval``) in eval mode."""
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        """:param x: images ``(B, 3, H, W)``. :returns: one feature map per ``out_indices``."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        outs = []
+        for stage in range(self.num_built_stages):
+            x = getattr(self, f"layer{stage + 1}")(x)
+            if stage in self.out_indices:
+                outs.append(x)
+        return tuple(outs)

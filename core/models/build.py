@@ -1,0 +1,21 @@
+"""Build nested components given either as config tables or as ready objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.plugins import get_registries
+
+
+def build_part(stage: str, value: Any, path: str) -> Any:
+    """Return ``value`` built from its table (``{"type": ...}``) or unchanged if already built.
+
+    Parts given in Python code (tests, notebooks) may be objects; default values in a
+    component's signature are tables that the registry builds only when the component itself
+    comes from a config, so a component built in code calls this for its defaults.
+
+    :param stage: the stage of the part (e.g. ``"assigner"``).
+    :param value: a table, an object or None.
+    :param path: dotted config path for error messages (e.g. ``"model.head.assigner"``).
+    """
+    return get_registries().build_nested(stage, value, path)

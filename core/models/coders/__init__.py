@@ -1,0 +1,5 @@
+"""Box coders: boxes <-> regression targets relative to priors."""
+
+from core.models.coders.delta_xywh import DeltaXYWHBBoxCoder
+
+__all__ = ["DeltaXYWHBBoxCoder"]

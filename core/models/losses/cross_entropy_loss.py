@@ -1,0 +1,58 @@
+"""Softmax or sigmoid (binary) cross-entropy."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from core.models.losses.reduction import Reduction, expand_weight, weight_reduce_loss
+from core.models.losses.targets import one_hot_without_background
+
+
+class CrossEntropyLoss(nn.Module):
+    """Cross-entropy over class logits.
+
+    With ``use_sigmoid`` each of the C classes is an independent binary problem and label ``C``
+    means background (all-zero target); otherwise a softmax over the C logits (include a
+    background logit in C yourself).
+
+    :param use_sigmoid: binary cross-entropy per class instead of softmax.
+    :param class_weight: optional per-class weights (length C).
+    :param loss_weight: multiplies the loss.
+    :param reduction: "none", "mean" or "sum".
+    """
+
+    def __init__(
+        self,
+        use_sigmoid: bool = False,
+        class_weight: list[float] | None = None,
+        loss_weight: float = 1.0,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__()
+        self.use_sigmoid = use_sigmoid
+        self.class_weight = class_weight
+        self.loss_weight = loss_weight
+        self.reduction = reduction
+
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | Tensor | None = None,
+    ) -> Tensor:
+        """:param pred: ``(N, C)`` logits. :param target: ``(N,)`` int64 labels
+        (``[0, C)`` for softmax, ``[0, C]`` with background ``C`` for sigmoid).
+        :param weight: ``(N,)`` sample weights. :param avg_factor: normaliser for "mean".
+        :returns: scalar (or per-element loss with reduction "none")."""
+        class_weight = None if self.class_weight is None else pred.new_tensor(self.class_weight)
+        if self.use_sigmoid:
+            binary = one_hot_without_background(target, pred)
+            loss = F.binary_cross_entropy_with_logits(pred, binary, reduction="none")
+            if class_weight is not None:
+                loss = loss * class_weight
+            weight = expand_weight(weight, loss)
+        else:
+            loss = F.cross_entropy(pred, target, weight=class_weight, reduction="none")
+        return self.loss_weight * weight_reduce_loss(loss, weight, self.reduction, avg_factor)

@@ -1,0 +1,54 @@
+"""Sigmoid focal loss (Lin et al., 2017) on torchvision.ops.sigmoid_focal_loss."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+from torchvision.ops import sigmoid_focal_loss
+
+from core.models.losses.reduction import Reduction, expand_weight, weight_reduce_loss
+from core.models.losses.targets import one_hot_without_background
+
+
+class FocalLoss(nn.Module):
+    """``loss_weight * FL(p_t) = -alpha_t (1 - p_t) ** gamma log(p_t)`` per class logit.
+
+    :param gamma: focusing parameter.
+    :param alpha: weight of the positive class (negative ``alpha`` disables weighting).
+    :param loss_weight: multiplies the loss.
+    :param reduction: "none", "mean" or "sum".
+    """
+
+    def __init__(
+        self,
+        gamma: float = 2.0,
+        alpha: float = 0.25,
+        loss_weight: float = 1.0,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__()
+        self.gamma = gamma
+        self.alpha = alpha
+        self.loss_weight = loss_weight
+        self.reduction = reduction
+
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | Tensor | None = None,
+    ) -> Tensor:
+        """:param pred: ``(N, C)`` logits.
+        :param target: ``(N,)`` int64 labels in ``[0, C]`` (``C`` = background) or ``(N, C)``
+            float binary targets.
+        :param weight: ``(N,)`` or ``(N, C)`` element weights.
+        :param avg_factor: normaliser for "mean" (e.g. number of positives).
+        :returns: scalar (or ``(N, C)`` with reduction "none")."""
+        if target.dim() == 1:
+            target = one_hot_without_background(target, pred)
+        loss = sigmoid_focal_loss(
+            pred, target.to(pred.dtype), alpha=self.alpha, gamma=self.gamma, reduction="none"
+        )
+        return self.loss_weight * weight_reduce_loss(
+            loss, expand_weight(weight, loss), self.reduction, avg_factor
+        )

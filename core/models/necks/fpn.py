@@ -1,0 +1,106 @@
+"""Feature Pyramid Network (Lin et al., 2017) with optional extra stride-2 levels."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from core.errors import ConfigError
+
+LATERAL_KERNEL = 1
+OUTPUT_KERNEL = 3
+EXTRA_STRIDE = 2
+UPSAMPLE_MODE = "nearest"
+ExtraConvSource = Literal["on_input", "on_output", False]
+
+
+class FPN(nn.Module):
+    """Top-down feature pyramid.
+
+    Inputs ``in_channels[i]``-channel maps ``(B, C_i, H_i, W_i)`` with strides doubling per level;
+    levels ``start_level..`` are used. Returns ``num_outs`` maps ``(B, out_channels, H_j, W_j)``:
+    one per used input level, then extra levels (each half the size of the previous) made by
+    stride-2 3x3 convs when ``add_extra_convs`` is set, or by stride-2 max pooling otherwise.
+
+    :param in_channels: channels of each backbone output.
+    :param out_channels: channels of every pyramid level.
+    :param num_outs: number of returned levels (>= number of used inputs).
+    :param start_level: index of the first backbone output used.
+    :param add_extra_convs: False (max pooling), "on_input" (the first extra conv reads the last
+        used backbone output, RetinaNet in MMDetection) or "on_output" (it reads the last
+        pyramid output, RetinaNet in torchvision).
+    :param relu_before_extra_convs: apply ReLU before every extra conv but the first.
+    """
+
+    def __init__(
+        self,
+        in_channels: list[int],
+        out_channels: int = 256,
+        num_outs: int = 5,
+        start_level: int = 0,
+        add_extra_convs: ExtraConvSource = False,
+        relu_before_extra_convs: bool = False,
+    ) -> None:
+        super().__init__()
+        if not 0 <= start_level < len(in_channels):
+            raise ConfigError(f"start_level: expected 0..{len(in_channels) - 1}, got {start_level}")
+        used = len(in_channels) - start_level
+        if num_outs < used:
+            raise ConfigError(f"num_outs: expected >= {used} (used inputs), got {num_outs}")
+        if add_extra_convs not in (False, "on_input", "on_output"):
+            raise ConfigError(
+                "add_extra_convs: expected false, 'on_input' or 'on_output', "
+                f"got {add_extra_convs!r}"
+            )
+        self.in_channels = list(in_channels)
+        self.out_channels = out_channels
+        self.num_outs = num_outs
+        self.start_level = start_level
+        self.add_extra_convs = add_extra_convs
+        self.relu_before_extra_convs = relu_before_extra_convs
+        self.lateral_convs = nn.ModuleList(
+            nn.Conv2d(c, out_channels, LATERAL_KERNEL) for c in self.in_channels[start_level:]
+        )
+        self.fpn_convs = nn.ModuleList(
+            nn.Conv2d(out_channels, out_channels, OUTPUT_KERNEL, padding=OUTPUT_KERNEL // 2)
+            for _ in range(used)
+        )
+        self.extra_convs = nn.ModuleList()
+        if add_extra_convs:
+            for index in range(num_outs - used):
+                on_input = index == 0 and add_extra_convs == "on_input"
+                source = self.in_channels[-1] if on_input else out_channels
+                self.extra_convs.append(
+                    nn.Conv2d(source, out_channels, OUTPUT_KERNEL, EXTRA_STRIDE, OUTPUT_KERNEL // 2)
+                )
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_uniform_(m.weight, a=1)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """:param inputs: backbone maps ``(B, in_channels[i], H_i, W_i)``.
+        :returns: ``num_outs`` maps ``(B, out_channels, H_j, W_j)``, finest first."""
+        if len(inputs) != len(self.in_channels):
+            raise ValueError(f"FPN expects {len(self.in_channels)} inputs, got {len(inputs)}")
+        used_inputs = inputs[self.start_level :]
+        laterals = [conv(x) for conv, x in zip(self.lateral_convs, used_inputs, strict=True)]
+        for i in range(len(laterals) - 1, 0, -1):
+            top_down = F.interpolate(
+                laterals[i], size=laterals[i - 1].shape[-2:], mode=UPSAMPLE_MODE
+            )
+            laterals[i - 1] = laterals[i - 1] + top_down
+        outs = [conv(x) for conv, x in zip(self.fpn_convs, laterals, strict=True)]
+        num_extra = self.num_outs - len(outs)
+        if num_extra and not self.add_extra_convs:
+            for _ in range(num_extra):
+                outs.append(F.max_pool2d(outs[-1], 1, stride=EXTRA_STRIDE))
+        for index, conv in enumerate(self.extra_convs):
+            if index == 0:
+                source = used_inputs[-1] if self.add_extra_convs == "on_input" else outs[-1]
+            else:
+                source = F.relu(outs[-1]) if self.relu_before_extra_convs else outs[-1]
+            outs.append(conv(source))
+        return tuple(outs)

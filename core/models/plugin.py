@@ -1,0 +1,54 @@
+"""Built-in plugin registering the standard model parts through the ordinary hooks."""
+
+from __future__ import annotations
+
+from core import impl
+from core.hookspecs import Register
+from core.models.assigners import MaxIoUAssigner
+from core.models.backbones import ResNet, TinyNet
+from core.models.coders import DeltaXYWHBBoxCoder
+from core.models.losses import CrossEntropyLoss, FocalLoss, GIoULoss, L1Loss, SmoothL1Loss
+from core.models.necks import FPN
+from core.models.priors import AnchorGenerator
+from core.models.samplers import PseudoSampler, RandomSampler
+
+
+@impl
+def register_backbones(register: Register) -> None:
+    register("ResNet", ResNet)
+    register("TinyNet", TinyNet)
+
+
+@impl
+def register_necks(register: Register) -> None:
+    register("FPN", FPN)
+
+
+@impl
+def register_prior_generators(register: Register) -> None:
+    register("AnchorGenerator", AnchorGenerator)
+
+
+@impl
+def register_assigners(register: Register) -> None:
+    register("MaxIoUAssigner", MaxIoUAssigner)
+
+
+@impl
+def register_samplers(register: Register) -> None:
+    register("PseudoSampler", PseudoSampler)
+    register("RandomSampler", RandomSampler)
+
+
+@impl
+def register_coders(register: Register) -> None:
+    register("DeltaXYWHBBoxCoder", DeltaXYWHBBoxCoder)
+
+
+@impl
+def register_losses(register: Register) -> None:
+    register("FocalLoss", FocalLoss)
+    register("CrossEntropyLoss", CrossEntropyLoss)
+    register("L1Loss", L1Loss)
+    register("SmoothL1Loss", SmoothL1Loss)
+    register("GIoULoss", GIoULoss)

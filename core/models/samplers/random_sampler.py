@@ -1,0 +1,100 @@
+"""Random sampling of a fixed number of priors per image with a positive fraction."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from core.errors import ConfigError
+from core.models.assigners.assign_result import NEGATIVE, AssignResult
+from core.models.gt_batch import GTBatch
+from core.models.samplers.sample_result import SampleResult
+
+#: ``neg_pos_ub`` value meaning "no upper bound on negatives per positive".
+NO_UPPER_BOUND = -1
+#: IoU of a gt box appended as a proposal with itself.
+SELF_IOU = 1.0
+
+
+def random_subset(candidates: Tensor, quota: Tensor) -> Tensor:
+    """Pick ``quota[b]`` random True entries of each row (all of them if fewer).
+
+    :param candidates: ``(B, N)`` bool.
+    :param quota: ``(B,)`` int64 number to keep per row.
+    :returns: ``(B, N)`` bool subset of ``candidates``; uses the global torch RNG.
+    """
+    keys = torch.rand(candidates.shape, device=candidates.device)
+    keys = keys.masked_fill(~candidates, 2.0)  # non-candidates sort after every candidate
+    order = keys.argsort(dim=1)
+    rank = torch.empty_like(order)
+    positions = torch.arange(candidates.shape[1], device=candidates.device)
+    rank.scatter_(1, order, positions.expand_as(order))
+    return candidates & (rank < quota[:, None])
+
+
+class RandomSampler:
+    """Samples ``num`` priors per image, at most ``num * pos_fraction`` of them positive.
+
+    :param num: priors sampled per image.
+    :param pos_fraction: upper bound on the positive share.
+    :param neg_pos_ub: at most ``neg_pos_ub * max(1, positives)`` negatives (-1: no bound).
+    :param add_gt_as_proposals: append each image's gt boxes to its priors as positives
+        matched to themselves (for RoI heads working on proposals).
+    """
+
+    def __init__(
+        self,
+        num: int = 512,
+        pos_fraction: float = 0.25,
+        neg_pos_ub: int = NO_UPPER_BOUND,
+        add_gt_as_proposals: bool = False,
+    ) -> None:
+        if num < 1:
+            raise ConfigError(f"num: expected a positive int, got {num}")
+        if not 0.0 <= pos_fraction <= 1.0:
+            raise ConfigError(f"pos_fraction: expected a value in [0, 1], got {pos_fraction}")
+        self.num = num
+        self.pos_fraction = pos_fraction
+        self.neg_pos_ub = neg_pos_ub
+        self.add_gt_as_proposals = add_gt_as_proposals
+
+    def _with_gt_proposals(
+        self, assign_result: AssignResult, priors: Tensor, gt: GTBatch
+    ) -> tuple[AssignResult, Tensor]:
+        """Append the ``M`` padded gt boxes to every image's priors: ``(B, N + M, 4)``."""
+        num_images, max_gts = gt.valid.shape
+        own_index = torch.arange(1, max_gts + 1, device=priors.device).expand(num_images, -1)
+        gt_inds = torch.where(gt.valid, own_index, torch.full_like(own_index, -1))
+        labels = torch.where(gt.valid, gt.labels, torch.full_like(gt.labels, -1))
+        overlaps = gt.valid.to(priors.dtype) * SELF_IOU
+        extended = AssignResult(
+            gt_inds=torch.cat([gt_inds, assign_result.gt_inds], dim=1),
+            max_overlaps=torch.cat([overlaps, assign_result.max_overlaps], dim=1),
+            labels=torch.cat([labels, assign_result.labels], dim=1),
+            num_gts=assign_result.num_gts,
+        )
+        all_priors = torch.cat([gt.boxes, priors.expand(num_images, -1, -1)], dim=1)
+        return extended, all_priors
+
+    def sample(self, assign_result: AssignResult, priors: Tensor, gt: GTBatch) -> SampleResult:
+        """Sample positives then negatives for every image at once.
+
+        :param assign_result: ``(B, N)`` assignment.
+        :param priors: ``(N, 4)`` priors.
+        :param gt: padded ground truth, used when ``add_gt_as_proposals``.
+        :returns: ``(B, N')`` masks with ``N' = N`` (or ``N + M`` with gt proposals).
+        """
+        if self.add_gt_as_proposals and gt.valid.shape[1]:
+            assign_result, priors = self._with_gt_proposals(assign_result, priors, gt)
+        pos_candidates = assign_result.gt_inds > NEGATIVE
+        neg_candidates = assign_result.gt_inds == NEGATIVE
+        num_images = pos_candidates.shape[0]
+        device = pos_candidates.device
+        max_pos = torch.full((num_images,), int(self.num * self.pos_fraction), device=device)
+        pos_mask = random_subset(pos_candidates, max_pos)
+        num_pos = pos_mask.sum(dim=1)
+        max_neg = self.num - num_pos
+        if self.neg_pos_ub >= 0:
+            max_neg = torch.minimum(max_neg, self.neg_pos_ub * num_pos.clamp(min=1))
+        neg_mask = random_subset(neg_candidates, max_neg)
+        return SampleResult(pos_mask, neg_mask, assign_result, priors)

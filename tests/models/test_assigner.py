@@ -1,0 +1,109 @@
+import pytest
+import torch
+from torchvision.models.detection._utils import Matcher
+from torchvision.ops import box_iou
+
+from core.errors import ConfigError
+from core.models.assigners import MaxIoUAssigner
+from core.models.gt_batch import GTBatch
+from core.models.priors import AnchorGenerator
+
+IMAGE = 128
+
+
+def random_boxes(num, generator, size=IMAGE, min_side=8.0):
+    xy = torch.rand(num, 2, generator=generator) * (size - min_side)
+    wh = min_side + torch.rand(num, 2, generator=generator) * (size / 2)
+    return torch.cat([xy, (xy + wh).clamp(max=size)], dim=1)
+
+
+@pytest.fixture(scope="module")
+def anchors():
+    generator = AnchorGenerator(strides=[8, 16, 32])
+    return torch.cat(generator.grid_priors([(16, 16), (8, 8), (4, 4)]))
+
+
+def torchvision_style(matches):
+    """Our gt_inds convention -> torchvision Matcher's (-2 between, -1 below, i matched)."""
+    return torch.where(matches > 0, matches - 1, torch.where(matches == 0, -1, -2))
+
+
+def test_matches_torchvision_matcher_with_low_quality_matches(anchors):
+    generator = torch.Generator().manual_seed(0)
+    counts = [1, 4, 9, 0, 2]
+    boxes = [random_boxes(n, generator) for n in counts]
+    labels = [torch.randint(0, 3, (n,), generator=generator) for n in counts]
+    gt = GTBatch.from_lists(boxes, labels)
+    result = MaxIoUAssigner(0.5, 0.4, low_quality_gt="best").assign(anchors, gt)
+    matcher = Matcher(0.5, 0.4, allow_low_quality_matches=True)
+    assert result.gt_inds.shape == (len(counts), len(anchors))
+    for index, image_boxes in enumerate(boxes):
+        if len(image_boxes) == 0:  # torchvision's Matcher refuses images without gts
+            assert (result.gt_inds[index] == 0).all()
+            continue
+        expected = matcher(box_iou(image_boxes, anchors))
+        assert torch.equal(torchvision_style(result.gt_inds[index]), expected)
+        positive = expected >= 0
+        assert torch.equal(result.labels[index][positive], labels[index][expected[positive]])
+        assert (result.labels[index][~positive] == -1).all()
+
+
+def test_low_quality_matches_give_every_gt_a_prior(anchors):
+    # a tiny box overlaps no anchor by 0.4 or more: only low-quality matching makes it positive
+    boxes = torch.tensor([[3.0, 3.0, 9.0, 7.0], [40.0, 40.0, 90.0, 100.0]])
+    gt = GTBatch.from_lists([boxes], [torch.tensor([0, 1])])
+    strict = MaxIoUAssigner(allow_low_quality_matches=False).assign(anchors, gt)
+    assert not (strict.gt_inds == 1).any()
+    result = MaxIoUAssigner(low_quality_gt="self").assign(anchors, gt)
+    best_prior = box_iou(boxes, anchors).argmax(dim=1)
+    assert result.gt_inds[0, best_prior[0]] == 1
+    assert result.gt_inds[0, best_prior[1]] == 2
+
+
+def test_min_pos_iou_limits_low_quality_matches(anchors):
+    boxes = torch.tensor([[3.0, 3.0, 9.0, 7.0]])
+    gt = GTBatch.from_lists([boxes], [torch.tensor([0])])
+    result = MaxIoUAssigner(min_pos_iou=0.3).assign(anchors, gt)
+    assert not result.pos_mask.any()
+
+
+def test_gt_max_assign_all_false_takes_one_prior_per_gt():
+    priors = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0], [50, 50, 60, 60]])
+    gt = GTBatch.from_lists([torch.tensor([[0.0, 0.0, 30.0, 30.0]])], [torch.tensor([2])])
+    all_tied = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=0.05).assign(priors, gt)
+    assert all_tied.gt_inds.tolist() == [[1, 1, 0]]
+    one = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=0.05, gt_max_assign_all=False).assign(
+        priors, gt
+    )
+    assert one.gt_inds.tolist() == [[1, -1, 0]]
+    assert one.labels.tolist() == [[2, -1, -1]]
+
+
+def test_ignore_regions_and_images_without_gt():
+    priors = torch.tensor([[0.0, 0.0, 10.0, 10.0], [20, 20, 30, 30], [40, 40, 50, 50]])
+    gt = GTBatch.from_lists(
+        [torch.tensor([[40.0, 40.0, 50.0, 50.0]]), torch.zeros((0, 4))],
+        [torch.tensor([1]), torch.zeros(0, dtype=torch.long)],
+        [torch.tensor([[18.0, 18.0, 29.0, 29.0]]), torch.tensor([[0.0, 0.0, 6.0, 20.0]])],
+    )
+    result = MaxIoUAssigner(ignore_iof_thr=0.5).assign(priors, gt)
+    # image 0: prior 1 is 81% inside the ignore box; image 1 has no gt: negatives except prior 0
+    assert result.gt_inds.tolist() == [[0, -1, 1], [-1, 0, 0]]
+    assert result.num_gts.tolist() == [1, 0]
+    without_ignore = MaxIoUAssigner(ignore_iof_thr=-1).assign(priors, gt)
+    assert without_ignore.gt_inds.tolist() == [[0, 0, 1], [0, 0, 0]]
+
+
+def test_padding_gts_are_never_matched(anchors):
+    generator = torch.Generator().manual_seed(3)
+    boxes = [random_boxes(1, generator), random_boxes(6, generator)]
+    gt = GTBatch.from_lists(
+        boxes, [torch.zeros(1, dtype=torch.long), torch.ones(6, dtype=torch.long)]
+    )
+    result = MaxIoUAssigner().assign(anchors, gt)
+    assert result.gt_inds[0].max() == 1  # image 0 has one real gt and five padding rows
+
+
+def test_thresholds_are_checked():
+    with pytest.raises(ConfigError, match="neg_iou_thr"):
+        MaxIoUAssigner(pos_iou_thr=0.3, neg_iou_thr=0.5)

@@ -1,0 +1,69 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
+
+from core.models.losses import CrossEntropyLoss, FocalLoss, GIoULoss, L1Loss, SmoothL1Loss
+
+
+@pytest.fixture
+def logits():
+    return torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
+
+
+def test_focal_loss_equals_torchvision(logits):
+    labels = torch.randint(0, 5, (50,), generator=torch.Generator().manual_seed(1))  # 4 = bg
+    one_hot = torch.zeros(50, 4)
+    fg = labels < 4
+    one_hot[fg, labels[fg]] = 1
+    expected = sigmoid_focal_loss(logits, one_hot, alpha=0.25, gamma=2.0, reduction="sum")
+    loss = FocalLoss(gamma=2.0, alpha=0.25)
+    torch.testing.assert_close(loss(logits, labels, avg_factor=7), expected / 7)
+    torch.testing.assert_close(loss(logits, one_hot, avg_factor=7), expected / 7)
+    torch.testing.assert_close(
+        FocalLoss(reduction="sum", loss_weight=2.0)(logits, labels), 2 * expected
+    )
+    weight = (torch.arange(50) % 2).float()
+    expected_weighted = (
+        sigmoid_focal_loss(logits, one_hot, reduction="none") * weight[:, None]
+    ).mean()
+    torch.testing.assert_close(loss(logits, labels, weight=weight), expected_weighted)
+
+
+def test_cross_entropy_softmax_and_sigmoid(logits):
+    labels = torch.randint(0, 4, (50,), generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(CrossEntropyLoss()(logits, labels), F.cross_entropy(logits, labels))
+    class_weight = [1.0, 2.0, 0.5, 1.0]
+    torch.testing.assert_close(
+        CrossEntropyLoss(class_weight=class_weight, reduction="sum")(logits, labels),
+        F.cross_entropy(logits, labels, weight=torch.tensor(class_weight), reduction="sum"),
+    )
+    binary = F.one_hot(labels, 4).float()
+    torch.testing.assert_close(
+        CrossEntropyLoss(use_sigmoid=True)(logits, labels),
+        F.binary_cross_entropy_with_logits(logits, binary),
+    )
+
+
+def test_regression_losses():
+    generator = torch.Generator().manual_seed(3)
+    pred, target = torch.randn(10, 4, generator=generator), torch.randn(10, 4, generator=generator)
+    torch.testing.assert_close(
+        L1Loss(loss_weight=0.5)(pred, target, avg_factor=4), 0.5 * (pred - target).abs().sum() / 4
+    )
+    torch.testing.assert_close(
+        SmoothL1Loss(beta=0.5)(pred, target), F.smooth_l1_loss(pred, target, beta=0.5)
+    )
+    assert L1Loss(reduction="none")(pred, target).shape == (10, 4)
+    with pytest.raises(ValueError, match="avg_factor"):
+        L1Loss(reduction="sum")(pred, target, avg_factor=3)
+    empty = torch.zeros(0, 4, requires_grad=True)
+    assert L1Loss()(empty, torch.zeros(0, 4)).item() == 0.0
+
+
+def test_giou_loss_equals_torchvision():
+    a = torch.tensor([[0.0, 0.0, 10.0, 10.0], [5.0, 5.0, 20.0, 30.0]])
+    b = torch.tensor([[2.0, 2.0, 12.0, 12.0], [30.0, 30.0, 40.0, 45.0]])
+    expected = generalized_box_iou_loss(a, b, reduction="none")
+    torch.testing.assert_close(GIoULoss(reduction="none")(a, b), expected)
+    torch.testing.assert_close(GIoULoss(loss_weight=2.0)(a, b, avg_factor=1), 2 * expected.sum())
