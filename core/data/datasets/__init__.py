@@ -1,0 +1,1 @@
+"""Detection datasets: COCO JSON, Pascal VOC XML and the generated shapes set."""

@@ -1,0 +1,171 @@
+"""The dataset base: image records in memory, a transform pipeline, bad samples replaced.
+
+A dataset subclass parses its annotation format into :class:`ImageRecord` objects (boxes in
+original image pixels) and calls :meth:`DetDataset.set_records`. Indexing returns a
+:class:`DetSample` passed through the pipeline.
+
+Keys: ``dataset[i]`` or ``dataset[(i, seed)]``. The sampler of
+:func:`core.data.loader.build_dataloader` yields ``(index, seed)`` pairs so that random
+augmentation of a sample is fixed by the sampler's seed and epoch (not by worker processes);
+a plain ``int`` key uses the index as seed.
+
+A sample whose image cannot be read is skipped, counted in ``dataset.skipped`` (of the
+process that loaded it) and replaced by the next index, unless ``strict``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from core.data.datasets.skips import LOGGER, SkipLog
+from core.data.transforms.base import Pipeline, Prepare
+from core.errors import DataError
+from core.structures import DetSample, Instances
+
+#: consecutive unreadable samples tolerated before giving up.
+MAX_REPLACEMENTS = 10
+
+
+@attrs.define
+class ImageRecord:
+    """One image of the annotation file.
+
+    :ivar img_id: image id (the COCO id where there is one).
+    :ivar img_path: path of the image file.
+    :ivar height: image height from the annotations.
+    :ivar width: image width from the annotations.
+    :ivar gt: ground truth, ``(N, 4)`` xyxy pixels and ``(N,)`` labels.
+    :ivar ignore: ignore regions (iscrowd / difficult).
+    """
+
+    img_id: int
+    img_path: str
+    height: int
+    width: int
+    gt: Instances
+    ignore: Instances
+
+
+def instances_from_lists(boxes: Sequence[Sequence[float]], labels: Sequence[int]) -> Instances:
+    """``Instances`` from python lists of xyxy boxes and labels."""
+    return Instances(
+        boxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        labels=torch.tensor(labels, dtype=torch.int64).reshape(-1),
+    )
+
+
+def resolve_path(path: str, data_root: str) -> Path:
+    """``path`` under ``data_root`` unless absolute; relative roots resolve against the cwd."""
+    candidate = Path(path).expanduser()
+    if data_root and not candidate.is_absolute():
+        candidate = Path(data_root).expanduser() / candidate
+    return candidate
+
+
+class DetDataset(Dataset):
+    """Base class of detection datasets (see the module docstring).
+
+    :param pipeline: transforms applied to each sample.
+    :param strict: raise :class:`DataError` on any bad input instead of skipping it.
+    """
+
+    classes: tuple[str, ...] = ()
+
+    def __init__(self, pipeline: Sequence[Any] = (), strict: bool = False) -> None:
+        self.pipeline = Pipeline(pipeline)
+        self.strict = strict
+        self.records: list[ImageRecord] = []
+        self.label_to_cat_id: dict[int, int] = {}
+        #: boxes that were fixed rather than dropped (``{"clipped_box": n}``).
+        self.repaired: dict[str, int] = {}
+        self._skips = SkipLog(type(self).__name__, strict)
+
+    # --- loading -------------------------------------------------------------------------
+    def set_records(self, records: list[ImageRecord], source: str) -> None:
+        """Install parsed records; log what was skipped; refuse an empty result."""
+        self._skips.summarize()
+        if not records:
+            raise DataError(f"{source}: no usable images (skipped: {self.skipped or 'nothing'})")
+        self.records = records
+        boxes = sum(len(r.gt) for r in records)
+        LOGGER.info(
+            "%s: %d images, %d boxes from %s", type(self).__name__, len(records), boxes, source
+        )
+        if self.repaired:
+            LOGGER.info("%s: repaired %s", source, self.repaired)
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """What was left out, by reason (``{"degenerate_box": 2, "bad_image": 1}``)."""
+        return self._skips.as_dict()
+
+    @property
+    def metainfo(self) -> dict[str, Any]:
+        """``{"classes": ..., "label_to_cat_id": ...}``, what metrics need to know."""
+        return {"classes": self.classes, "label_to_cat_id": dict(self.label_to_cat_id)}
+
+    # --- access --------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def raw_sample(self, index: int) -> DetSample:
+        """Sample ``index`` before any transform: paths, shapes and original-pixel boxes."""
+        record = self.records[index]
+        shape = (record.height, record.width)
+        return DetSample(
+            img_id=record.img_id,
+            img_path=record.img_path,
+            ori_shape=shape,
+            img_shape=shape,
+            pad_shape=shape,
+            gt=record.gt,
+            ignore=record.ignore,
+        )
+
+    def __getitem__(self, key: int | tuple[int, int]) -> DetSample | list[DetSample]:
+        index, seed = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (int(key), key)
+        if not 0 <= index < len(self):
+            raise IndexError(f"{type(self).__name__}: index {index} out of range ({len(self)})")
+        rng = np.random.default_rng(seed)
+        last_error: DataError | None = None
+        for _ in range(MAX_REPLACEMENTS):
+            try:
+                return self.pipeline(self.raw_sample(index), rng, source=self)
+            except DataError as exc:
+                self._record_bad_sample(index, exc)
+                last_error = exc
+                index = (index + 1) % len(self)
+        raise DataError(
+            f"{type(self).__name__}: {MAX_REPLACEMENTS} consecutive samples failed; "
+            f"last error: {last_error}"
+        )
+
+    def random_sample(self, rng: np.random.Generator, prepare: Prepare) -> DetSample:
+        """A random sample prepared by ``prepare`` (for Mosaic/MixUp), bad ones replaced."""
+        last_error: DataError | None = None
+        for _ in range(MAX_REPLACEMENTS):
+            index = int(rng.integers(len(self)))
+            try:
+                return prepare(self.raw_sample(index), rng)
+            except DataError as exc:
+                self._record_bad_sample(index, exc)
+                last_error = exc
+        raise DataError(
+            f"{type(self).__name__}: {MAX_REPLACEMENTS} random samples failed; "
+            f"last error: {last_error}"
+        )
+
+    def _record_bad_sample(self, index: int, exc: DataError) -> None:
+        record = self.records[index]
+        if self.strict:
+            raise exc
+        self._skips.skip(
+            "bad_image", f"sample {index} (img_id={record.img_id}, {record.img_path}): {exc}"
+        )

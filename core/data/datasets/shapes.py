@@ -1,0 +1,89 @@
+"""The embedded shapes dataset: generated once from a seed, then read as COCO."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from core.data.datasets.coco import CocoDataset
+from core.data.datasets.shapes_gen import (
+    ANNOTATION_FILE,
+    GENERATOR_VERSION,
+    IMAGE_DIR,
+    ensure_generated,
+)
+from core.registry import component
+
+CACHE_ENV = "PLUGDET_CACHE"
+
+
+def default_cache_root() -> Path:
+    """``$PLUGDET_CACHE``, else ``$XDG_CACHE_HOME/plugdet``, else ``~/.cache/plugdet``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "plugdet"
+
+
+class ShapesDataset(CocoDataset):
+    """Circles, squares, triangles, stars and crosses on textured backgrounds.
+
+    Generated deterministically from ``(seed, split)`` into
+    ``data_root/shapes/<split>-<parameters hash>/`` (``annotations.json`` + ``images/``) the
+    first time it is needed, then read exactly like :class:`CocoDataset`. ``train``, ``val``
+    and ``test`` use disjoint random streams.
+
+    :param num_images: number of images.
+    :param image_size: side of the square images in pixels.
+    :param seed: generator seed.
+    :param split: ``"train"``, ``"val"`` or ``"test"``.
+    :param object_size: range of object sizes (box side) in pixels.
+    :param max_objects: at most this many objects per image (at least one).
+    :param data_root: cache folder; ``""`` uses :func:`default_cache_root`.
+    :param filter_empty_gt: as in :class:`CocoDataset`.
+    :param strict: as in :class:`CocoDataset`.
+    :param pipeline: transforms applied to every sample.
+    """
+
+    def __init__(
+        self,
+        num_images: int = 512,
+        image_size: int = 256,
+        seed: int = 0,
+        split: Literal["train", "val", "test"] = "train",
+        object_size: tuple[int, int] = (24, 96),
+        max_objects: int = 5,
+        data_root: str = "",
+        filter_empty_gt: bool = False,
+        strict: bool = False,
+        pipeline: Annotated[list[Any], component("transform")] = [],  # noqa: B006
+    ) -> None:
+        if num_images <= 0 or image_size <= 0 or max_objects <= 0:
+            raise ValueError("num_images, image_size and max_objects must be positive")
+        if not 0 < object_size[0] <= object_size[1] < image_size:
+            raise ValueError(
+                f"object_size {object_size} must be increasing and below image_size {image_size}"
+            )
+        params = {
+            "num_images": num_images,
+            "image_size": image_size,
+            "seed": seed,
+            "split": split,
+            "object_size": tuple(object_size),
+            "max_objects": max_objects,
+        }
+        key = json.dumps({**params, "version": GENERATOR_VERSION}, sort_keys=True)
+        digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+        root = Path(data_root).expanduser() if data_root else default_cache_root()
+        folder = ensure_generated(root / "shapes" / f"{split}-{digest}", **params)
+        self.folder = folder
+        super().__init__(
+            ann_file=str(folder / ANNOTATION_FILE),
+            img_dir=str(folder / IMAGE_DIR),
+            filter_empty_gt=filter_empty_gt,
+            strict=strict,
+            pipeline=pipeline,
+        )

@@ -1,0 +1,50 @@
+"""Counting (and reporting) what a dataset leaves out of bad input."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from core.errors import DataError
+
+LOGGER = logging.getLogger("core.data")
+
+
+class SkipLog:
+    """Counts skipped items by reason; logs the first messages of each reason.
+
+    :param source: what is being loaded (class and file), prefixed to summaries.
+    :param strict: raise :class:`DataError` on the first problem instead of skipping.
+    :param max_messages: warnings logged per reason before only counting.
+    """
+
+    def __init__(self, source: str, strict: bool, max_messages: int = 5) -> None:
+        self.source = source
+        self.strict = strict
+        self.max_messages = max_messages
+        self.counts: Counter[str] = Counter()
+
+    def skip(self, reason: str, message: str) -> None:
+        """Record one skipped item; ``message`` names the file and the sample."""
+        if self.strict:
+            raise DataError(f"{message} (strict = true)")
+        self.counts[reason] += 1
+        if self.counts[reason] <= self.max_messages:
+            LOGGER.warning("%s; skipped", message)
+        elif self.counts[reason] == self.max_messages + 1:
+            LOGGER.warning("%s: further %r problems are only counted", self.source, reason)
+
+    def omit(self, reason: str, message: str) -> None:
+        """Record an item left out on purpose by a filter option (never an error)."""
+        self.counts[reason] += 1
+        LOGGER.debug("%s; left out", message)
+
+    def summarize(self) -> None:
+        """Log the counts (once loading is done)."""
+        if self.counts:
+            details = ", ".join(f"{reason}: {n}" for reason, n in sorted(self.counts.items()))
+            LOGGER.warning("%s: skipped %s", self.source, details)
+
+    def as_dict(self) -> dict[str, int]:
+        """Counts by reason."""
+        return dict(self.counts)

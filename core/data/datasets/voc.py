@@ -1,0 +1,202 @@
+"""Pascal VOC XML dataset, in the VOC2007/2012 layout or a flat one.
+
+VOC layout (defaults)::
+
+    data_root/Annotations/NAME.xml  data_root/JPEGImages/NAME.jpg
+    data_root/ImageSets/Main/trainval.txt
+
+Flat layout, e.g. ``ann_dir = "annotations"``, ``img_dir = "images"``,
+``split_file = "train.txt"``.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Annotated, Any
+
+from PIL import Image
+
+from core.data.datasets.base import DetDataset, ImageRecord, instances_from_lists, resolve_path
+from core.data.datasets.coco import check_box
+from core.errors import DataError
+from core.registry import component
+
+VOC_CLASSES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+)  # fmt: skip
+
+
+def read_split(path: Path) -> list[str]:
+    """Image names listed one per line (first column); missing or empty files raise."""
+    if not path.is_file():
+        raise DataError(f"{path}: split file not found (cwd: {Path.cwd()})")
+    names = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    if not names:
+        raise DataError(f"{path}: split file lists no images")
+    return names
+
+
+def _text(node: ET.Element | None, tag: str) -> str | None:
+    child = None if node is None else node.find(tag)
+    return None if child is None or child.text is None else child.text.strip()
+
+
+class VocDataset(DetDataset):
+    """Images and boxes of Pascal VOC XML files.
+
+    ``difficult`` objects become ignore regions. An XML file without any ``<object>`` is
+    taken for a broken annotation: the image is left out and counted. Labels follow the
+    order of ``classes``;
+    ``label_to_cat_id`` is ``label + 1``. Objects of other classes, degenerate boxes, unreadable
+    XML and missing files are skipped and counted in ``dataset.skipped`` (or raise with
+    ``strict``); boxes partly outside the image are clipped.
+
+    :param data_root: dataset folder, relative to the working directory unless absolute.
+    :param ann_dir: folder of ``NAME.xml`` files (relative to ``data_root``).
+    :param img_dir: folder of the images (relative to ``data_root``).
+    :param split_file: file listing the image names (relative to ``data_root``); ``""`` uses
+        every XML file of ``ann_dir``.
+    :param classes: class names.
+    :param img_suffix: image file suffix when the XML names no existing file.
+    :param filter_empty_gt: leave out images without any (non-difficult) box.
+    :param min_size: leave out images whose shorter side is below this.
+    :param strict: raise :class:`DataError` on the first bad item instead of skipping it.
+    :param pipeline: transforms applied to every sample.
+    """
+
+    def __init__(
+        self,
+        data_root: str,
+        ann_dir: str = "Annotations",
+        img_dir: str = "JPEGImages",
+        split_file: str = "ImageSets/Main/trainval.txt",
+        classes: list[str] = list(VOC_CLASSES),  # noqa: B006 (config default)
+        img_suffix: str = ".jpg",
+        filter_empty_gt: bool = False,
+        min_size: int = 0,
+        strict: bool = False,
+        pipeline: Annotated[list[Any], component("transform")] = [],  # noqa: B006
+    ) -> None:
+        super().__init__(pipeline, strict)
+        root = Path(data_root).expanduser()
+        if not root.is_dir():
+            raise DataError(f"{root}: VOC data_root not found (cwd: {Path.cwd()})")
+        if not classes:
+            raise DataError(f"{root}: classes must not be empty")
+        self.classes = tuple(classes)
+        self.label_to_cat_id = {label: label + 1 for label in range(len(self.classes))}
+        self.ann_dir = resolve_path(ann_dir, data_root)
+        self.img_dir = resolve_path(img_dir, data_root)
+        self.img_suffix = img_suffix
+        self.filter_empty_gt = filter_empty_gt
+        self.min_size = min_size
+        self._skips.source = f"VocDataset({root})"
+        if split_file:
+            names = read_split(resolve_path(split_file, data_root))
+        else:
+            names = sorted(p.stem for p in self.ann_dir.glob("*.xml"))
+            if not names:
+                raise DataError(f"{self.ann_dir}: no XML files")
+        label_of = {name: label for label, name in enumerate(self.classes)}
+        records = []
+        for img_id, name in enumerate(names):
+            record = self._record(img_id, name, label_of)
+            if record is not None:
+                records.append(record)
+        self.set_records(records, str(root))
+
+    def _image_path(self, name: str, root: ET.Element) -> Path:
+        listed = _text(root, "filename")
+        if listed and (self.img_dir / listed).is_file():
+            return self.img_dir / listed
+        return self.img_dir / f"{name}{self.img_suffix}"
+
+    def _record(self, img_id: int, name: str, label_of: dict[str, int]) -> ImageRecord | None:
+        xml_path = self.ann_dir / f"{name}.xml"
+        if not xml_path.is_file():
+            self._skips.skip("missing_annotation", f"{xml_path}: annotation of {name!r} not found")
+            return None
+        try:
+            root = ET.parse(xml_path).getroot()
+        except ET.ParseError as exc:
+            self._skips.skip("bad_xml", f"{xml_path}: not valid XML ({exc})")
+            return None
+        img_path = self._image_path(name, root)
+        if not img_path.is_file():
+            self._skips.skip("missing_image", f"{xml_path}: image file {img_path} not found")
+            return None
+        size = self._size(root, img_path, xml_path)
+        if size is None:
+            return None
+        width, height = size
+        if min(width, height) < self.min_size:
+            self._skips.omit("small_image", f"{xml_path}: {width}x{height} below min_size")
+            return None
+        objects = root.findall("object")
+        if not objects:
+            self._skips.skip("no_objects", f"{xml_path}: XML has no <object>")
+            return None
+        boxes, labels, ignore_boxes, ignore_labels = [], [], [], []
+        for index, obj in enumerate(objects):
+            where = f"{xml_path}: object {index}"
+            class_name = _text(obj, "name")
+            if class_name not in label_of:
+                self._skips.skip(
+                    "unknown_class",
+                    f"{where}: class {class_name!r} is not one of {list(self.classes)}",
+                )
+                continue
+            box = self._box(obj.find("bndbox"))
+            if box is None:
+                self._skips.skip(
+                    "malformed_box", f"{where}: <bndbox> needs numeric xmin, ymin, xmax, ymax"
+                )
+                continue
+            box = check_box(box, width, height, where, self._skips, self.repaired)
+            if box is None:
+                continue
+            if _text(obj, "difficult") in ("1", "true"):
+                ignore_boxes.append(box)
+                ignore_labels.append(label_of[class_name])
+            else:
+                boxes.append(box)
+                labels.append(label_of[class_name])
+        if self.filter_empty_gt and not boxes:
+            self._skips.omit("empty_gt", f"{xml_path}: no boxes (filter_empty_gt = true)")
+            return None
+        return ImageRecord(
+            img_id=img_id,
+            img_path=str(img_path),
+            height=height,
+            width=width,
+            gt=instances_from_lists(boxes, labels),
+            ignore=instances_from_lists(ignore_boxes, ignore_labels),
+        )
+
+    def _size(self, root: ET.Element, img_path: Path, xml_path: Path) -> tuple[int, int] | None:
+        """``(width, height)`` from ``<size>``, else from the image header."""
+        size = root.find("size")
+        try:
+            width, height = int(float(_text(size, "width"))), int(float(_text(size, "height")))
+        except (TypeError, ValueError):
+            width = height = 0
+        if width > 0 and height > 0:
+            return width, height
+        try:
+            with Image.open(img_path) as image:
+                return image.size
+        except OSError as exc:
+            self._skips.skip(
+                "bad_image", f"{xml_path}: no <size> and {img_path} is unreadable ({exc})"
+            )
+            return None
+
+    @staticmethod
+    def _box(node: ET.Element | None) -> list[float] | None:
+        try:
+            return [float(_text(node, tag)) for tag in ("xmin", "ymin", "xmax", "ymax")]
+        except (TypeError, ValueError):
+            return None

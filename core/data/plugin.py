@@ -1,0 +1,41 @@
+"""Built-in plugin registering the datasets and transforms of :mod:`core.data`."""
+
+from __future__ import annotations
+
+from core import impl
+from core.data.datasets.coco import CocoDataset
+from core.data.datasets.shapes import ShapesDataset
+from core.data.datasets.voc import VocDataset
+from core.data.transforms.geometric import Pad, RandomCrop, RandomFlip, RandomResize, Resize
+from core.data.transforms.loading import LoadImage
+from core.data.transforms.mix import MixUp, Mosaic
+from core.data.transforms.photometric import Normalize, PhotoMetricDistortion
+from core.data.transforms.tta import TestTimeAug
+from core.hookspecs import Register
+
+
+@impl
+def register_datasets(register: Register) -> None:
+    """COCO JSON, Pascal VOC XML and the generated shapes set."""
+    register("CocoDataset", CocoDataset)
+    register("VocDataset", VocDataset)
+    register("ShapesDataset", ShapesDataset)
+
+
+@impl
+def register_transforms(register: Register) -> None:
+    """Loading, geometric, photometric, mixing and test-time transforms."""
+    for transform in (
+        LoadImage,
+        Resize,
+        RandomResize,
+        RandomFlip,
+        RandomCrop,
+        Pad,
+        PhotoMetricDistortion,
+        Normalize,
+        Mosaic,
+        MixUp,
+        TestTimeAug,
+    ):
+        register(transform.__name__, transform)

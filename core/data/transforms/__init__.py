@@ -1,0 +1,1 @@
+"""Sample transforms: ``transform(sample, rng) -> sample`` (see :mod:`.base`)."""

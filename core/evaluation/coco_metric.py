@@ -1,0 +1,250 @@
+"""COCO-style box AP with pycocotools."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from core.errors import ConfigError, DataError
+from core.evaluation.records import ImageResult, gather_results, record_from_sample
+from core.structures import DetSample
+
+LOGGER = logging.getLogger("core.evaluation")
+
+#: COCOeval ``stats`` index of each reported value.
+STAT_KEYS = {
+    "bbox_mAP": 0,
+    "bbox_mAP_50": 1,
+    "bbox_mAP_75": 2,
+    "bbox_mAP_s": 3,
+    "bbox_mAP_m": 4,
+    "bbox_mAP_l": 5,
+    "bbox_AR_100": 8,
+}
+
+
+def _quiet(function, *args):
+    """Run a pycocotools call, sending its prints to the debug log."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        value = function(*args)
+    if buffer.getvalue().strip():
+        LOGGER.debug(buffer.getvalue().rstrip())
+    return value
+
+
+def coco_from_dict(content: dict[str, Any]) -> COCO:
+    """A pycocotools ``COCO`` object from an in-memory annotation dict."""
+    coco = COCO()
+    coco.dataset = content
+    _quiet(coco.createIndex)
+    return coco
+
+
+def _xywh(boxes: np.ndarray) -> np.ndarray:
+    out = boxes.astype(np.float64).copy()
+    out[:, 2:] -= out[:, :2]
+    return out
+
+
+def gt_from_results(
+    results: list[ImageResult], classes: tuple[str, ...], cat_ids: list[int]
+) -> dict[str, Any]:
+    """COCO ground-truth dict from the records' ground truth (ignore regions as ``iscrowd``)."""
+    images, annotations = [], []
+    for result in results:
+        images.append({"id": result.img_id, "width": result.width, "height": result.height})
+        for boxes, labels, crowd in (
+            (result.gt_boxes, result.gt_labels, 0),
+            (result.ignore_boxes, result.ignore_labels, 1),
+        ):
+            for box, label in zip(_xywh(boxes), labels, strict=True):
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": result.img_id,
+                        "category_id": cat_ids[int(label)],
+                        "bbox": [float(v) for v in box],
+                        "area": float(box[2] * box[3]),
+                        "iscrowd": crowd,
+                    }
+                )
+    categories = [
+        {"id": cat_id, "name": name} for cat_id, name in zip(cat_ids, classes, strict=True)
+    ]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def detections_from_results(results: list[ImageResult], cat_ids: list[int]) -> list[dict]:
+    """COCO results list: ``{"image_id", "category_id", "bbox" (xywh), "score"}``."""
+    detections = []
+    for result in results:
+        for box, label, score in zip(
+            _xywh(result.pred_boxes), result.pred_labels, result.pred_scores, strict=True
+        ):
+            if not 0 <= int(label) < len(cat_ids):
+                raise DataError(
+                    f"image {result.img_id}: predicted label {int(label)} outside the "
+                    f"{len(cat_ids)} classes"
+                )
+            detections.append(
+                {
+                    "image_id": result.img_id,
+                    "category_id": cat_ids[int(label)],
+                    "bbox": [round(float(v), 3) for v in box],
+                    "score": round(float(score), 5),
+                }
+            )
+    return detections
+
+
+class CocoMetric:
+    """COCO box AP (mAP@[.5:.95], AP50, AP75, APs/m/l, AR@100) and a per-class AP table.
+
+    Ground truth comes from ``ann_file`` when given (a COCO dataset: category ids through
+    ``dataset_meta["label_to_cat_id"]`` or by class name), else it is built from the
+    samples' ground truth (any dataset; category id ``label + 1``, ignore regions as crowd).
+    Predictions must be in original image coordinates. Results are gathered across ranks.
+
+    :param ann_file: COCO annotation file of the evaluated images (optional).
+    :param outfile_prefix: when set, writes ``PREFIX.bbox.json`` (COCO results) and, for
+        ground truth built from samples, ``PREFIX.gt.json``.
+    :param classwise: add ``coco/bbox_AP_<class>`` values and log the per-class table.
+    :param max_dets: detections per image considered (COCO: 100).
+    :param prefix: key prefix of the returned values.
+    """
+
+    def __init__(
+        self,
+        ann_file: str = "",
+        outfile_prefix: str = "",
+        classwise: bool = True,
+        max_dets: int = 100,
+        prefix: str = "coco",
+    ) -> None:
+        self.ann_file = ann_file
+        self.outfile_prefix = outfile_prefix
+        self.classwise = classwise
+        self.max_dets = max_dets
+        self.prefix = prefix
+        self.dataset_meta: dict[str, Any] = {}
+        self.results: list[ImageResult] = []
+        self._ann_coco: COCO | None = None
+        #: the per-class AP table of the last :meth:`evaluate` (text).
+        self.table = ""
+
+    def reset(self) -> None:
+        """Forget processed samples."""
+        self.results = []
+
+    def process(self, samples: list[DetSample]) -> None:
+        """Record ground truth and predictions (``sample.pred``) of a batch."""
+        self.results.extend(record_from_sample(sample) for sample in samples)
+
+    def _classes(self) -> tuple[str, ...]:
+        classes = tuple(self.dataset_meta.get("classes", ()))
+        if not classes:
+            raise ConfigError("CocoMetric: dataset_meta['classes'] is not set")
+        return classes
+
+    def _ground_truth(self, results: list[ImageResult]) -> tuple[COCO, list[int]]:
+        classes = self._classes()
+        if not self.ann_file:
+            cat_ids = [
+                int(self.dataset_meta.get("label_to_cat_id", {}).get(label, label + 1))
+                for label in range(len(classes))
+            ]
+            content = gt_from_results(results, classes, cat_ids)
+            if self.outfile_prefix:
+                self._write(f"{self.outfile_prefix}.gt.json", content)
+            return coco_from_dict(content), cat_ids
+        if self._ann_coco is None:
+            if not Path(self.ann_file).is_file():
+                raise DataError(f"{self.ann_file}: CocoMetric ann_file not found")
+            self._ann_coco = _quiet(COCO, self.ann_file)
+        coco = self._ann_coco
+        label_to_cat_id = self.dataset_meta.get("label_to_cat_id")
+        if label_to_cat_id:
+            return coco, [int(label_to_cat_id[label]) for label in range(len(classes))]
+        ids_by_name = {c["name"]: c["id"] for c in coco.loadCats(coco.getCatIds())}
+        missing = [name for name in classes if name not in ids_by_name]
+        if missing:
+            raise DataError(f"{self.ann_file}: classes {missing} are not among its categories")
+        return coco, [int(ids_by_name[name]) for name in classes]
+
+    def _write(self, path: str, content: Any) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(content))
+        LOGGER.info("wrote %s", path)
+
+    def evaluate(self) -> dict[str, float]:
+        """Evaluate everything processed since the last :meth:`reset` (all ranks)."""
+        results = gather_results(self.results)
+        classes = self._classes()
+        coco_gt, cat_ids = self._ground_truth(results)
+        detections = detections_from_results(results, cat_ids)
+        if self.outfile_prefix:
+            self._write(f"{self.outfile_prefix}.bbox.json", detections)
+        values = {f"{self.prefix}/{key}": 0.0 for key in STAT_KEYS}
+        if not results or not detections:
+            LOGGER.warning(
+                "CocoMetric: no %s to evaluate; all values are 0",
+                "images" if not results else "detections",
+            )
+            return values
+        coco_dt = _quiet(coco_gt.loadRes, detections)
+        evaluator = COCOeval(coco_gt, coco_dt, "bbox")
+        evaluator.params.imgIds = sorted(r.img_id for r in results)
+        evaluator.params.catIds = cat_ids
+        evaluator.params.maxDets = [1, 10, self.max_dets]
+        _quiet(evaluator.evaluate)
+        _quiet(evaluator.accumulate)
+        summary = io.StringIO()
+        with contextlib.redirect_stdout(summary):
+            evaluator.summarize()
+        LOGGER.info("COCO box evaluation:\n%s", summary.getvalue().rstrip())
+        for key, index in STAT_KEYS.items():
+            values[f"{self.prefix}/{key}"] = float(evaluator.stats[index])
+        per_class = self._per_class_ap(evaluator, classes)
+        self.table = format_table(["class", "AP", "AP50"], per_class)
+        LOGGER.info("per-class box AP:\n%s", self.table)
+        if self.classwise:
+            for name, ap, _ in per_class:
+                values[f"{self.prefix}/bbox_AP_{name}"] = ap
+        return values
+
+    @staticmethod
+    def _per_class_ap(
+        evaluator: COCOeval, classes: tuple[str, ...]
+    ) -> list[tuple[str, float, float]]:
+        """``(class, AP@[.5:.95], AP@.5)`` from ``eval["precision"]`` ``(T, R, K, A, M)``
+        (area "all", largest maxDets); -1 where the class has no ground truth."""
+        precision = evaluator.eval["precision"]
+        rows = []
+        for k, name in enumerate(classes):
+            all_thr = precision[:, :, k, 0, -1]
+            at_50 = precision[0, :, k, 0, -1]
+            ap = float(all_thr[all_thr > -1].mean()) if (all_thr > -1).any() else -1.0
+            ap50 = float(at_50[at_50 > -1].mean()) if (at_50 > -1).any() else -1.0
+            rows.append((name, ap, ap50))
+        return rows
+
+
+def format_table(header: list[str], rows: list[tuple]) -> str:
+    """A plain-text table; floats with three decimals."""
+    cells = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row] for row in rows]
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(header)
+    ]
+    lines = [header, *cells]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
