@@ -5,8 +5,22 @@ from __future__ import annotations
 from core import impl
 from core.hookspecs import Register
 from core.visualization.backends.local import LocalVisBackend
+from core.visualization.hooks import (
+    DetVisualizationHook,
+    ParamHistogramHook,
+    RunInfoHook,
+    TestPlotsHook,
+)
 
 
 @impl
 def register_vis_backends(register: Register) -> None:
     register("LocalVisBackend", LocalVisBackend)
+
+
+@impl
+def register_hooks(register: Register) -> None:
+    register("DetVisualizationHook", DetVisualizationHook)
+    register("ParamHistogramHook", ParamHistogramHook)
+    register("RunInfoHook", RunInfoHook)
+    register("TestPlotsHook", TestPlotsHook)

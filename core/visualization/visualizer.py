@@ -34,12 +34,14 @@ def _scalar(value: Any) -> float:
     return float(value.item() if hasattr(value, "item") else value)
 
 
-def gt_in_original_frame(sample: DetSample) -> Instances:
-    """The sample's ground truth mapped from ``img_shape`` back to ``ori_shape`` coordinates.
+def to_original_frame(instances: Instances, sample: DetSample) -> Instances:
+    """``instances`` mapped from ``sample.img_shape`` back to ``sample.ori_shape`` coordinates.
 
-    Undoes the flip (``horizontal``, ``vertical`` or ``diagonal``) and then the resize.
+    Undoes the flip (``horizontal``, ``vertical`` or ``diagonal``) and then the resize; the
+    result lives on the CPU.
     """
-    boxes = sample.gt.boxes.detach().cpu().float().clone()
+    instances = instances.to("cpu")
+    boxes = instances.boxes.detach().float().clone()
     if sample.flip:
         height, width = sample.img_shape
         direction = sample.flip_direction or "horizontal"
@@ -49,7 +51,12 @@ def gt_in_original_frame(sample: DetSample) -> Instances:
             boxes[:, [1, 3]] = height - boxes[:, [3, 1]]
     scale_x, scale_y = sample.scale_factor
     boxes /= torch.tensor([scale_x, scale_y, scale_x, scale_y], dtype=boxes.dtype)
-    return Instances(boxes=boxes, labels=sample.gt.labels.detach().cpu())
+    return Instances(boxes=boxes, labels=instances.labels, scores=instances.scores)
+
+
+def gt_in_original_frame(sample: DetSample) -> Instances:
+    """The sample's ground truth in ``ori_shape`` coordinates (see :func:`to_original_frame`)."""
+    return to_original_frame(sample.gt, sample)
 
 
 class Visualizer(Canvas):
