@@ -1,0 +1,11 @@
+"""Positive-sample visualization: the priors an assigner makes positive, per level and index.
+
+Works with any head that implements ``get_assignments(featmap_sizes, samples)`` returning an
+object with ``priors`` (per level ``(N_l, 4)``), ``pos_inds`` and ``pos_gt_inds`` (per image,
+per level), as RetinaNet's head does.
+"""
+
+from assigner_vis.positives import ImagePositives, LevelPositives, collect_positives
+from assigner_vis.render import render_positives
+
+__all__ = ["ImagePositives", "LevelPositives", "collect_positives", "render_positives"]

@@ -1,0 +1,111 @@
+"""Ask a detector's head which priors its assigner makes positive for each image."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+from core.errors import ConfigError
+from core.structures import DetBatch, DetSample, Instances
+from core.visualization.visualizer import to_original_frame
+
+
+@attrs.define
+class LevelPositives:
+    """The positive priors of one image on one feature level.
+
+    :ivar level: level index (0 = finest).
+    :ivar stride: input pixels per feature-map cell ``(sy, sx)``.
+    :ivar priors_per_cell: A, the number of priors on every cell of this level.
+    :ivar prior_inds: ``(P,)`` int64 indices into the level's ``H * W * A`` priors.
+    :ivar base_inds: ``(P,)`` int64 index of each positive among its cell's A priors.
+    :ivar gt_inds: ``(P,)`` int64 index into ``sample.gt`` of the matched box.
+    :ivar boxes: ``(P, 4)`` the priors, xyxy in network-input (``img_shape``) pixels.
+    :ivar boxes_original: ``(P, 4)`` the same priors in original image pixels.
+    """
+
+    level: int
+    stride: tuple[float, float]
+    priors_per_cell: int
+    prior_inds: Tensor
+    base_inds: Tensor
+    gt_inds: Tensor
+    boxes: Tensor
+    boxes_original: Tensor
+
+
+@attrs.define
+class ImagePositives:
+    """One image: its sample (``gt`` in ``img_shape`` pixels) and its positives per level."""
+
+    sample: DetSample
+    levels: list[LevelPositives]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (indices and prior sizes per level)."""
+        return {
+            "img_id": self.sample.img_id,
+            "img_path": self.sample.img_path,
+            "num_gt": len(self.sample.gt),
+            "levels": [
+                {
+                    "level": lv.level,
+                    "stride": list(lv.stride),
+                    "prior_inds": lv.prior_inds.tolist(),
+                    "base_inds": lv.base_inds.tolist(),
+                    "gt_inds": lv.gt_inds.tolist(),
+                    "prior_sizes": (lv.boxes[:, 2:] - lv.boxes[:, :2]).round().tolist(),
+                }
+                for lv in self.levels
+            ],
+        }
+
+
+def _head_of(detector: nn.Module) -> Any:
+    head = getattr(detector, "head", None)
+    if head is None or not callable(getattr(head, "get_assignments", None)):
+        raise ConfigError(
+            f"model: {type(detector).__name__} has no head with a "
+            "get_assignments(featmap_sizes, samples) method; positive-sample visualization "
+            "needs one (RetinaNet's RetinaHead has it)"
+        )
+    return head
+
+
+@torch.no_grad()
+def collect_positives(detector: nn.Module, batch: DetBatch) -> list[ImagePositives]:
+    """Run the backbone/neck for the feature-map sizes, then the head's assignment.
+
+    :param detector: a detector with ``extract_feat(images)`` and ``head.get_assignments``.
+    :param batch: images ``(B, 3, H, W)`` and samples with ``gt`` in ``img_shape`` pixels.
+    """
+    head = _head_of(detector)
+    feats = detector.extract_feat(batch.images)
+    sizes = [tuple(int(s) for s in f.shape[-2:]) for f in feats]
+    assignments = head.get_assignments(sizes, batch.samples)
+    height, width = batch.images.shape[-2:]
+    results = []
+    for image_index, sample in enumerate(batch.samples):
+        levels = []
+        for level, (priors, (rows, cols)) in enumerate(zip(assignments.priors, sizes,
+                                                           strict=True)):
+            per_cell = len(priors) // (rows * cols)
+            inds = assignments.pos_inds[image_index][level].cpu()
+            boxes = priors.cpu()[inds]
+            levels.append(LevelPositives(
+                level=level,
+                stride=(height / rows, width / cols),
+                priors_per_cell=per_cell,
+                prior_inds=inds,
+                base_inds=inds % per_cell,
+                gt_inds=assignments.pos_gt_inds[image_index][level].cpu(),
+                boxes=boxes,
+                boxes_original=to_original_frame(
+                    Instances(boxes, torch.zeros(len(boxes), dtype=torch.int64)), sample
+                ).boxes,
+            ))
+        results.append(ImagePositives(sample, levels))
+    return results

@@ -1,0 +1,109 @@
+"""Draw one image's ground truth and positive priors, with a legend band underneath."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from assigner_vis.positives import ImagePositives
+from core.structures import Instances
+from core.visualization import Visualizer
+from core.visualization.visualizer import gt_in_original_frame
+
+#: One colour per feature level (cycled), distinct from the class palette's first entries.
+LEVEL_COLORS: tuple[tuple[int, int, int], ...] = (
+    (255, 60, 60), (60, 220, 60), (60, 140, 255), (255, 200, 0), (220, 60, 255),
+    (0, 230, 230),
+)
+LEGEND_LINE_PX = 18
+LEGEND_FONT_PX = 13
+#: Average glyph width of the legend font as a fraction of its size (for wrapping).
+CHAR_WIDTH_EM = 0.6
+CENTER_DOT_PX = 7
+
+
+def level_color(level: int) -> tuple[int, int, int]:
+    return LEVEL_COLORS[level % len(LEVEL_COLORS)]
+
+
+def legend_lines(positives: ImagePositives) -> list[str]:
+    """``level l (stride s): n positive | #a WxH (k), ...`` per level with positives."""
+    lines = [f"{len(positives.sample.gt)} gt boxes; prior sizes in network-input pixels"]
+    for lv in positives.levels:
+        if len(lv.prior_inds) == 0:
+            continue
+        sizes = (lv.boxes[:, 2:] - lv.boxes[:, :2]).round().int().tolist()
+        per_index: dict[int, tuple[tuple[int, int], int]] = {}
+        for base, (w, h) in zip(lv.base_inds.tolist(), sizes, strict=True):
+            _, count = per_index.get(base, ((w, h), 0))
+            per_index[base] = ((w, h), count + 1)
+        parts = [f"#{base} {w}x{h} ({count})"
+                 for base, ((w, h), count) in sorted(per_index.items())]
+        stride = lv.stride[0] if lv.stride[0] == lv.stride[1] else lv.stride
+        lines.append(f"level {lv.level} (stride {stride:g}): {len(lv.prior_inds)} positive | "
+                     + ", ".join(parts))
+    if len(lines) == 1:
+        lines.append("no positive priors")
+    return lines
+
+
+def _wrap(lines: list[str], colors: list[tuple[int, int, int]], width_px: int,
+          ) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """Wrap legend lines to the image width, each piece keeping its line's colour."""
+    chars = max(20, int(width_px / (LEGEND_FONT_PX * CHAR_WIDTH_EM)))
+    out_lines, out_colors = [], []
+    for line, color in zip(lines, colors, strict=True):
+        pieces = textwrap.wrap(line, chars, subsequent_indent="    ") or [""]
+        out_lines += pieces
+        out_colors += [color] * len(pieces)
+    return out_lines, out_colors
+
+
+def render_positives(
+    visualizer: Visualizer,
+    image: np.ndarray,
+    positives: ImagePositives,
+    classes: Sequence[str],
+    show_prior: bool = False,
+    min_width: int = 512,
+) -> np.ndarray:
+    """Draw ground truth (class colours), a dot at the centre of every positive prior (level
+    colour), the priors themselves with ``show_prior`` (dashed), and a legend band below.
+
+    :param image: the original image ``(H, W, 3)`` uint8 RGB.
+    :param min_width: smaller images are enlarged to this width so the drawing stays legible.
+    :returns: ``(s * H + legend, s * W, 3)`` uint8 RGB with ``s = max(1, min_width / W)``.
+    """
+    scale = max(1.0, min_width / image.shape[1])
+    if scale > 1:
+        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+        image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+    gt = gt_in_original_frame(positives.sample)
+    gt = Instances(gt.boxes * scale, gt.labels)
+    visualizer.set_image(visualizer.draw_instances(image, gt, classes))
+    for lv in positives.levels:
+        if len(lv.prior_inds) == 0:
+            continue
+        color = level_color(lv.level)
+        boxes = lv.boxes_original * scale
+        if show_prior:
+            visualizer.draw_bboxes(boxes, edge_colors=color, line_styles="--", line_widths=1,
+                                   alpha=0.9)
+        visualizer.draw_points((boxes[:, :2] + boxes[:, 2:]) / 2, colors=color,
+                               sizes=CENTER_DOT_PX)
+    body = visualizer.get_image()
+    lines = legend_lines(positives)
+    level_ids = [lv.level for lv in positives.levels if len(lv.prior_inds)]
+    colors = [(255, 255, 255)] + ([level_color(i) for i in level_ids] or [(255, 255, 255)])
+    lines, colors = _wrap(lines, colors, body.shape[1])
+    band = np.zeros((LEGEND_LINE_PX * len(lines) + 6, body.shape[1], 3), np.uint8)
+    visualizer.set_image(band).draw_texts(
+        lines,
+        [[4, 3 + LEGEND_LINE_PX * i] for i in range(len(lines))],
+        font_sizes=LEGEND_FONT_PX,
+        colors=colors,
+    )
+    return np.concatenate([body, visualizer.get_image()], axis=0)
