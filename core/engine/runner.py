@@ -301,6 +301,7 @@ class Runner:
                   ) -> tuple[dict[str, float], list[dict[str, Any]]]:
         """Run ``loader`` through ``predict`` and every evaluator; generator states untouched."""
         predictions: list[dict[str, Any]] = []
+        dist.sync_buffers(self.model)
         with isolated_rng():
             was_training = self.model.training
             self.model.eval()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,11 @@ class ToyDetector(nn.Module):
     """conv-bn-relu backbone + dropout + 1x1 head predicting one class and one box per image.
 
     :param nan_at_call: make ``loss_bbox`` NaN from this (1-based) call of ``loss`` on.
+    :param delay: seconds to sleep in each ``loss`` call (to kill a run mid-epoch).
     """
 
-    def __init__(self, num_classes: int = 2, width: int = 4, nan_at_call: int = 0) -> None:
+    def __init__(self, num_classes: int = 2, width: int = 4, nan_at_call: int = 0,
+                 delay: float = 0.0) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.backbone = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width),
@@ -65,6 +68,7 @@ class ToyDetector(nn.Module):
         self.dropout = nn.Dropout(0.2)
         self.head = nn.Conv2d(width, num_classes + 4, 1)
         self.nan_at_call = nan_at_call
+        self.delay = delay
         self.calls = 0
 
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -73,6 +77,7 @@ class ToyDetector(nn.Module):
 
     def loss(self, batch: DetBatch) -> dict[str, torch.Tensor]:
         self.calls += 1
+        time.sleep(self.delay)
         out = self._forward(batch.images)
         labels = torch.stack([s.gt.labels[0] for s in batch.samples])
         boxes = torch.stack([s.gt.boxes[0] for s in batch.samples]) / IMAGE_SIZE
