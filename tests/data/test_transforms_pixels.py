@@ -86,3 +86,29 @@ def test_photometric_distortion_is_seeded_and_changes_only_pixels():
 def test_photometric_distortion_refuses_normalized_images():
     with pytest.raises(DataError, match="uint8"):
         PhotoMetricDistortion()(_sample(torch.zeros(3, 4, 4)), np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_photometric_distortion_equals_torchvision_operations(seed):
+    """Same result as torchvision's adjust_* applied one after the other on a float image
+    (torchvision's uint8 path truncates after every operation; this one rounds once)."""
+    import torchvision.transforms.v2.functional as TF
+
+    generator = torch.Generator().manual_seed(seed)
+    image = torch.randint(0, 256, (3, 24, 32), dtype=torch.uint8, generator=generator)
+    distortion = PhotoMetricDistortion(prob=1.0, hue=0.5)
+    out = distortion(_sample(image.clone()), np.random.default_rng(seed)).image
+    rng = np.random.default_rng(seed)
+    rng.random(4)
+    factors = [
+        rng.uniform(*distortion.brightness),
+        rng.uniform(*distortion.contrast),
+        rng.uniform(*distortion.saturation),
+        rng.uniform(-0.5, 0.5),
+    ]
+    expected = TF.adjust_brightness(image.float() / 255, factors[0])
+    expected = TF.adjust_contrast(expected, factors[1])
+    expected = TF.adjust_saturation(expected, factors[2])
+    expected = TF.adjust_hue(expected, factors[3]).mul(255).round()
+    difference = (out.float() - expected).abs()
+    assert difference.max() <= 1

@@ -131,7 +131,7 @@ def draw_image(
         shape = SHAPE_CLASSES[label]
         for _ in range(PLACEMENT_TRIES):
             side = rng.uniform(*object_size)
-            radius = side / 2 if shape == "circle" else side / 2 * 1.15
+            radius = min(side / 2 if shape == "circle" else side / 2 * 1.15, image_size / 2)
             cx, cy = rng.uniform(radius, image_size - radius, size=2)
             angle = rng.uniform(0, 2 * math.pi)
             if shape == "circle":

@@ -11,7 +11,6 @@ Flat layout, e.g. ``ann_dir = "annotations"``, ``img_dir = "images"``,
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +18,7 @@ from PIL import Image
 
 from core.data.datasets.base import DetDataset, ImageRecord, instances_from_lists, resolve_path
 from core.data.datasets.coco import check_box
+from core.data.datasets.voc_xml import VocAnnotation, parse_voc_xml
 from core.errors import DataError
 from core.registry import component
 
@@ -37,11 +37,6 @@ def read_split(path: Path) -> list[str]:
     if not names:
         raise DataError(f"{path}: split file lists no images")
     return names
-
-
-def _text(node: ET.Element | None, tag: str) -> str | None:
-    child = None if node is None else node.find(tag)
-    return None if child is None or child.text is None else child.text.strip()
 
 
 class VocDataset(DetDataset):
@@ -108,8 +103,7 @@ class VocDataset(DetDataset):
                 records.append(record)
         self.set_records(records, str(root))
 
-    def _image_path(self, name: str, root: ET.Element) -> Path:
-        listed = _text(root, "filename")
+    def _image_path(self, name: str, listed: str | None) -> Path:
         if listed and (self.img_dir / listed).is_file():
             return self.img_dir / listed
         return self.img_dir / f"{name}{self.img_suffix}"
@@ -120,50 +114,47 @@ class VocDataset(DetDataset):
             self._skips.skip("missing_annotation", f"{xml_path}: annotation of {name!r} not found")
             return None
         try:
-            root = ET.parse(xml_path).getroot()
-        except ET.ParseError as exc:
-            self._skips.skip("bad_xml", f"{xml_path}: not valid XML ({exc})")
+            annotation = parse_voc_xml(xml_path)
+        except DataError as exc:
+            self._skips.skip("bad_xml", str(exc))
             return None
-        img_path = self._image_path(name, root)
+        img_path = self._image_path(name, annotation.filename)
         if not img_path.is_file():
             self._skips.skip("missing_image", f"{xml_path}: image file {img_path} not found")
             return None
-        size = self._size(root, img_path, xml_path)
+        size = self._size(annotation, img_path, xml_path)
         if size is None:
             return None
         width, height = size
         if min(width, height) < self.min_size:
             self._skips.omit("small_image", f"{xml_path}: {width}x{height} below min_size")
             return None
-        objects = root.findall("object")
-        if not objects:
+        if not annotation.objects:
             self._skips.skip("no_objects", f"{xml_path}: XML has no <object>")
             return None
         boxes, labels, ignore_boxes, ignore_labels = [], [], [], []
-        for index, obj in enumerate(objects):
+        for index, obj in enumerate(annotation.objects):
             where = f"{xml_path}: object {index}"
-            class_name = _text(obj, "name")
-            if class_name not in label_of:
+            if obj.name not in label_of:
                 self._skips.skip(
                     "unknown_class",
-                    f"{where}: class {class_name!r} is not one of {list(self.classes)}",
+                    f"{where}: class {obj.name!r} is not one of {list(self.classes)}",
                 )
                 continue
-            box = self._box(obj.find("bndbox"))
-            if box is None:
+            if obj.box is None:
                 self._skips.skip(
                     "malformed_box", f"{where}: <bndbox> needs numeric xmin, ymin, xmax, ymax"
                 )
                 continue
-            box = check_box(box, width, height, where, self._skips, self.repaired)
+            box = check_box(obj.box, width, height, where, self._skips, self.repaired)
             if box is None:
                 continue
-            if _text(obj, "difficult") in ("1", "true"):
+            if obj.difficult:
                 ignore_boxes.append(box)
-                ignore_labels.append(label_of[class_name])
+                ignore_labels.append(label_of[obj.name])
             else:
                 boxes.append(box)
-                labels.append(label_of[class_name])
+                labels.append(label_of[obj.name])
         if self.filter_empty_gt and not boxes:
             self._skips.omit("empty_gt", f"{xml_path}: no boxes (filter_empty_gt = true)")
             return None
@@ -176,15 +167,12 @@ class VocDataset(DetDataset):
             ignore=instances_from_lists(ignore_boxes, ignore_labels),
         )
 
-    def _size(self, root: ET.Element, img_path: Path, xml_path: Path) -> tuple[int, int] | None:
+    def _size(
+        self, annotation: VocAnnotation, img_path: Path, xml_path: Path
+    ) -> tuple[int, int] | None:
         """``(width, height)`` from ``<size>``, else from the image header."""
-        size = root.find("size")
-        try:
-            width, height = int(float(_text(size, "width"))), int(float(_text(size, "height")))
-        except (TypeError, ValueError):
-            width = height = 0
-        if width > 0 and height > 0:
-            return width, height
+        if annotation.width > 0 and annotation.height > 0:
+            return annotation.width, annotation.height
         try:
             with Image.open(img_path) as image:
                 return image.size
@@ -192,11 +180,4 @@ class VocDataset(DetDataset):
             self._skips.skip(
                 "bad_image", f"{xml_path}: no <size> and {img_path} is unreadable ({exc})"
             )
-            return None
-
-    @staticmethod
-    def _box(node: ET.Element | None) -> list[float] | None:
-        try:
-            return [float(_text(node, tag)) for tag in ("xmin", "ymin", "xmax", "ymax")]
-        except (TypeError, ValueError):
             return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
 
 from core.errors import DataError
 from core.structures import DetSample
@@ -17,10 +16,50 @@ def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
     return float(rng.uniform(bounds[0], bounds[1]))
 
 
+#: ITU-R 601-2 luma weights of R, G, B (as torchvision's ``rgb_to_grayscale``).
+LUMA = (0.2989, 0.587, 0.114)
+MAX_VALUE = 255.0
+
+
+def grayscale(image: torch.Tensor) -> torch.Tensor:
+    """Luma of a float ``(3, H, W)`` image -> ``(1, H, W)``."""
+    r, g, b = image
+    return (r * LUMA[0]).add_(g, alpha=LUMA[1]).add_(b, alpha=LUMA[2]).unsqueeze(0)
+
+
+def shift_hue_(image: torch.Tensor, shift: float) -> torch.Tensor:
+    """Rotate the HSV hue of a float ``(3, H, W)`` image in place by ``shift`` turns.
+
+    Value (max channel) and chroma (max - min) stay; each channel is rebuilt from the shifted
+    hue with the standard HSV formula ``c = max - chroma * clamp(min(k, 4 - k), 0, 1)``,
+    ``k = (n + hue * 6) mod 6`` for ``n = 5, 3, 1`` (R, G, B). Equal to torchvision's
+    ``adjust_hue`` up to rounding, without building the HSV image.
+    """
+    r, g, b = image
+    value = image.amax(0)
+    chroma = value - image.amin(0)
+    # hue in sixths of a turn, times chroma: which channel is the max picks the sector
+    hue = torch.where(
+        value == r,
+        g - b,
+        torch.where(value == g, (b - r).add_(chroma, alpha=2.0), (r - g).add_(chroma, alpha=4.0)),
+    )
+    hue.mul_(chroma.clamp(min=1e-6).reciprocal_()).add_(6.0 * shift + 6.0)
+    for channel, offset in enumerate((5.0, 3.0, 1.0)):
+        k = hue + offset
+        k -= 6.0 * torch.floor(k * (1.0 / 6.0))
+        weight = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+        image[channel] = value - chroma * weight
+    return image
+
+
 class PhotoMetricDistortion:
     """Random brightness, contrast, saturation and hue changes, each applied with ``prob``.
 
-    Works on uint8 ``(3, H, W)`` images (before :class:`Normalize`).
+    The operations of torchvision's ``adjust_brightness``, ``adjust_contrast``,
+    ``adjust_saturation`` and ``adjust_hue`` (in this order), computed in one float32 pass:
+    the image is converted once instead of once per operation. Input and output are uint8
+    ``(3, H, W)`` (place it before :class:`Normalize`).
 
     :param brightness: range of the brightness factor.
     :param contrast: range of the contrast factor.
@@ -53,21 +92,24 @@ class PhotoMetricDistortion:
                 "(place it after LoadImage and before Normalize)"
             )
         apply = rng.random(4) < self.prob
-        factors = (
-            _uniform(rng, self.brightness),
-            _uniform(rng, self.contrast),
-            _uniform(rng, self.saturation),
-            float(rng.uniform(-self.hue, self.hue)),
-        )
+        brightness = _uniform(rng, self.brightness)
+        contrast = _uniform(rng, self.contrast)
+        saturation = _uniform(rng, self.saturation)
+        hue = float(rng.uniform(-self.hue, self.hue))
+        if not apply.any():
+            return sample
+        pixels = image.to(torch.float32)
         if apply[0]:
-            image = TF.adjust_brightness(image, factors[0])
+            pixels.mul_(brightness).clamp_(0.0, MAX_VALUE)
         if apply[1]:
-            image = TF.adjust_contrast(image, factors[1])
+            mean = grayscale(pixels).mean()
+            pixels.mul_(contrast).add_(mean * (1.0 - contrast)).clamp_(0.0, MAX_VALUE)
         if apply[2]:
-            image = TF.adjust_saturation(image, factors[2])
-        if apply[3] and self.hue > 0:
-            image = TF.adjust_hue(image, factors[3])
-        sample.image = image
+            gray = grayscale(pixels)
+            pixels.mul_(saturation).add_(gray, alpha=1.0 - saturation).clamp_(0.0, MAX_VALUE)
+        if apply[3] and hue != 0.0:
+            shift_hue_(pixels, hue)
+        sample.image = pixels.round_().to(torch.uint8)
         return sample
 
 
