@@ -39,3 +39,10 @@ class ProgressBar:
             self.stream.write("\r\033[K")
             self.stream.flush()
             self.active = False
+
+    def finish(self) -> None:
+        """Keep the bar as drawn and move to a new line."""
+        if self.active:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.active = False

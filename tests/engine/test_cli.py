@@ -91,3 +91,19 @@ def test_out_without_test_is_a_usage_error(tmp_path, capsys):
     config = write_config(tmp_path / "toy.toml", toy_config())
     assert main([str(config), "--out", "x.json"]) == 2
     assert "--out and --tta need --test CKPT" in capsys.readouterr().err
+
+
+def test_resume_from_a_path_continues_exactly_in_a_new_run(tmp_path, trained):
+    config, straight = trained
+    runs = tmp_path / "short"
+    assert main([str(config), "--work-dir", str(runs), "--set", "train.max_epochs=1"]) == 0
+    first = only_run_dir(runs)
+    assert main([str(config), "--work-dir", str(runs), "--resume",
+                 str(first / "epoch_1.pth")]) == 0
+    second = next(p for p in runs.iterdir() if p != first)
+    assert not (first / "epoch_2.pth").exists()
+    resumed = torch.load(second / "epoch_2.pth", weights_only=True)
+    reference = torch.load(straight, weights_only=True)
+    for key, value in reference["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][key], value), key
+    assert resumed["meta"] == reference["meta"]

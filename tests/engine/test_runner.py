@@ -124,14 +124,19 @@ def test_amp_on_cpu_runs_the_model_in_bfloat16(tmp_path):
 
 def test_iteration_based_run_validates_and_saves_by_iteration(tmp_path):
     runner = _train(
-        tmp_path, train={"by_epoch": False, "max_iters": 6, "val_interval": 3},
+        tmp_path, train={"by_epoch": False, "max_iters": 6, "val_interval": 3,
+                         "test_at_end": True},
         param_schedulers=[{"type": "LinearWarmup", "by_epoch": False, "end": 2}],
-        default_hooks={"logger": {"interval": 3}, "checkpoint": {"interval": 3}})
+        default_hooks={"logger": {"interval": 3}, "checkpoint": {"interval": 3}},
+        test_dataloader={"batch_size": 2, "dataset": {"type": "ToyDataset", "num_images": 4,
+                                                      "augment": False}})
     run_dir = tmp_path / "run"
     assert runner.iter == 6 and runner.epoch == 1  # 4 batches per pass
     assert (run_dir / "iter_3.pth").exists() and (run_dir / "iter_6.pth").exists()
     assert [r["step"] for r in _scalars(run_dir) if "val/toy/iou" in r] == [3, 6]
     assert "Iter(train) [3/6]" in (run_dir / "train.log").read_text()
+    test_records = [r for r in _scalars(run_dir) if "test/toy/iou" in r]
+    assert len(test_records) == 1 and test_records[0]["test/toy/num_images"] == 4.0
 
 
 def test_keep_last_k_and_best_checkpoint(tmp_path):
@@ -213,3 +218,13 @@ def test_progress_bar_on_a_terminal(tmp_path, monkeypatch):
     assert "loss_cls" in shown and "mem " in shown
     assert "Epoch(train)" not in shown  # interval lines go to the log file only
     assert "Epoch(train) [2][4/4]" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_sync_bn_needs_cuda():
+    from engine_toy import ToyDetector
+
+    from core.engine.model_wrapper import wrap_for_training
+
+    with pytest.raises(ConfigError, match="sync_bn: SyncBatchNorm needs CUDA"):
+        wrap_for_training(ToyDetector(), torch.device("cpu"), distributed=True, sync_bn=True,
+                          find_unused_parameters=False)

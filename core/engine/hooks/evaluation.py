@@ -20,7 +20,8 @@ class EvaluationHook(Hook):
     :param begin: no validation before this many epochs/iterations.
     """
 
-    priority = PRIORITIES["NORMAL"]
+    # after the logger (the iteration's line first), before the checkpoint (best-of needs it)
+    priority = PRIORITIES["LOW"]
 
     def __init__(self, interval: int | None = None, begin: int = 0) -> None:
         if interval is not None and interval < 0:

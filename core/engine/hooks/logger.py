@@ -133,8 +133,14 @@ class LoggerHook(Hook):
         runner.logger.info(f"{where}  " + "  ".join(parts), extra=extra)
         runner.visualizer.add_scalars({f"train/{k}": v for k, v in means.items()}, step=runner.iter)
 
+    def after_train_epoch(self, runner: Runner) -> None:
+        """Leave the finished epoch's bar on its own line."""
+        if runner.progress_bar is not None:
+            runner.progress_bar.finish()
+
     def after_val(self, runner: Runner, metrics: dict[str, float]) -> None:
         """Log the validation metrics and send them to the vis backends."""
+        self._last_time = time.perf_counter()  # validation is neither data nor train time
         where = f"Epoch(val) [{runner.epoch}]" if runner.by_epoch else f"Iter(val) [{runner.iter}]"
         runner.logger.info(f"{where}  " + "  ".join(f"{k}: {v:.4f}" for k, v in metrics.items()))
         runner.visualizer.add_scalars({f"val/{k}": v for k, v in metrics.items()},
