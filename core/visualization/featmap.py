@@ -14,6 +14,8 @@ from PIL import Image
 from core.visualization.canvas import as_image
 
 CHANNEL_REDUCTIONS = ("squeeze_mean", "select_max", None)
+#: Channels shown when ``channel_reduction`` is None and ``topk`` is not given.
+DEFAULT_TOPK = 10
 _COLORMAP = "jet"
 
 
@@ -72,7 +74,12 @@ def _check_arguments(
         raise ValueError(
             f"channel_reduction must be one of {CHANNEL_REDUCTIONS}, got {channel_reduction!r}"
         )
-    if not isinstance(topk, int) or (topk < 1 and topk != -1):
+    if channel_reduction is not None and topk is not None:
+        raise ValueError(
+            f"topk={topk} only applies without channel reduction; set channel_reduction=None "
+            f"to show the top channels, or leave topk unset to show the {channel_reduction!r} map"
+        )
+    if topk is not None and (not isinstance(topk, int) or (topk < 1 and topk != -1)):
         raise ValueError(f"topk must be a positive int or -1, got {topk!r}")
     if len(arrangement) != 2 or min(arrangement) < 1:
         raise ValueError(f"arrangement must be (rows, cols) of positive ints, got {arrangement!r}")
@@ -87,7 +94,7 @@ def draw_featmap(
     featmap: torch.Tensor,
     overlaid_image: np.ndarray | None = None,
     channel_reduction: str | None = "squeeze_mean",
-    topk: int = 10,
+    topk: int | None = None,
     arrangement: tuple[int, int] = (2, 5),
     resize_shape: tuple[int, int] | None = None,
     alpha: float = 0.5,
@@ -99,19 +106,20 @@ def draw_featmap(
 
     - ``channel_reduction="squeeze_mean"``: the mean over channels, as one heat map ``(h, w)``.
     - ``channel_reduction="select_max"``: the channel with the largest summed activation.
-    - ``channel_reduction=None`` and ``topk > 0``: the ``k = min(topk, C)`` channels with the
-      largest summed activation, each a heat map tile, laid out row by row in a grid of
-      ``arrangement = (rows, cols)``; ``rows * cols`` must hold ``k`` tiles. The image is
-      ``(ceil(k / cols) * h, min(k, cols) * w)``.
+    - ``channel_reduction=None`` and ``topk > 0`` (10 when not given): the ``k = min(topk, C)``
+      channels with the largest summed activation, each a heat map tile, laid out row by row
+      in a grid of ``arrangement = (rows, cols)``; ``rows * cols`` must hold ``k`` tiles. The
+      image is ``(ceil(k / cols) * h, min(k, cols) * w)``.
     - ``channel_reduction=None`` and ``topk=-1``: the map itself, which must have 1 channel
       (a heat map) or 3 channels (shown as an RGB image, each channel min-max scaled).
 
-    ``topk`` and ``arrangement`` are only used when ``channel_reduction`` is ``None``. With
-    ``overlaid_image`` (``(H0, W0, 3)`` uint8 RGB) every tile is blended over the (resized)
-    image with weight ``alpha`` for the heat map.
+    ``topk`` may only be given when ``channel_reduction`` is ``None`` (``arrangement`` is only
+    used then too). With ``overlaid_image`` (``(H0, W0, 3)`` uint8 RGB) every tile is blended
+    over the (resized) image with weight ``alpha`` for the heat map.
 
-    :raises ValueError: on a wrong shape, an unknown reduction, ``topk`` not positive or -1,
-        ``topk=-1`` with a channel count other than 1 or 3, or too small an arrangement.
+    :raises ValueError: on a wrong shape, an unknown reduction, ``topk`` given together with a
+        reduction, ``topk`` not positive or -1, ``topk=-1`` with a channel count other than 1
+        or 3, or too small an arrangement.
     """
     maps = _check_arguments(featmap, channel_reduction, topk, arrangement, resize_shape, alpha)
     background = None if overlaid_image is None else as_image(overlaid_image)
@@ -138,7 +146,7 @@ def draw_featmap(
             )
         chosen = maps
     else:
-        count = min(topk, channels)
+        count = min(topk or DEFAULT_TOPK, channels)
         rows, cols = arrangement
         if rows * cols < count:
             raise ValueError(

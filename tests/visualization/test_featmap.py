@@ -47,6 +47,8 @@ def test_select_max_shows_the_strongest_channel(featmap):
 def test_topk_tiles_are_laid_out_in_the_arrangement(featmap, image):
     grid = draw_featmap(featmap, image, channel_reduction=None, topk=6, arrangement=(2, 3))
     assert grid.shape == (2 * 64, 3 * 96, 3)
+    default = draw_featmap(featmap, channel_reduction=None)  # topk 10 in the (2, 5) grid
+    assert default.shape == (2 * 8, 5 * 12, 3)
     one_row = draw_featmap(featmap, channel_reduction=None, topk=4, arrangement=(1, 5))
     assert one_row.shape == (8, 4 * 12, 3)
     tiles = [one_row[:, i * 12 : (i + 1) * 12] for i in range(4)]
@@ -70,6 +72,7 @@ def test_topk_minus_one_needs_one_or_three_channels(featmap):
     ("kwargs", "message"),
     [
         ({"channel_reduction": "max"}, "channel_reduction must be one of"),
+        ({"topk": 4}, "topk=4 only applies without channel reduction"),
         ({"channel_reduction": None, "topk": 0}, "topk must be a positive int or -1"),
         ({"channel_reduction": None, "topk": 8, "arrangement": (2, 3)}, "holds 6 tiles"),
         ({"resize_shape": (0, 4)}, "resize_shape"),
