@@ -21,7 +21,8 @@ def read_events(log_dir) -> EventAccumulator:
 @pytest.fixture
 def visualizer(tmp_path):
     vis = Visualizer(
-        vis_backends=[{"type": "TensorboardVisBackend", "name": "tb"}], save_dir=str(tmp_path)
+        vis_backends=[{"type": "TensorboardVisBackend", "name": "tb"}, {"type": "LocalVisBackend"}],
+        save_dir=str(tmp_path),
     )
     yield vis
     vis.close()
@@ -46,6 +47,8 @@ def test_scalars_images_histograms_and_config_are_read_back(visualizer, tmp_path
     visualizer.add_text("env", "torch 2.x", step=0)
     visualizer.close()
 
+    local_lines = (tmp_path / "vis_data" / "scalars.json").read_text().splitlines()
+    assert len(local_lines) == 3  # the local backend got the same records
     events = read_events(tmp_path / "vis_data" / "tensorboard")
     loss = events.Scalars("train/loss")
     assert [(e.step, e.value) for e in loss] == [(1, 2.0), (2, 1.0)]

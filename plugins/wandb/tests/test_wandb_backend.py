@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import wandb
 from plugdet_wandb import WandbVisBackend, read_offline_run
 from torch import nn
 
@@ -42,6 +43,7 @@ def run_dirs(tmp_path_factory):
     vis.add_histogram("params/w", torch.arange(10.0), step=3)
     vis.add_text("env", "torch " + torch.__version__)
 
+    assert isinstance(backend.experiment, wandb.Run)  # the native run object
     model = nn.Linear(3, 1)
     vis.watch_model(model)
     model(torch.ones(2, 3)).sum().backward()
