@@ -6,8 +6,9 @@ import contextlib
 import io
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from pycocotools.coco import COCO
@@ -18,6 +19,7 @@ from core.evaluation.records import ImageResult, gather_results, record_from_sam
 from core.structures import DetSample
 
 LOGGER = logging.getLogger("core.evaluation")
+T = TypeVar("T")
 
 #: COCOeval ``stats`` index of each reported value.
 STAT_KEYS = {
@@ -31,7 +33,7 @@ STAT_KEYS = {
 }
 
 
-def _quiet(function, *args):
+def _quiet(function: Callable[..., T], *args: Any) -> T:
     """Run a pycocotools call, sending its prints to the debug log."""
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):

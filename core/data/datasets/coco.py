@@ -47,7 +47,12 @@ def box_from_xywh(value: Any) -> list[float] | None:
 
 
 def check_box(
-    box: list[float], width: int, height: int, where: str, skips: SkipLog, repaired: dict
+    box: list[float],
+    width: int,
+    height: int,
+    where: str,
+    skips: SkipLog,
+    repaired: dict[str, int],
 ) -> list[float] | None:
     """Clip a box partially outside the image; ``None`` (counted) if degenerate or outside."""
     x1, y1, x2, y2 = box

@@ -15,7 +15,7 @@ the mixing one, and passes them in. A transform that expands one sample into sev
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import attrs
 import numpy as np
@@ -66,7 +66,7 @@ class Pipeline:
         :class:`MixTransform` instances).
     """
 
-    def __init__(self, transforms: Sequence[Any]) -> None:
+    def __init__(self, transforms: Sequence[Transform | MixTransform]) -> None:
         self.transforms = list(transforms)
         for index, transform in enumerate(self.transforms):
             if not callable(transform):

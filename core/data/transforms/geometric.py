@@ -25,7 +25,7 @@ from core.data.transforms.boxes import (
     translate_boxes,
 )
 from core.errors import DataError
-from core.structures import DetSample
+from core.structures import DetSample, Instances
 
 
 def _require_image(sample: DetSample, transform: str) -> torch.Tensor:
@@ -208,7 +208,9 @@ class RandomCrop:
                 return sample
         return sample
 
-    def _crop_instances(self, instances, top: int, left: int, shape: tuple[int, int]):
+    def _crop_instances(
+        self, instances: Instances, top: int, left: int, shape: tuple[int, int]
+    ) -> Instances:
         shifted = map_instances(instances, translate_boxes(instances.boxes, -left, -top))
         return clip_and_filter(shifted, shape, self.min_box_size)
 
