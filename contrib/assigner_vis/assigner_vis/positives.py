@@ -45,7 +45,8 @@ class ImagePositives:
     levels: list[LevelPositives]
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (indices and prior sizes per level)."""
+        """JSON-ready summary per level: prior indices, index in the cell, matched gt, prior
+        sizes (network-input pixels) and prior centres (original image pixels)."""
         return {
             "img_id": self.sample.img_id,
             "img_path": self.sample.img_path,
@@ -58,6 +59,9 @@ class ImagePositives:
                     "base_inds": lv.base_inds.tolist(),
                     "gt_inds": lv.gt_inds.tolist(),
                     "prior_sizes": (lv.boxes[:, 2:] - lv.boxes[:, :2]).round().tolist(),
+                    "centers_original": (
+                        (lv.boxes_original[:, :2] + lv.boxes_original[:, 2:]) / 2
+                    ).tolist(),
                 }
                 for lv in self.levels
             ],

@@ -22,11 +22,17 @@ LEGEND_LINE_PX = 18
 LEGEND_FONT_PX = 13
 #: Average glyph width of the legend font as a fraction of its size (for wrapping).
 CHAR_WIDTH_EM = 0.6
-CENTER_DOT_PX = 7
+CENTER_DOT_PX = 6
+DOT_GROWTH_PX = 5
 
 
 def level_color(level: int) -> tuple[int, int, int]:
     return LEVEL_COLORS[level % len(LEVEL_COLORS)]
+
+
+def dot_size(level: int) -> int:
+    """Diameter in pixels of the centre dot of a positive prior on ``level``."""
+    return CENTER_DOT_PX + DOT_GROWTH_PX * level
 
 
 def legend_lines(positives: ImagePositives) -> list[str]:
@@ -71,7 +77,8 @@ def render_positives(
     min_width: int = 512,
 ) -> np.ndarray:
     """Draw ground truth (class colours), a dot at the centre of every positive prior (level
-    colour), the priors themselves with ``show_prior`` (dashed), and a legend band below.
+    colour, larger for coarser levels), the priors themselves with ``show_prior`` (dashed), and
+    a legend band below.
 
     :param image: the original image ``(H, W, 3)`` uint8 RGB.
     :param min_width: smaller images are enlarged to this width so the drawing stays legible.
@@ -84,16 +91,16 @@ def render_positives(
     gt = gt_in_original_frame(positives.sample)
     gt = Instances(gt.boxes * scale, gt.labels)
     visualizer.set_image(visualizer.draw_instances(image, gt, classes))
-    for lv in positives.levels:
-        if len(lv.prior_inds) == 0:
-            continue
-        color = level_color(lv.level)
+    drawn_levels = [lv for lv in positives.levels if len(lv.prior_inds)]
+    if show_prior:
+        for lv in drawn_levels:
+            visualizer.draw_bboxes(lv.boxes_original * scale, edge_colors=level_color(lv.level),
+                                   line_styles="--", line_widths=1, alpha=0.9)
+    # coarse levels first with bigger dots: levels sharing a centre show as concentric rings
+    for lv in sorted(drawn_levels, key=lambda lv: -lv.level):
         boxes = lv.boxes_original * scale
-        if show_prior:
-            visualizer.draw_bboxes(boxes, edge_colors=color, line_styles="--", line_widths=1,
-                                   alpha=0.9)
-        visualizer.draw_points((boxes[:, :2] + boxes[:, 2:]) / 2, colors=color,
-                               sizes=CENTER_DOT_PX)
+        visualizer.draw_points((boxes[:, :2] + boxes[:, 2:]) / 2, colors=level_color(lv.level),
+                               sizes=dot_size(lv.level))
     body = visualizer.get_image()
     lines = legend_lines(positives)
     level_ids = [lv.level for lv in positives.levels if len(lv.prior_inds)]

@@ -1,109 +1,63 @@
-"""assigner_vis on a small RetinaNet: one PNG per image, and exactly the assigner's positives."""
+"""assigner_vis on the demo config: one PNG per image, and exactly the assigner's positives."""
 
 import json
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from assigner_vis.cli import main
-from assigner_vis.render import level_color
+from assigner_vis.render import dot_size, level_color
 from PIL import Image
 from torchvision.ops import box_iou
 
 from core.config import load_config
+from core.data.datasets.shapes import CACHE_ENV
 from core.data.loader import build_dataloader
 from core.plugins import get_registries
 
+DEMO_CONFIG = resources.files("plugdet_retinanet") / "configs" / (
+    "retinanet_tinynet_fpn_demo_shapes.toml")
 NUM_IMAGES = 3
-IMAGE_SIZE = 128
-POS_IOU_THR = 0.5
-DRAWN_SIZE = 512
-
-CONFIG = """
-seed = 0
-
-[model]
-type = "RetinaNet"
-backbone = {{type = "ResNet", depth = 18, base_channels = 8, out_indices = [1, 2, 3]}}
-
-[model.neck]
-type = "FPN"
-in_channels = [16, 32, 64]
-out_channels = 16
-start_level = 0
-add_extra_convs = "on_output"
-num_outs = 5
-
-[model.head]
-type = "RetinaHead"
-num_classes = 5
-in_channels = 16
-feat_channels = 16
-stacked_convs = 1
-
-[train_dataloader]
-batch_size = 2
-shuffle = true
-[train_dataloader.dataset]
-type = "ShapesDataset"
-num_images = {num_images}
-image_size = {image_size}
-split = "train"
-data_root = "{data_root}"
-pipeline = [
-    {{type = "LoadImage"}},
-    {{type = "RandomFlip", prob = 0.5}},
-    {{type = "Normalize"}},
-    {{type = "Pad", size_divisor = 32}},
-]
-
-[val_dataloader]
-batch_size = 1
-[val_dataloader.dataset]
-type = "ShapesDataset"
-num_images = 2
-image_size = {image_size}
-split = "val"
-data_root = "{data_root}"
-pipeline = [
-    {{type = "LoadImage"}},
-    {{type = "Resize", scale = [96, 96], keep_ratio = true}},
-    {{type = "Normalize"}},
-    {{type = "Pad", size_divisor = 32}},
-]
-"""
+DEMO_IMAGE_SIZE = 160
+DRAWN_WIDTH = 512  # the demo's 160-pixel images are enlarged to this width
 
 
 @pytest.fixture(scope="module")
 def run_output(tmp_path_factory):
     root = tmp_path_factory.mktemp("assigner_vis")
-    config = root / "retinanet_tiny.toml"
-    config.write_text(CONFIG.format(num_images=NUM_IMAGES, image_size=IMAGE_SIZE,
-                                    data_root=root / "data"))
+    overrides = [f"train_dataloader.dataset.num_images={NUM_IMAGES}"]
     out = root / "out"
-    assert main([str(config), "--out", str(out), "--n", "10", "--show-prior"]) == 0
-    return config, out
+    args = [str(DEMO_CONFIG), "--out", str(out), "--n", "10", "--show-prior"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(root / "data"))  # generate the few images there
+        assert main(args + [a for o in overrides for a in ("--set", o)]) == 0
+        yield overrides, out
 
 
-def expected_positives(config) -> list[tuple[set[int], list[int]]]:
-    """Positives re-derived from IoU alone (IoU >= 0.5 with some gt, or the best prior of a
-    gt) as indices into all levels' priors, with the first index of each level."""
-    cfg = load_config(str(config))
-    detector = get_registries().build("detector", cfg["model"], path="model")
-    table = {**cfg["train_dataloader"], "shuffle": False, "batch_size": 1}
+def expected_positives(overrides: list[str]) -> list[tuple[set[int], list[int], int]]:
+    """Per image: positives re-derived from IoU alone (IoU >= pos_iou_thr with some gt, or a
+    best prior of a gt, as the demo's MaxIoUAssigner with min_pos_iou 0 defines them) as
+    indices into all levels' priors, the first index of each level, and priors per cell."""
+    cfg = load_config(str(DEMO_CONFIG), overrides=overrides)
+    detector = get_registries().build("detector", cfg["model"], path="model").eval()
+    pos_iou_thr = detector.head.assigner.pos_iou_thr
+    table = {**cfg["train_dataloader"], "shuffle": False, "batch_size": 1, "num_workers": 0}
     table["dataset"] = {**table["dataset"],
                         "pipeline": cfg["val_dataloader"]["dataset"]["pipeline"]}
     result = []
-    for batch in build_dataloader(table, path="t", seed=0):
-        height, width = batch.images.shape[-2:]
-        sizes = [(-(-height // s), -(-width // s)) for s in (8, 16, 32, 64, 128)]
-        priors = torch.cat(detector.head.prior_generator.grid_priors(sizes, "cpu"))
-        iou = box_iou(batch.samples[0].gt.boxes, priors)  # (M, N)
-        positive = iou.max(dim=0).values >= POS_IOU_THR
+    for batch in build_dataloader(table, path="train_dataloader", seed=0):
+        with torch.no_grad():
+            sizes = [tuple(f.shape[-2:]) for f in detector.extract_feat(batch.images)]
+        level_priors = detector.head.prior_generator.grid_priors(sizes, "cpu")
+        iou = box_iou(batch.samples[0].gt.boxes, torch.cat(level_priors))  # (M, N)
+        positive = iou.max(dim=0).values >= pos_iou_thr
         best = iou.max(dim=1, keepdim=True).values
         positive |= ((iou == best) & (best > 0)).any(dim=0)
-        offsets = np.cumsum([0] + [9 * h * w for h, w in sizes]).tolist()
-        result.append((set(positive.nonzero().flatten().tolist()), offsets))
+        offsets = np.cumsum([0] + [len(p) for p in level_priors]).tolist()
+        per_cell = len(level_priors[0]) // (sizes[0][0] * sizes[0][1])
+        result.append((set(positive.nonzero().flatten().tolist()), offsets, per_cell))
     return result
 
 
@@ -112,37 +66,41 @@ def test_one_png_per_image_with_a_legend_band(run_output):
     pngs = sorted(out.glob("*.png"))
     assert len(pngs) == NUM_IMAGES
     for png in pngs:
-        with Image.open(png) as image:  # enlarged to 512 pixels wide, legend below
-            assert image.width == DRAWN_SIZE and image.height > DRAWN_SIZE
+        with Image.open(png) as image:
+            assert image.width == DRAWN_WIDTH and image.height > DRAWN_WIDTH
 
 
 def test_drawn_positives_equal_the_assigners_positives(run_output):
-    config, out = run_output
+    overrides, out = run_output
     summary = json.loads((out / "positives.json").read_text())
-    expected = expected_positives(config)
+    expected = expected_positives(overrides)
     assert len(summary) == len(expected) == NUM_IMAGES
-    for image, (want, offsets) in zip(summary, expected, strict=True):
+    for image, (want, offsets, per_cell) in zip(summary, expected, strict=True):
         got = {offsets[lv["level"]] + i for lv in image["levels"] for i in lv["prior_inds"]}
         assert got == want and want
         for lv in image["levels"]:
-            assert lv["base_inds"] == [i % 9 for i in lv["prior_inds"]]
+            assert lv["base_inds"] == [i % per_cell for i in lv["prior_inds"]]
 
 
-def test_level_colours_appear_only_for_levels_with_positives(run_output):
+def test_a_dot_of_the_level_colour_marks_every_positive(run_output):
     _, out = run_output
-    summary = json.loads((out / "positives.json").read_text())
-    for image in summary:
-        from pathlib import Path
-
-        pixels = np.asarray(Image.open(out / f"{Path(image['img_path']).stem}.png"))[:DRAWN_SIZE]
+    for image in json.loads((out / "positives.json").read_text()):
+        png = out / f"{Path(image['img_path']).stem}.png"
+        pixels = np.asarray(Image.open(png)).astype(int)
+        scale = DRAWN_WIDTH / DEMO_IMAGE_SIZE
         for lv in image["levels"]:
-            hits = (np.abs(pixels.astype(int) - level_color(lv["level"])).max(axis=2) < 30).sum()
-            assert (hits > 0) == bool(lv["prior_inds"])
+            color, half = level_color(lv["level"]), dot_size(lv["level"]) // 2
+            for x, y in lv["centers_original"]:
+                col, row = round(x * scale), round(y * scale)
+                patch = pixels[row - half : row + half + 1, col - half : col + half + 1]
+                assert (np.abs(patch - color).max(axis=2) < 30).any(), (png.name, x, y)
 
 
 def test_a_model_without_assignments_is_a_clear_error(tmp_path, capsys):
-    config = tmp_path / "bad.toml"
-    config.write_text(CONFIG.format(num_images=1, image_size=64, data_root=tmp_path / "d")
-                      .replace('type = "RetinaHead"', 'type = "NoSuchHead"'))
+    config = tmp_path / "no_head.toml"
+    config.write_text(
+        '[model]\ntype = "RetinaNet"\nbackbone = {type = "TinyNet"}\n'
+        'head = {type = "NoSuchHead"}\n'
+    )
     assert main([str(config), "--out", str(tmp_path / "o")]) == 2
     assert "model.head.type" in capsys.readouterr().err
