@@ -1,26 +1,38 @@
-"""draw_featmap on real backbone features: sizes per mode, overlays and argument errors."""
+"""draw_featmap on the demo model's FPN features: sizes per mode, overlays, argument errors."""
+
+from importlib import resources
 
 import numpy as np
 import pytest
 import torch
 
-from core.models.backbones.resnet import ResNet
+from core.config import load_config
+from core.plugins import get_registries
 from core.visualization import Visualizer, draw_featmap
 
-
-@pytest.fixture(scope="module")
-def featmap() -> torch.Tensor:
-    torch.manual_seed(0)
-    backbone = ResNet(depth=18, base_channels=8, out_indices=(1,)).eval()
-    with torch.no_grad():
-        (feat,) = backbone(torch.rand(1, 3, 64, 96))
-    assert feat.shape == (1, 16, 8, 12)
-    return feat[0]
+DEMO_CONFIG = resources.files("plugdet_retinanet") / "configs" / (
+    "retinanet_tinynet_fpn_demo_shapes.toml")
 
 
 @pytest.fixture(scope="module")
 def image() -> np.ndarray:
-    return np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    """A 64x96 picture: noise with a bright rectangle."""
+    pixels = np.random.default_rng(0).integers(0, 120, (64, 96, 3), dtype=np.uint8)
+    pixels[16:48, 20:60] = (230, 200, 40)
+    return pixels
+
+
+@pytest.fixture(scope="module")
+def featmap(image) -> torch.Tensor:
+    """The finest FPN level (stride 8) of the demo RetinaNet: ``(64, 8, 12)``."""
+    torch.manual_seed(0)
+    cfg = load_config(str(DEMO_CONFIG))
+    detector = get_registries().build("detector", cfg["model"], path="model").eval()
+    images = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        feats = detector.extract_feat((images - 0.45) / 0.25)
+    assert feats[0].shape == (1, 64, 8, 12)
+    return feats[0][0]
 
 
 @pytest.mark.parametrize("reduction", ["squeeze_mean", "select_max"])
@@ -64,7 +76,7 @@ def test_alpha_zero_returns_the_image_and_alpha_one_the_heat_map(featmap, image)
 def test_topk_minus_one_needs_one_or_three_channels(featmap):
     assert draw_featmap(featmap[:3], channel_reduction=None, topk=-1).shape == (8, 12, 3)
     assert draw_featmap(featmap[:1], channel_reduction=None, topk=-1).shape == (8, 12, 3)
-    with pytest.raises(ValueError, match="needs 1 or 3 channels, got 16"):
+    with pytest.raises(ValueError, match="needs 1 or 3 channels, got 64"):
         draw_featmap(featmap, channel_reduction=None, topk=-1)
 
 
