@@ -60,6 +60,12 @@ def _set_loader_position(loader: DataLoader, epoch: int, start_iter: int) -> Non
 class Runner:
     """Owns the model, data, optimizer, schedulers, hooks, logger and MessageHub of one run.
 
+    Hooks read: ``model`` (the detector, unwrapped), ``optimizer``, ``cfg``, ``work_dir``,
+    ``epoch`` (completed epochs), ``iter`` (completed iterations), ``iter_in_epoch``,
+    ``iters_per_epoch``, ``max_epochs``, ``max_iters``, ``by_epoch``, ``train_loader``,
+    ``val_loader``, ``test_loader``, ``visualizer``, ``message_hub``, ``rank``,
+    ``world_size``, ``logger``, ``device``; they may set ``stop_training``.
+
     :param settings: run-wide options (see :class:`~core.engine.run_config.RunSettings`).
     :param model: the detector (``loss(batch)``, ``predict(batch)``).
     :param work_dir: this run's directory (created); logs and checkpoints go here.
@@ -139,6 +145,13 @@ class Runner:
             self.param_schedulers = ParamSchedulers.from_config(
                 self.optim_wrapper.optimizer, settings.param_schedulers,
                 self.max_epochs if self.by_epoch else None, self.max_iters)
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The optimizer (training runners only)."""
+        if self.optim_wrapper is None:
+            raise RuntimeError("this runner was built without a train_dataloader")
+        return self.optim_wrapper.optimizer
 
     # ---- construction from a config -------------------------------------------------------
 

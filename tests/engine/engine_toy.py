@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -18,6 +18,7 @@ from core.engine import dist
 from core.engine.message_hub import MessageHub
 from core.hookspecs import Register
 from core.structures import DetBatch, DetSample, Instances, collate
+from core.visualization import BaseVisBackend
 
 IMAGE_SIZE = 16
 
@@ -134,6 +135,21 @@ class OtherDetector(ToyDetector):
         self.cls_head = nn.Conv2d(4, num_classes + 4, 1)
 
 
+class RecordingVisBackend(BaseVisBackend):
+    """Keeps every scalar record in memory (class-level, to inspect after a run)."""
+
+    records: ClassVar[list[dict[str, float]]] = []
+
+    def add_config(self, config: dict[str, Any]) -> None:
+        pass
+
+    def add_image(self, name: str, image: Any, step: int = 0) -> None:
+        pass
+
+    def add_scalars(self, scalars: dict[str, float], step: int = 0) -> None:
+        RecordingVisBackend.records.append({**scalars, "step": step})
+
+
 class ToyPlugin:
     """The test plugin object registering the toy components."""
 
@@ -149,6 +165,10 @@ class ToyPlugin:
     @impl
     def register_metrics(self, register: Register) -> None:
         register("ToyMetric", ToyMetric)
+
+    @impl
+    def register_vis_backends(self, register: Register) -> None:
+        register("RecordingVisBackend", RecordingVisBackend)
 
 
 def install_toy_plugin() -> None:

@@ -32,6 +32,7 @@ class Payload:
     """An arbitrary class: loading it would run code from the file."""
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_load_refuses_code_executing_pickles(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": {}, "obj": Payload()}, path)

@@ -42,6 +42,16 @@ def test_work_dir_contents_and_head_scalar_in_both_logs(tmp_path):
     assert runner.epoch == 2 and runner.iter == 8
 
 
+def test_head_scalar_reaches_every_vis_backend(tmp_path):
+    from engine_toy import RecordingVisBackend
+
+    RecordingVisBackend.records.clear()
+    _train(tmp_path, vis_backends=[{"type": "LocalVisBackend"}, {"type": "RecordingVisBackend"}])
+    recorded = [r for r in RecordingVisBackend.records if "train/num_pos" in r]
+    local = [r for r in _scalars(tmp_path / "run") if "train/num_pos" in r]
+    assert recorded == local and len(recorded) == 4
+
+
 def test_logged_lr_follows_the_schedule(tmp_path):
     _train(tmp_path, default_hooks={"logger": {"interval": 1}})
     lrs = {r["step"]: r["train/lr"] for r in _scalars(tmp_path / "run") if "train/lr" in r}
