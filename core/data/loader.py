@@ -124,6 +124,7 @@ def build_dataloader(
         num_replicas=num_replicas,
         rank=rank,
         drop_last=drop_last,
+        with_seeds=getattr(dataset, "accepts_sample_keys", False),
     )
     batch_sampler = ResumableBatchSampler(sampler, cfg.get("batch_size", 1), drop_last)
     num_workers = cfg.get("num_workers", 0)

@@ -1,7 +1,8 @@
 """Samplers whose order is a pure function of ``(seed, epoch)``, resumable mid-epoch.
 
-:class:`EpochSampler` yields ``(index, sample_seed)`` keys (see
-:class:`core.data.datasets.base.DetDataset`): the permutation and the per-sample
+:class:`EpochSampler` yields ``(index, sample_seed)`` keys to datasets that declare
+``accepts_sample_keys = True`` (see :class:`core.data.datasets.base.DetDataset`; other
+datasets get plain indices): the permutation and the per-sample
 augmentation seeds of an epoch are drawn from ``numpy.random.default_rng([seed, epoch])``, so
 the data stream does not depend on the number of workers or on earlier interruptions. With
 several processes each rank takes every ``num_replicas``-th key of the (padded) epoch, like
@@ -21,7 +22,8 @@ from collections.abc import Iterator
 import numpy as np
 from torch.utils.data import Sampler
 
-SampleKey = tuple[int, int]
+#: ``(index, sample_seed)``, or a plain index for datasets that take only ints.
+SampleKey = tuple[int, int] | int
 SEED_HIGH = 2**31 - 1
 
 
@@ -35,6 +37,8 @@ class EpochSampler(Sampler[SampleKey]):
     :param rank: this process.
     :param drop_last: drop the tail that does not divide evenly among ranks (else pad by
         repeating the first keys).
+    :param with_seeds: yield ``(index, sample_seed)``; ``False`` yields plain indices (for
+        datasets without ``accepts_sample_keys``).
     """
 
     def __init__(
@@ -46,6 +50,7 @@ class EpochSampler(Sampler[SampleKey]):
         num_replicas: int = 1,
         rank: int = 0,
         drop_last: bool = False,
+        with_seeds: bool = True,
     ) -> None:
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} outside [0, {num_replicas})")
@@ -55,6 +60,7 @@ class EpochSampler(Sampler[SampleKey]):
         self.num_replicas = num_replicas
         self.rank = rank
         self.drop_last = drop_last
+        self.with_seeds = with_seeds
         self.epoch = 0
         if drop_last:
             self.per_rank = size // num_replicas
@@ -76,6 +82,8 @@ class EpochSampler(Sampler[SampleKey]):
             order, seeds = np.tile(order, repeat)[:total], np.tile(seeds, repeat)[:total]
         order, seeds = order[:total], seeds[:total]
         mine = slice(self.rank, total, self.num_replicas)
+        if not self.with_seeds:
+            return order[mine].tolist()
         return list(zip(order[mine].tolist(), seeds[mine].tolist(), strict=True))
 
     def __iter__(self) -> Iterator[SampleKey]:

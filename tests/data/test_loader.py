@@ -8,7 +8,7 @@ import torch
 from core.data.loader import build_dataloader
 from core.data.sampler import EpochSampler, ResumableBatchSampler
 from core.errors import ConfigError
-from core.structures import DetBatch
+from core.structures import DetBatch, DetSample
 
 TRAIN_PIPELINE = [
     {"type": "LoadImage"},
@@ -161,3 +161,25 @@ def test_dataset_errors_name_the_path(loader_cfg):
     cfg = loader_cfg([{"type": "Resize", "scale": [64, 64], "keep_ration": True}])
     with pytest.raises(ConfigError, match=r"train_dataloader\.dataset\.pipeline\[0\]"):
         build_dataloader(cfg, path="train_dataloader", seed=0)
+
+
+class PlainDataset(torch.utils.data.Dataset):
+    """A third-party dataset indexed by ints only."""
+
+    classes = ("thing",)
+
+    def __len__(self) -> int:
+        return 6
+
+    def __getitem__(self, index: int) -> DetSample:
+        assert isinstance(index, int)
+        return DetSample(img_id=index, image=torch.zeros(3, 8, 8), img_shape=(8, 8))
+
+
+def test_datasets_without_sample_keys_get_plain_indices(monkeypatch):
+    from core.plugins import get_registries
+
+    registries = get_registries()
+    monkeypatch.setattr(registries, "build", lambda stage, cfg, path="": PlainDataset())
+    loader = build_dataloader({"batch_size": 4, "shuffle": True, "dataset": {}}, path="x", seed=0)
+    assert sorted(s.img_id for batch in loader for s in batch.samples) == list(range(6))

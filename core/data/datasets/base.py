@@ -77,6 +77,8 @@ class DetDataset(Dataset):
     """
 
     classes: tuple[str, ...] = ()
+    #: ``dataset[(index, seed)]`` is understood (the loader's sampler then passes seeds).
+    accepts_sample_keys = True
 
     def __init__(self, pipeline: Sequence[Any] = (), strict: bool = False) -> None:
         self.pipeline = Pipeline(pipeline)
