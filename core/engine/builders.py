@@ -95,14 +95,16 @@ def _loader(cfg: dict[str, Any], key: str, seed: int, tta: dict[str, Any] | None
 
 
 def build_runner_parts(cfg: dict[str, Any], *, mode: str, config_path: str | None = None,
-                       tta: bool = False, regs: Registries | None = None) -> dict[str, Any]:
-    """Keyword arguments of :class:`~core.engine.runner.Runner` for ``mode`` train or test."""
+                       tta: bool = False) -> dict[str, Any]:
+    """Keyword arguments of :class:`~core.engine.runner.Runner` for ``mode`` train or test.
+
+    Components come from the registries of the loaded plugins.
+    """
+    from core.plugins import get_registries
+
     if mode not in ("train", "test"):
         raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
-    if regs is None:
-        from core.plugins import get_registries
-
-        regs = get_registries()
+    regs = get_registries()
     training = mode == "train"
     settings = RunSettings.from_config(cfg, training=training)
     set_random_seed(settings.seed, settings.deterministic)

@@ -38,7 +38,6 @@ from core.engine.randomness import capture_rng_state, isolated_rng, restore_rng_
 from core.engine.run_config import RunSettings
 from core.engine.schedulers import ParamSchedulers
 from core.errors import CheckpointError
-from core.registry import Registries
 from core.structures import DetBatch, Instances
 from core.visualization import Visualizer
 
@@ -158,19 +157,17 @@ class Runner:
     @classmethod
     def from_config(cls, cfg: dict[str, Any], *, work_dir: str | None,
                     config_path: str | None = None, mode: str = "train", tta: bool = False,
-                    registries: Registries | None = None) -> Runner:
+                    ) -> Runner:
         """Build everything ``cfg`` describes (``mode`` ``"train"`` or ``"test"``).
 
         :param work_dir: the run directory; ``None`` creates a new one under
             ``work_dirs/<config stem>`` (see :mod:`core.engine.workdir`).
         :param config_path: the config file (for messages and the default work dir).
         :param tta: test with test-time augmentation (the ``[tta]`` table's views).
-        :param registries: component registries (default: those of the loaded plugins).
         """
         from core.engine.builders import build_runner_parts
 
-        parts = build_runner_parts(cfg, mode=mode, config_path=config_path, tta=tta,
-                                   regs=registries)
+        parts = build_runner_parts(cfg, mode=mode, config_path=config_path, tta=tta)
         if work_dir is None:
             from core.engine.workdir import new_run_dir, work_root
 

@@ -116,8 +116,12 @@ def test_nan_loss_stops_with_iteration_and_terms_and_keeps_last_checkpoint(tmp_p
 
 
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
-    first = _train(tmp_path, "a", deterministic=True).model.state_dict()
-    second = _train(tmp_path, "b", deterministic=True).model.state_dict()
+    try:
+        first = _train(tmp_path, "a", deterministic=True).model.state_dict()
+        assert torch.are_deterministic_algorithms_enabled()
+        second = _train(tmp_path, "b", deterministic=True).model.state_dict()
+    finally:
+        torch.use_deterministic_algorithms(False)
     third = _train(tmp_path, "c", seed=4).model.state_dict()
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert not torch.equal(first["head.weight"], third["head.weight"])
