@@ -14,6 +14,7 @@ the mixing one, and passes them in. A transform that expands one sample into sev
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -41,17 +42,18 @@ class SampleSource(Protocol):
         ...
 
 
-class MixTransform:
+class MixTransform(abc.ABC):
     """Base of transforms that combine the sample with other samples of the dataset."""
 
+    @abc.abstractmethod
     def mix_count(self, rng: np.random.Generator) -> int:
         """How many extra samples this call needs; 0 skips the transform for this sample."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def __call__(
         self, sample: DetSample, rng: np.random.Generator, others: list[DetSample]
     ) -> DetSample:
-        raise NotImplementedError
+        """Combine ``sample`` with ``others`` (prepared by the transforms before this one)."""
 
 
 def clone_sample(sample: DetSample) -> DetSample:
