@@ -242,3 +242,20 @@ def test_sync_bn_needs_cuda():
     with pytest.raises(ConfigError, match="sync_bn: SyncBatchNorm needs CUDA"):
         wrap_for_training(ToyDetector(), torch.device("cpu"), distributed=True, sync_bn=True,
                           find_unused_parameters=False)
+
+
+def test_log_lines_follow_the_epoch_and_average_since_the_previous_line(tmp_path):
+    class VaryingScalar(Hook):
+        def before_train_iter(self, runner, batch_idx, batch):
+            runner.message_hub.update_scalar("train/custom", float(runner.iter + 1))
+
+    runner = Runner.from_config(toy_config(default_hooks={"logger": {"interval": 3}}),
+                                work_dir=str(tmp_path / "run"))
+    runner.hooks.append(VaryingScalar())
+    runner.train()
+    log = (tmp_path / "run" / "train.log").read_text()
+    lines = [line for line in log.splitlines() if "Epoch(train)" in line]
+    assert [line.split("Epoch(train) ")[1][:8] for line in lines] == [
+        "[1][3/4]", "[1][4/4]", "[2][3/4]", "[2][4/4]"]
+    custom = [r["train/custom"] for r in _scalars(tmp_path / "run") if "train/custom" in r]
+    assert custom == pytest.approx([2.0, 4.0, 6.0, 8.0])

@@ -42,7 +42,8 @@ def _format_value(key: str, value: float) -> str:
 
 
 class LoggerHook(Hook):
-    """Every ``interval`` iterations, logs the window mean of every ``train/*`` scalar.
+    """Every ``interval`` iterations (of the epoch in epoch-based runs, and at its end), logs
+    the mean of every ``train/*`` scalar over the updates since the previous line.
 
     The line goes to the text log and (on a terminal) the progress bar shows ETA, losses, lr,
     it/s and memory after every iteration; the same scalars go to every vis backend.
@@ -79,8 +80,12 @@ class LoggerHook(Hook):
         self._last_time = now
         if runner.progress_bar is not None:
             self._draw_bar(runner)
-        end_of_epoch = runner.by_epoch and runner.iter_in_epoch == runner.iters_per_epoch
-        if runner.iter % self.interval == 0 or end_of_epoch or runner.iter == runner.max_iters:
+        if runner.by_epoch:
+            due = (runner.iter_in_epoch % self.interval == 0
+                   or runner.iter_in_epoch == runner.iters_per_epoch)
+        else:
+            due = runner.iter % self.interval == 0 or runner.iter == runner.max_iters
+        if due:
             self._log(runner)
 
     def _eta_seconds(self, runner: Runner) -> float:
