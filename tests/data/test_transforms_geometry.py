@@ -257,3 +257,21 @@ def test_views_only_from_last_transform(paint, rng):
     tta = TestTimeAug(scales=[(32, 32)], flip=False)
     with pytest.raises(DataError, match="last transform"):
         Pipeline([tta, Pad()])(paint.make((40, 40), [(1, 1, 9, 9)], [0]), rng)
+
+
+class Invert:
+    """A third-party style transform without the rng parameter."""
+
+    def __call__(self, sample):
+        sample.image = 255 - sample.image
+        return sample
+
+
+def test_pipeline_accepts_transforms_without_rng(paint, rng):
+    sample = paint.make((40, 40), [(1, 1, 9, 9)], [0])
+    original = sample.image.clone()
+    out = Pipeline([Invert(), RandomFlip(prob=1.0)])(sample, rng)
+    assert torch.equal(out.image, (255 - original).flip(2))
+    mosaic = Pipeline([Invert(), Mosaic(img_scale=(40, 40), pad_value=0.0)])
+    source = ListSource([paint.make((40, 40), [(2, 2, 8, 8)], [1], img_id=i) for i in range(3)])
+    assert len(mosaic(paint.make((40, 40), [(1, 1, 9, 9)], [0]), rng, source).gt) >= 1

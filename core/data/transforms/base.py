@@ -4,6 +4,7 @@ A transform is a callable ``transform(sample, rng) -> DetSample``: it may change
 place and returns the sample to continue with. ``rng`` is a :class:`numpy.random.Generator`
 owned by the dataset for this one sample (derived from the sampler's per-sample seed), so
 augmentation is a pure function of ``(seed, epoch, position)`` whatever the number of workers.
+A plain ``transform(sample) -> DetSample`` (one parameter) works too; it gets no ``rng``.
 
 Transforms that need other samples of the dataset (Mosaic, MixUp) derive from
 :class:`MixTransform`: the pipeline asks how many extra samples the call needs, fetches them
@@ -15,6 +16,7 @@ the mixing one, and passes them in. A transform that expands one sample into sev
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -61,6 +63,26 @@ def clone_sample(sample: DetSample) -> DetSample:
     return attrs.evolve(sample, meta=dict(sample.meta))
 
 
+def takes_rng(transform: Callable[..., object]) -> bool:
+    """Whether ``transform`` accepts a second positional argument (the per-sample ``rng``)."""
+    try:
+        parameters = inspect.signature(transform).parameters.values()
+    except (TypeError, ValueError):  # no introspectable signature: assume the full protocol
+        return True
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in parameters)
+
+
+class WithoutRng:
+    """Adapts a one-parameter ``transform(sample)`` to ``transform(sample, rng)``."""
+
+    def __init__(self, transform: Callable[[DetSample], DetSample]) -> None:
+        self.transform = transform
+
+    def __call__(self, sample: DetSample, rng: np.random.Generator) -> DetSample:
+        return self.transform(sample)
+
+
 class Pipeline:
     """Runs transforms in order; supplies mixing transforms with other samples.
 
@@ -73,13 +95,17 @@ class Pipeline:
         for index, transform in enumerate(self.transforms):
             if not callable(transform):
                 raise DataError(f"pipeline[{index}]: {transform!r} is not a transform")
+        self._steps = [
+            t if isinstance(t, MixTransform) or takes_rng(t) else WithoutRng(t)
+            for t in self.transforms
+        ]
 
     def __call__(
         self, sample: DetSample, rng: np.random.Generator, source: SampleSource | None = None
     ) -> DetSample | list[DetSample]:
         """Transform ``sample``; a list comes back only from a final view-expanding transform."""
         result: DetSample | list[DetSample] = sample
-        for index, transform in enumerate(self.transforms):
+        for index, transform in enumerate(self._steps):
             if isinstance(result, list):
                 raise DataError(
                     f"pipeline[{index - 1}] ({type(self.transforms[index - 1]).__name__}) "
@@ -103,7 +129,7 @@ class Pipeline:
 
     def _prefix(self, stop: int) -> Prepare:
         """The non-mixing transforms before ``stop``, for preparing samples to be mixed in."""
-        steps = [t for t in self.transforms[:stop] if not isinstance(t, MixTransform)]
+        steps = [t for t in self._steps[:stop] if not isinstance(t, MixTransform)]
 
         def prepare(sample: DetSample, rng: np.random.Generator) -> DetSample:
             for step in steps:
