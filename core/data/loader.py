@@ -32,6 +32,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from core.data.sampler import EpochSampler, ResumableBatchSampler
+from core.data.threads import single_threaded
 from core.data.transforms.tta import TTA_GROUP_KEY
 from core.errors import ConfigError
 from core.structures import DetBatch, DetSample, collate
@@ -61,7 +62,8 @@ def collate_samples(
             samples.extend(item)
         else:
             samples.append(item)
-    return collate(samples, pad_value=pad_value, size_divisor=size_divisor)
+    with single_threaded():
+        return collate(samples, pad_value=pad_value, size_divisor=size_divisor)
 
 
 def seed_worker(worker_id: int) -> None:

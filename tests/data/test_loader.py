@@ -183,3 +183,25 @@ def test_datasets_without_sample_keys_get_plain_indices(monkeypatch):
     monkeypatch.setattr(registries, "build", lambda stage, cfg, path="": PlainDataset())
     loader = build_dataloader({"batch_size": 4, "shuffle": True, "dataset": {}}, path="x", seed=0)
     assert sorted(s.img_id for batch in loader for s in batch.samples) == list(range(6))
+
+
+def test_samples_are_prepared_single_threaded_and_threads_restored(loader_cfg):
+    seen = []
+
+    def record_threads(sample):
+        seen.append(torch.get_num_threads())
+        return sample
+
+    cfg = loader_cfg([{"type": "LoadImage"}, {"type": "Normalize"}], num_workers=0)
+    loader = build_dataloader(cfg, path="train_dataloader", seed=0)
+    loader.dataset.pipeline = type(loader.dataset.pipeline)(
+        [*loader.dataset.pipeline.transforms, record_threads]
+    )
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        next(iter(loader))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    assert seen == [1] * 4

@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from core.data.datasets.skips import LOGGER, SkipLog
+from core.data.threads import single_threaded
 from core.data.transforms.base import Pipeline, Prepare
 from core.errors import DataError
 from core.structures import DetSample, Instances
@@ -132,6 +133,10 @@ class DetDataset(Dataset):
         )
 
     def __getitem__(self, key: int | tuple[int, int]) -> DetSample | list[DetSample]:
+        with single_threaded():
+            return self._get(key)
+
+    def _get(self, key: int | tuple[int, int]) -> DetSample | list[DetSample]:
         index, seed = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (int(key), key)
         if not 0 <= index < len(self):
             raise IndexError(f"{type(self).__name__}: index {index} out of range ({len(self)})")
