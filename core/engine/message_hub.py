@@ -121,11 +121,6 @@ class MessageHub:
         """Record one value (a Python number or a one-element tensor) of scalar ``key``."""
         self._scalars.setdefault(key, HistoryBuffer()).update(_to_float(value), count)
 
-    def update_scalars(self, values: dict[str, float | int | torch.Tensor]) -> None:
-        """Record several scalars at once."""
-        for key, value in values.items():
-            self.update_scalar(key, value)
-
     def get_scalar(self, key: str) -> HistoryBuffer:
         """The history of ``key``; KeyError naming the known keys if it was never updated."""
         if key not in self._scalars:

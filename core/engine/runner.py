@@ -354,9 +354,10 @@ class Runner:
         self.call_hook("before_test")
         metrics, predictions = self._evaluate(self.test_loader, self.test_evaluators, "test",
                                               tta=tta, keep_predictions=True)
-        gathered = [p for part in dist.all_gather_object(predictions) for p in part]
+        # a distributed sampler repeats a few images to even out the ranks: keep one of each
+        gathered = {p["img_id"]: p for part in dist.all_gather_object(predictions) for p in part}
         self.call_hook("after_test", metrics)
-        return metrics, sorted(gathered, key=lambda p: p["img_id"])
+        return metrics, [gathered[img_id] for img_id in sorted(gathered)]
 
     def test(self, checkpoint: str | Path, tta: bool = False) -> dict[str, float]:
         """Load ``checkpoint``'s weights and evaluate on the test loader; returns the metrics."""
