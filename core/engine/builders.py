@@ -119,9 +119,8 @@ def build_runner_parts(cfg: dict[str, Any], *, mode: str, config_path: str | Non
     parts: dict[str, Any] = {"settings": settings, "model": model,
                              "hooks": build_hooks(cfg, regs)}
     if training:
-        for key in ("train_dataloader",):
-            if key not in cfg:
-                raise ConfigError(f"{key}: missing table (needed for training)")
+        if "train_dataloader" not in cfg:
+            raise ConfigError("train_dataloader: missing table (needed for training)")
         parts["train_loader"] = _loader(cfg, "train_dataloader", settings.seed)
         if "val_dataloader" in cfg:
             val_loader = _loader(cfg, "val_dataloader", settings.seed)

@@ -106,6 +106,10 @@ class RunSettings:
         max_epochs = _expect(train["max_epochs"], int, "train.max_epochs")
         if max_epochs < 1 or (max_iters is not None and max_iters < 1):
             raise ConfigError("train: max_epochs and max_iters must be >= 1")
+        val_interval = _expect(train["val_interval"], int, "train.val_interval")
+        if val_interval < 0:
+            raise ConfigError(f"train.val_interval: expected >= 0 (0 disables validation), "
+                              f"got {val_interval}")
         if training and "optim" not in cfg:
             raise ConfigError("optim: missing table (e.g. [optim] type = \"SGD\", lr = 0.01)")
         amp = _expect(cfg.get("amp", False), bool, "amp")
@@ -126,7 +130,7 @@ class RunSettings:
             by_epoch=by_epoch,
             max_epochs=max_epochs,
             max_iters=None if by_epoch else max_iters,
-            val_interval=_expect(train["val_interval"], int, "train.val_interval"),
+            val_interval=val_interval,
             test_at_end=_expect(train["test_at_end"], bool, "train.test_at_end"),
             optim=_expect(cfg.get("optim", {}), dict, "optim"),
             param_schedulers=schedulers,

@@ -259,3 +259,17 @@ def test_log_lines_follow_the_epoch_and_average_since_the_previous_line(tmp_path
         "[1][3/4]", "[1][4/4]", "[2][3/4]", "[2][4/4]"]
     custom = [r["train/custom"] for r in _scalars(tmp_path / "run") if "train/custom" in r]
     assert custom == pytest.approx([2.0, 4.0, 6.0, 8.0])
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"train": {"val_interval": -1}}, "train.val_interval: expected >= 0"),
+    ({"train": {"max_epochs": "two"}}, "train.max_epochs: expected int, got 'two'"),
+    ({"train": {"by_epoch": False}}, "train.max_iters: required"),
+    ({"amp": "yes"}, "amp: expected bool"),
+    ({"device": "tpu"}, "device: expected 'auto', 'cpu' or 'cuda'"),
+    ({"param_schedulers": [{"type": "MultiStep", "milestones": [1]}],
+      "train": {"by_epoch": False, "max_iters": 4}}, r"param_schedulers\[0\]\.by_epoch"),
+])
+def test_bad_run_settings_name_the_key(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        Runner.from_config(toy_config(**overrides), work_dir=str(tmp_path / "r"))
