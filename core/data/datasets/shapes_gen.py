@@ -1,9 +1,9 @@
 """Deterministic generator of the shapes detection set (images + COCO JSON).
 
-Every image is a function of ``(seed, split, index)`` only: a textured background (gradient,
-noise, stripes or checkerboard) and a few coloured shapes of random size, rotation and fill
-(solid, outlined or striped), overlapping each other at most moderately. Boxes are the tight
-bounds of each drawn shape.
+Every image is a function of ``(seed, split, index)`` only: a muted, textured background
+(gradient, noise, stripes or checkerboard) and a few saturated shapes of random size,
+rotation, fill (solid, outlined or striped) and colour (within a hue band per class),
+overlapping each other at most moderately. Boxes are the tight bounds of each drawn shape.
 """
 
 from __future__ import annotations
@@ -20,8 +20,12 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross")
+#: centre of each class's hue band (red, green, blue, orange, magenta): colour helps a small
+#: model tell the classes apart early, the shape decides between neighbouring bands.
+CLASS_HUES = (0.0, 0.33, 0.6, 0.15, 0.83)
+HUE_JITTER = 0.06
 #: bump when the drawing changes so that caches of older versions are not reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 #: at most this fraction of the smaller of two boxes may be covered by the other.
 MAX_OVERLAP = 0.35
@@ -94,10 +98,11 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def _colour(rng: np.random.Generator, avoid: np.ndarray) -> tuple[int, int, int]:
-    """A saturated colour far from ``avoid`` (the background's mean colour)."""
+def _colour(rng: np.random.Generator, label: int, avoid: np.ndarray) -> tuple[int, int, int]:
+    """A saturated colour of the class's hue band, far from ``avoid`` (the background's mean)."""
     for _ in range(20):
-        rgb = colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.65, 1.0), rng.uniform(0.7, 1.0))
+        hue = (CLASS_HUES[label] + rng.uniform(-HUE_JITTER, HUE_JITTER)) % 1.0
+        rgb = colorsys.hsv_to_rgb(hue, rng.uniform(0.65, 1.0), rng.uniform(0.7, 1.0))
         colour = np.array(rgb) * 255
         if np.abs(colour - avoid).sum() > 160:
             break
@@ -151,8 +156,8 @@ def draw_image(
                 break
         else:
             continue
-        fill = _colour(rng, avoid)
-        dark = tuple(int(c * 0.45) for c in fill)
+        fill = _colour(rng, label, avoid)
+        dark = tuple(int(c * 0.55) for c in fill)
         style = int(rng.integers(3))  # 0 solid, 1 outlined, 2 striped
         outline = dark if style == 1 else None
         width = int(rng.integers(2, 5)) if style == 1 else 0
