@@ -249,8 +249,24 @@ def test_tta_pipeline_replaces_resize_and_following_transforms():
     assert out[1]["scales"] == [[256, 256], [384, 384]]
     assert [t["type"] for t in out[1]["transforms"]] == ["Normalize", "Pad"]
     assert tta_pipeline(pipeline)[1]["scales"] == [[320, 320]]
-    with pytest.raises(ConfigError, match="Resize"):
-        tta_pipeline([{"type": "LoadImage"}])
+    no_resize = tta_pipeline([{"type": "LoadImage"}, {"type": "Normalize"}])
+    assert no_resize[1] == {
+        "type": "TestTimeAug",
+        "scales": [],
+        "flip": True,
+        "keep_ratio": True,
+        "transforms": [{"type": "Normalize"}],
+    }
+    with pytest.raises(ConfigError, match=r"pipeline\[1\]: expected a table"):
+        tta_pipeline([{"type": "LoadImage"}, "Normalize"])
+
+
+def test_tta_without_scales_keeps_the_loaded_size(paint, rng):
+    views = TestTimeAug(scales=[], flip=True)(paint.make((40, 50), [(1, 1, 9, 9)], [0]), rng)
+    assert [(v.img_shape, v.scale_factor, v.flip) for v in views] == [
+        ((40, 50), (1.0, 1.0), False),
+        ((40, 50), (1.0, 1.0), True),
+    ]
 
 
 def test_views_only_from_last_transform(paint, rng):

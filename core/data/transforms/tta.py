@@ -44,7 +44,8 @@ TTA_GROUP_KEY = "tta_group"
 class TestTimeAug:
     """Expand a loaded sample into resized (and flipped) views.
 
-    :param scales: ``(h, w)`` scales, one view each (aspect kept with ``keep_ratio``).
+    :param scales: ``(h, w)`` scales, one view each (aspect kept with ``keep_ratio``); empty:
+        one view at the loaded size.
     :param flip: add a mirrored copy of every scale.
     :param flip_direction: direction of the mirrored copies.
     :param keep_ratio: keep the aspect ratio when resizing.
@@ -62,8 +63,6 @@ class TestTimeAug:
         keep_ratio: bool = True,
         transforms: Annotated[list[Any], component("transform")] = [],  # noqa: B006
     ) -> None:
-        if not scales:
-            raise ValueError("scales must not be empty")
         self.scales = [tuple(s) for s in scales]
         self.flip = flip
         self.flip_direction = flip_direction
@@ -71,14 +70,15 @@ class TestTimeAug:
         self.transforms = list(transforms)
 
     def __call__(self, sample: DetSample, rng: np.random.Generator) -> list[DetSample]:
-        """``sample`` (image loaded, not resized) -> ``len(scales) * (1 + flip)`` views."""
+        """``sample`` (image loaded, not resized) -> ``max(len(scales), 1) * (1 + flip)`` views."""
         if sample.image is None:
             raise DataError(f"TestTimeAug: sample img_id={sample.img_id} has no image")
         shape = (int(sample.image.shape[1]), int(sample.image.shape[2]))
         views = []
-        for scale in self.scales:
+        sizes = [fit_size(shape, scale, self.keep_ratio) for scale in self.scales] or [shape]
+        for size in sizes:
             for flipped in (False, True) if self.flip else (False,):
-                view = resize_sample(clone_sample(sample), fit_size(shape, scale, self.keep_ratio))
+                view = resize_sample(clone_sample(sample), size)
                 if flipped:
                     view = flip_sample(view, self.flip_direction)
                 for transform in self.transforms:
@@ -143,21 +143,30 @@ def tta_pipeline(
 
     The first ``Resize`` table and every transform after it are replaced by one
     ``TestTimeAug`` table whose views use ``scales`` (default: the Resize scale) and whose
-    per-view transforms are those that followed the Resize.
+    per-view transforms are those that followed the Resize. A pipeline without ``Resize``
+    gets the ``TestTimeAug`` right after ``LoadImage`` (views at ``scales``, or at the loaded
+    size when no scales are given).
 
     :param pipeline: list of transform tables, e.g. ``[LoadImage, Resize, Normalize, Pad]``.
-    :raises ConfigError: the pipeline has no ``Resize``.
+    :raises ConfigError: a table of the pipeline has no ``type``.
     """
-    position = next((i for i, t in enumerate(pipeline) if t.get("type") == "Resize"), None)
-    if position is None:
-        raise ConfigError("test pipeline: TTA needs a 'Resize' transform to replace")
-    resize = pipeline[position]
-    view_scales = scales or [tuple(resize.get("scale", (640, 640)))]
+    types = [table.get("type") if isinstance(table, dict) else None for table in pipeline]
+    if None in types:
+        raise ConfigError(f"test pipeline[{types.index(None)}]: expected a table with 'type'")
+    if "Resize" in types:
+        position = types.index("Resize")
+        resize = pipeline[position]
+        view_scales = scales or [tuple(resize.get("scale", (640, 640)))]
+        keep_ratio = resize.get("keep_ratio", True)
+        rest = pipeline[position + 1 :]
+    else:
+        position = types.index("LoadImage") + 1 if "LoadImage" in types else 0
+        view_scales, keep_ratio, rest = scales or [], True, pipeline[position:]
     tta = {
         "type": "TestTimeAug",
         "scales": [list(s) for s in view_scales],
         "flip": flip,
-        "keep_ratio": resize.get("keep_ratio", True),
-        "transforms": copy.deepcopy(pipeline[position + 1 :]),
+        "keep_ratio": keep_ratio,
+        "transforms": copy.deepcopy(rest),
     }
     return [*copy.deepcopy(pipeline[:position]), tta]
