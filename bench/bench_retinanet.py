@@ -1,0 +1,188 @@
+"""Speed of our RetinaNet against torchvision's on the same CPU input (2 threads).
+
+Cases (each: median seconds per training step and per inference batch, ratio ours/theirs):
+
+* ``r50``: RetinaNet-R50-FPN, 512x512, batch 2, vs ``retinanet_resnet50_fpn``;
+* ``r18``: RetinaNet-R18-FPN, 320x320, batch 4, vs torchvision's RetinaNet on
+  ``resnet_fpn_backbone("resnet18", returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7)``.
+
+Both models have the same architecture and weights (copied from torchvision's), trainable
+BatchNorm, and get the same normalised tensor: torchvision's resize/normalise transform is
+skipped (``TorchvisionRunner``) because our data pipeline does that work before the model.
+Head weights get a wider random spread so that inference keeps many candidates, as a trained
+model does (the post-processing then does its full work). A training step is forward, loss,
+backward and an SGD step.
+
+    python bench/bench_retinanet.py [--case r50 r18] [--repeats 5] [--warmup 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from plugdet_retinanet.torchvision_compat import (
+    TV_FPN_CHANNELS,
+    TorchvisionRunner,
+    load_torchvision_weights,
+    torchvision_like_config,
+)
+from torch import nn
+from torchvision.models.detection import RetinaNet as TVRetinaNet
+from torchvision.models.detection import retinanet_resnet50_fpn
+from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+
+from core.plugins import get_registries
+from core.structures import DetBatch, DetSample, Instances
+
+NUM_THREADS = 2
+NUM_CLASSES = 80
+HEAD_STD = 0.01
+MAX_GT_PER_IMAGE = 8
+MIN_BOX_SIDE = 16
+SGD_LR = 1e-4  # small: weights barely move, so every step does comparable work
+CASES = {
+    # name: (depth, image size, batch size, target ratio ours/theirs)
+    "r50": (50, 512, 2, 1.0),
+    "r18": (18, 320, 4, 0.8),
+}
+
+
+def torchvision_model(depth: int) -> TVRetinaNet:
+    if depth == 50:
+        return retinanet_resnet50_fpn(weights=None, weights_backbone=None, num_classes=NUM_CLASSES)
+    backbone = resnet_fpn_backbone(
+        backbone_name=f"resnet{depth}",
+        weights=None,
+        norm_layer=nn.BatchNorm2d,
+        trainable_layers=5,
+        returned_layers=[2, 3, 4],
+        extra_blocks=LastLevelP6P7(TV_FPN_CHANNELS, TV_FPN_CHANNELS),
+    )
+    return TVRetinaNet(backbone, num_classes=NUM_CLASSES)
+
+
+def spread_head_weights(model: nn.Module, seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.head.modules():
+            if isinstance(module, nn.Conv2d):
+                module.weight.copy_(
+                    torch.randn(module.weight.shape, generator=generator) * HEAD_STD
+                )
+                module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * HEAD_STD)
+
+
+def random_targets(batch: int, size: int, generator: torch.Generator) -> list[Instances]:
+    targets = []
+    for _ in range(batch):
+        count = int(torch.randint(1, MAX_GT_PER_IMAGE + 1, (1,), generator=generator))
+        xy = torch.rand(count, 2, generator=generator) * (size - MIN_BOX_SIDE)
+        wh = MIN_BOX_SIDE + torch.rand(count, 2, generator=generator) * size / 2
+        boxes = torch.cat([xy, (xy + wh).clamp(max=size)], dim=1)
+        targets.append(
+            Instances(boxes, torch.randint(0, NUM_CLASSES, (count,), generator=generator))
+        )
+    return targets
+
+
+def median_time(fn: Callable[[], object], warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[], dict[str, torch.Tensor]],
+) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    losses = loss_fn()
+    sum(losses.values()).backward()
+    optimizer.step()
+
+
+def run_case(name: str, warmup: int, repeats: int) -> dict[str, float]:
+    depth, size, batch, target = CASES[name]
+    torch.manual_seed(0)
+    tv_model = torchvision_model(depth)
+    spread_head_weights(tv_model, seed=1)
+    ours = get_registries().build(
+        "detector", torchvision_like_config(NUM_CLASSES, depth=depth), path="model"
+    )
+    load_torchvision_weights(ours, tv_model)
+    runner = TorchvisionRunner(tv_model)
+
+    generator = torch.Generator().manual_seed(2)
+    images = torch.randn(batch, 3, size, size, generator=generator)
+    gts = random_targets(batch, size, generator)
+    samples = [
+        DetSample(img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size), gt=gt)
+        for gt in gts
+    ]
+    our_batch = DetBatch(images, samples)
+    tv_targets = [{"boxes": gt.boxes, "labels": gt.labels} for gt in gts]
+    image_sizes = [(size, size)] * batch
+
+    results = {}
+    ours.train()
+    tv_model.train()
+    our_opt = torch.optim.SGD(ours.parameters(), lr=SGD_LR, momentum=0.9)
+    tv_opt = torch.optim.SGD(tv_model.parameters(), lr=SGD_LR, momentum=0.9)
+    results["train_ours"] = median_time(
+        lambda: train_step(ours, our_opt, lambda: ours.loss(our_batch)), warmup, repeats
+    )
+    results["train_tv"] = median_time(
+        lambda: train_step(tv_model, tv_opt, lambda: runner.loss(images, tv_targets)),
+        warmup,
+        repeats,
+    )
+    ours.eval()
+    tv_model.eval()
+    with torch.no_grad():
+        results["infer_ours"] = median_time(lambda: ours.predict(our_batch), warmup, repeats)
+        results["infer_tv"] = median_time(
+            lambda: runner.predict(images, image_sizes), warmup, repeats
+        )
+    results["target"] = target
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", nargs="+", choices=sorted(CASES), default=list(CASES))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(NUM_THREADS)
+    print(
+        f"torch {torch.__version__}, {NUM_THREADS} threads, median of {args.repeats} "
+        f"after {args.warmup} warm-up runs"
+    )
+    for name in args.case:
+        r = run_case(name, args.warmup, args.repeats)
+        depth, size, batch, target = CASES[name]
+        print(
+            f"[{name}] RetinaNet-R{depth}-FPN {size}x{size} batch {batch} (target ratio "
+            f"<= {target})"
+        )
+        for phase in ("train", "infer"):
+            ratio = r[f"{phase}_ours"] / r[f"{phase}_tv"]
+            print(
+                f"  {phase:<5}  ours {r[f'{phase}_ours']:.3f} s  torchvision "
+                f"{r[f'{phase}_tv']:.3f} s  ratio {ratio:.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

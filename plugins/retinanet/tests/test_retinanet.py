@@ -1,0 +1,149 @@
+from importlib import resources
+
+import pytest
+import torch
+
+from core.config import load_config
+from core.engine.message_hub import MessageHub
+from core.errors import ConfigError
+from core.plugins import get_registries
+from core.structures import DetBatch, DetSample, Instances
+
+NUM_CLASSES = 3
+SMALL_MODEL = {
+    "type": "RetinaNet",
+    "backbone": {"type": "ResNet", "depth": 18, "base_channels": 8, "out_indices": [1, 2, 3]},
+    "neck": {
+        "type": "FPN",
+        "in_channels": [16, 32, 64],
+        "out_channels": 16,
+        "num_outs": 4,
+        "add_extra_convs": "on_input",
+    },
+    "head": {
+        "type": "RetinaHead",
+        "num_classes": NUM_CLASSES,
+        "in_channels": 16,
+        "feat_channels": 16,
+        "stacked_convs": 1,
+        "prior_generator": {"type": "AnchorGenerator", "strides": [8, 16, 32, 64]},
+    },
+}
+
+
+def build(cfg=SMALL_MODEL):
+    torch.manual_seed(0)
+    return get_registries().build("detector", cfg, path="model")
+
+
+def batch():
+    gts = [
+        Instances(
+            torch.tensor([[10.0, 10.0, 60.0, 70.0], [50.0, 40.0, 120.0, 100.0]]),
+            torch.tensor([0, 2]),
+        ),
+        Instances(torch.tensor([[30.0, 20.0, 90.0, 110.0]]), torch.tensor([1])),
+    ]
+    samples = [
+        DetSample(
+            ori_shape=(64, 80),
+            img_shape=(128, 160),
+            pad_shape=(128, 160),
+            scale_factor=(2.0, 2.0),
+            gt=gts[0],
+        ),
+        DetSample(ori_shape=(120, 150), img_shape=(120, 150), pad_shape=(128, 160), gt=gts[1]),
+    ]
+    return DetBatch(
+        torch.randn(2, 3, 128, 160, generator=torch.Generator().manual_seed(1)), samples
+    )
+
+
+def test_loss_reports_num_pos_and_backpropagates():
+    model = build().train()
+    hub = MessageHub.get_instance("retinanet-test")
+    losses = model.loss(batch())
+    assert set(losses) == {"loss_cls", "loss_bbox"}
+    assert all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert model.head.retina_cls.weight.grad.abs().sum() > 0
+    assert model.backbone.conv1.weight.grad.abs().sum() > 0
+    assert hub.get_scalar("train/num_pos").current() > 3  # at least one prior per gt
+
+
+def test_predict_returns_instances_in_original_coordinates():
+    model = build().eval()
+    with torch.no_grad():  # a low threshold so that the untrained model returns boxes
+        model.head.postprocess.score_thr = 0.0
+        results = model.predict(batch())
+    assert len(results) == 2
+    first, second = results
+    assert len(first) == model.head.postprocess.max_per_img
+    assert first.boxes.dtype == torch.float32 and first.labels.dtype == torch.int64
+    assert (first.scores[:-1] >= first.scores[1:]).all()
+    assert ((first.labels >= 0) & (first.labels < NUM_CLASSES)).all()
+    assert first.boxes[:, 2].max() <= 80 and first.boxes[:, 3].max() <= 64  # ori (64, 80)
+    assert second.boxes[:, 2].max() <= 150 and second.boxes[:, 3].max() <= 120
+
+
+def test_extract_feat_gives_neck_levels():
+    feats = build().eval().extract_feat(torch.zeros(1, 3, 128, 160))
+    assert [tuple(f.shape) for f in feats] == [
+        (1, 16, 16, 20),
+        (1, 16, 8, 10),
+        (1, 16, 4, 5),
+        (1, 16, 2, 3),
+    ]
+
+
+def test_get_assignments_lists_positive_priors_per_level():
+    model = build()
+    samples = batch().samples
+    sizes = [(16, 20), (8, 10), (4, 5), (2, 3)]
+    result = model.head.get_assignments(sizes, samples)
+    assert [len(p) for p in result.priors] == [h * w * 9 for h, w in sizes]
+    assert len(result.pos_inds) == 2 and len(result.pos_inds[0]) == 4
+    for image, sample in enumerate(samples):
+        matched = torch.cat(result.pos_gt_inds[image])
+        assert set(matched.tolist()) == set(range(len(sample.gt)))  # every gt has a positive
+        for level, inds in enumerate(result.pos_inds[image]):
+            assert (inds < len(result.priors[level])).all()
+
+
+def test_nested_config_errors_name_the_path():
+    bad = {
+        **SMALL_MODEL,
+        "head": {
+            **SMALL_MODEL["head"],
+            "assigner": {"type": "MaxIoUAssigner", "pos_iou_thr": "high"},
+        },
+    }
+    with pytest.raises(ConfigError, match=r"model\.head\.assigner\.pos_iou_thr: expected float"):
+        build(bad)
+    proposals = {
+        **SMALL_MODEL,
+        "head": {
+            **SMALL_MODEL["head"],
+            "sampler": {"type": "RandomSampler", "add_gt_as_proposals": True},
+        },
+    }
+    with pytest.raises(ConfigError, match="add_gt_as_proposals"):
+        build(proposals)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "retinanet_r50_fpn_1x_coco.toml",
+        "retinanet_r18_fpn_1x_raccoon.toml",
+        "retinanet_tinynet_fpn_demo_shapes.toml",
+    ],
+)
+def test_shipped_configs_build(name):
+    cfg = load_config(str(resources.files("plugdet_retinanet") / "configs" / name))
+    cfg["model"]["backbone"].pop("init_cfg", None)  # no weights download in tests
+    model = get_registries().build("detector", cfg["model"], path="model")
+    assert (
+        model.head.num_classes
+        == {"coco": 80, "raccoon": 1, "shapes": 5}[name.rsplit("_", 1)[1].removesuffix(".toml")]
+    )
