@@ -27,7 +27,9 @@ from core.visualization.canvas import Canvas, as_image, to_numpy
 from core.visualization.colors import class_color
 from core.visualization.featmap import draw_featmap
 
-_LABEL_BOX = {"facecolor": "black", "alpha": 0.6, "pad": 1.0, "edgecolor": "none"}
+_LABEL_BOX = {"facecolor": "black", "alpha": 0.85, "pad": 1.0, "edgecolor": "none"}
+#: White pixels between the ground-truth and the prediction panel of add_datasample.
+PANEL_GAP_PX = 4
 
 
 def _scalar(value: Any) -> float:
@@ -236,6 +238,8 @@ class Visualizer(Canvas):
         instances = instances.to("cpu")
         if instances.scores is not None:
             instances = instances[instances.scores >= score_thr]
+            # ascending scores: the most confident box and label are drawn last, on top
+            instances = instances[torch.argsort(instances.scores, stable=True)]
         if len(instances) == 0:
             return self.get_image()
         labels = instances.labels.tolist()
@@ -279,7 +283,8 @@ class Visualizer(Canvas):
             (:func:`gt_in_original_frame`), ``sample.pred`` is in original coordinates already.
         :param score_thr: predictions scoring below it are not drawn.
         :param out_file: also save the drawn image there as PNG.
-        :returns: ``(H, W * panels, 3)`` uint8 RGB, ``panels`` = number of drawn parts.
+        :returns: ``(H, W * panels + gap, 3)`` uint8 RGB, ``panels`` = number of drawn parts,
+            ``gap`` = :data:`PANEL_GAP_PX` white columns between two panels.
         """
         rgb = as_image(image)
         if tuple(sample.ori_shape) not in ((0, 0), rgb.shape[:2]):
@@ -299,6 +304,9 @@ class Visualizer(Canvas):
             panels.append(self.draw_instances(rgb, sample.pred, classes, score_thr=score_thr))
         if not panels:
             raise ValueError("add_datasample: draw_gt and draw_pred are both False")
+        if len(panels) == 2:
+            gap = np.full((rgb.shape[0], PANEL_GAP_PX, 3), 255, np.uint8)
+            panels.insert(1, gap)
         drawn = np.concatenate(panels, axis=1)
         if out_file is not None:
             Path(out_file).parent.mkdir(parents=True, exist_ok=True)

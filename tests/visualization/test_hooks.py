@@ -11,6 +11,7 @@ from PIL import Image
 from core.engine.runner import Runner
 from core.errors import ConfigError
 from core.plugins import get_registries
+from core.visualization.visualizer import PANEL_GAP_PX
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -40,9 +41,10 @@ def test_det_visualization_hook_draws_gt_and_predictions_each_epoch(toy):
                                                                   range(3)]
     drawn = np.asarray(Image.open(image_dir / "val_img1_1.png"))
     size = vis_toy.ORIGINAL_SIZE
-    assert drawn.shape == (size, 2 * size, 3)
+    assert drawn.shape == (size, 2 * size + PANEL_GAP_PX, 3)
     x1, y1, x2, y2 = (int(v) for v in vis_toy.square_of(1))
-    gt_panel, pred_panel = drawn[:, :size].astype(int), drawn[:, size:].astype(int)
+    gt_panel = drawn[:, :size].astype(int)
+    pred_panel = drawn[:, size + PANEL_GAP_PX :].astype(int)
     odd_color = np.array([255, 127, 14])  # palette colour of class 1, drawn in original pixels
     assert np.abs(gt_panel[(y1 + y2) // 2, x1] - odd_color).max() < 60
     assert np.abs(pred_panel[(y1 + y2) // 2, x2] - odd_color).max() < 60

@@ -11,7 +11,7 @@ from core.config import load_config
 from core.errors import ConfigError
 from core.structures import DetSample, Instances
 from core.visualization import BaseVisBackend, LocalVisBackend, Visualizer
-from core.visualization.visualizer import gt_in_original_frame
+from core.visualization.visualizer import PANEL_GAP_PX, gt_in_original_frame
 
 
 class RecordingBackend(BaseVisBackend):
@@ -148,8 +148,9 @@ def test_add_datasample_draws_gt_left_and_confident_predictions_right(visualizer
     drawn = visualizer.add_datasample(
         "val_7", image, sample, ("cat", "dog"), step=2, score_thr=0.3, out_file=str(out_file)
     )
-    assert drawn.shape == (60, 160, 3)
-    gt_panel, pred_panel = drawn[:, :80], drawn[:, 80:]
+    assert drawn.shape == (60, 80 + PANEL_GAP_PX + 80, 3)
+    gt_panel, pred_panel = drawn[:, :80], drawn[:, 80 + PANEL_GAP_PX :]
+    assert (drawn[:, 80 : 80 + PANEL_GAP_PX] == 255).all()
     assert gt_panel[35, 10].max() > 100  # left edge of the GT box
     assert pred_panel[37, 12].max() > 100  # left edge of the confident prediction
     assert pred_panel[10, 60].max() == 0  # the 0.1 prediction is not drawn
@@ -175,3 +176,11 @@ def test_get_current_instance_without_any_instance_is_a_clear_error():
     finally:
         Visualizer._instances.update(saved[0])
         Visualizer._current_name = saved[1]
+
+
+def test_the_most_confident_of_overlapping_predictions_is_drawn_on_top():
+    box = [[10.0, 20.0, 50.0, 50.0]] * 2
+    preds = Instances(torch.tensor(box), torch.tensor([0, 1]), torch.tensor([0.9, 0.5]))
+    drawn = Visualizer().draw_instances(np.zeros((60, 80, 3), np.uint8), preds, ("a", "b"))
+    left_edge = drawn[35, 10].astype(int)  # palette: class 0 blue (31, 119, 180), 1 orange
+    assert left_edge[2] > 100 and left_edge[0] < 100
