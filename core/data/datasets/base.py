@@ -19,47 +19,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
+from core.data.datasets.records import ImageRecord, RecordStore
 from core.data.datasets.skips import LOGGER, SkipLog
 from core.data.threads import single_threaded
 from core.data.transforms.base import Pipeline, Prepare
 from core.errors import DataError
-from core.structures import DetSample, Instances
+from core.structures import DetSample
 
 #: consecutive unreadable samples tolerated before giving up.
 MAX_REPLACEMENTS = 10
-
-
-@attrs.define
-class ImageRecord:
-    """One image of the annotation file.
-
-    :ivar img_id: image id (the COCO id where there is one).
-    :ivar img_path: path of the image file.
-    :ivar height: image height from the annotations.
-    :ivar width: image width from the annotations.
-    :ivar gt: ground truth, ``(N, 4)`` xyxy pixels and ``(N,)`` labels.
-    :ivar ignore: ignore regions (iscrowd / difficult).
-    """
-
-    img_id: int
-    img_path: str
-    height: int
-    width: int
-    gt: Instances
-    ignore: Instances
-
-
-def instances_from_lists(boxes: Sequence[Sequence[float]], labels: Sequence[int]) -> Instances:
-    """``Instances`` from python lists of xyxy boxes and labels."""
-    return Instances(
-        boxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-        labels=torch.tensor(labels, dtype=torch.int64).reshape(-1),
-    )
 
 
 def resolve_path(path: str, data_root: str) -> Path:
@@ -84,7 +55,7 @@ class DetDataset(Dataset):
     def __init__(self, pipeline: Sequence[Any] = (), strict: bool = False) -> None:
         self.pipeline = Pipeline(pipeline)
         self.strict = strict
-        self.records: list[ImageRecord] = []
+        self.records = RecordStore([])
         self.label_to_cat_id: dict[int, int] = {}
         #: boxes that were fixed rather than dropped (``{"clipped_box": n}``).
         self.repaired: dict[str, int] = {}
@@ -96,8 +67,8 @@ class DetDataset(Dataset):
         self._skips.summarize()
         if not records:
             raise DataError(f"{source}: no usable images (skipped: {self.skipped or 'nothing'})")
-        self.records = records
-        boxes = sum(len(r.gt) for r in records)
+        self.records = RecordStore(records)
+        boxes = sum(len(r.boxes) for r in records)
         LOGGER.info(
             "%s: %d images, %d boxes from %s", type(self).__name__, len(records), boxes, source
         )

@@ -8,7 +8,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Annotated, Any
 
-from core.data.datasets.base import DetDataset, ImageRecord, instances_from_lists, resolve_path
+from core.data.datasets.base import DetDataset, resolve_path
+from core.data.datasets.records import ImageRecord
 from core.data.datasets.skips import SkipLog
 from core.errors import DataError
 from core.registry import component
@@ -222,6 +223,8 @@ class CocoDataset(DetDataset):
             img_path=str(img_path),
             height=height,
             width=width,
-            gt=instances_from_lists(boxes, labels),
-            ignore=instances_from_lists(ignore_boxes, ignore_labels),
+            boxes=boxes,
+            labels=labels,
+            ignore_boxes=ignore_boxes,
+            ignore_labels=ignore_labels,
         )

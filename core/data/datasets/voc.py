@@ -16,8 +16,9 @@ from typing import Annotated, Any
 
 from PIL import Image
 
-from core.data.datasets.base import DetDataset, ImageRecord, instances_from_lists, resolve_path
+from core.data.datasets.base import DetDataset, resolve_path
 from core.data.datasets.coco import check_box
+from core.data.datasets.records import ImageRecord
 from core.data.datasets.voc_xml import VocAnnotation, parse_voc_xml
 from core.errors import DataError
 from core.registry import component
@@ -163,8 +164,10 @@ class VocDataset(DetDataset):
             img_path=str(img_path),
             height=height,
             width=width,
-            gt=instances_from_lists(boxes, labels),
-            ignore=instances_from_lists(ignore_boxes, ignore_labels),
+            boxes=boxes,
+            labels=labels,
+            ignore_boxes=ignore_boxes,
+            ignore_labels=ignore_labels,
         )
 
     def _size(
