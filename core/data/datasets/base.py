@@ -1,8 +1,10 @@
 """The dataset base: image records in memory, a transform pipeline, bad samples replaced.
 
-A dataset subclass parses its annotation format into :class:`ImageRecord` objects (boxes in
-original image pixels) and calls :meth:`DetDataset.set_records`. Indexing returns a
-:class:`DetSample` passed through the pipeline.
+A dataset subclass parses its annotation format into
+:class:`~core.data.datasets.records.ImageRecord` objects (boxes in original image pixels) and
+calls :meth:`DetDataset.set_records`, which keeps them in a compact
+:class:`~core.data.datasets.records.RecordStore`. Indexing returns a :class:`DetSample`
+passed through the pipeline.
 
 Keys: ``dataset[i]`` or ``dataset[(i, seed)]``. The sampler of
 :func:`core.data.loader.build_dataloader` yields ``(index, seed)`` pairs so that random
