@@ -18,7 +18,7 @@ from core.errors import ConfigError, DataError
 from core.evaluation.records import ImageResult, gather_results, record_from_sample
 from core.structures import DetSample
 
-LOGGER = logging.getLogger("core.evaluation")
+LOGGER = logging.getLogger("plugdet.evaluation")
 T = TypeVar("T")
 
 #: COCOeval ``stats`` index of each reported value.

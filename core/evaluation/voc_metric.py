@@ -12,7 +12,7 @@ from core.evaluation.coco_metric import format_table
 from core.evaluation.records import ImageResult, gather_results, record_from_sample
 from core.structures import DetSample
 
-LOGGER = logging.getLogger("core.evaluation")
+LOGGER = logging.getLogger("plugdet.evaluation")
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -118,7 +118,7 @@ def test_bad_boxes_are_clipped_or_dropped_and_counted(coco_dir, caplog):
         ann(15, 42, 7, [1, 1, 5, 5]),  # unknown image
         ann(16, 2, 7, [1, "x", 5, 5]),  # malformed
     ]
-    with caplog.at_level(logging.WARNING, logger="core.data"):
+    with caplog.at_level(logging.WARNING, logger="plugdet.data"):
         dataset = CocoDataset(ann_file=write(root, content), img_dir=str(root / "img"))
     assert dataset.skipped == {
         "degenerate_box": 2,
@@ -157,7 +157,7 @@ def test_missing_and_corrupt_images(coco_dir, caplog):
     path = write(root, content)
     dataset = CocoDataset(ann_file=path, img_dir=str(root / "img"), pipeline=[LoadImage()])
     assert len(dataset) == 2 and dataset.skipped == {"missing_image": 1}
-    with caplog.at_level(logging.WARNING, logger="core.data"):
+    with caplog.at_level(logging.WARNING, logger="plugdet.data"):
         replacement = dataset[1]  # image 2 is corrupt: the next sample comes instead
     assert replacement.img_id == 1 and replacement.image is not None
     assert dataset.skipped == {"missing_image": 1, "bad_image": 1}

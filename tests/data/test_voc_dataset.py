@@ -91,7 +91,7 @@ def test_bad_xml_content_is_skipped_and_counted(tmp_path, caplog):
     }
     layout = make_voc(tmp_path, entries, flat=True)
     (tmp_path / "train.txt").write_text("\n".join([*entries, "ghost"]))
-    with caplog.at_level(logging.WARNING, logger="core.data"):
+    with caplog.at_level(logging.WARNING, logger="plugdet.data"):
         dataset = VocDataset(classes=["cat", "dog"], **layout)
     assert len(dataset) == 3
     assert dataset.skipped == {

@@ -7,7 +7,7 @@ from collections import Counter
 
 from core.errors import DataError
 
-LOGGER = logging.getLogger("core.data")
+LOGGER = logging.getLogger("plugdet.data")
 
 
 class SkipLog:
