@@ -207,7 +207,7 @@ def save_pr_curves(
     )
     axes.grid(alpha=0.3)
     if 0 < len(aps) <= MAX_LEGEND_CLASSES:
-        axes.legend(loc="lower left", fontsize="small")
+        axes.legend(loc="best", fontsize="small")
     _save(figure, out_file)
     return curves
 
