@@ -63,8 +63,9 @@ def test_det_visualization_hook_interval_and_bad_arguments(toy):
 
 
 def test_param_histogram_hook_sends_non_zero_gradients(toy):
-    run_training(toy, [{"type": "ParamHistogramHook", "interval": 2}],
-                 train={"max_epochs": 2, "val_interval": 1})
+    backends = [{"type": "RecordingVisBackend"}, {"type": "TensorboardVisBackend"}]
+    work_dir = run_training(toy, [{"type": "ParamHistogramHook", "interval": 2}],
+                            train={"max_epochs": 2, "val_interval": 1}, vis_backends=backends)
     histograms = vis_toy.RecordingVisBackend.histograms
     grads = histograms["grads/backbone.0.weight"]
     assert [step for step, _ in grads] == [2, 4]  # 2 iterations per epoch, 2 epochs
@@ -76,6 +77,18 @@ def test_param_histogram_hook_sends_non_zero_gradients(toy):
     assert set(histograms) == {f"{kind}/{name}" for kind in ("params", "grads") for name in
                                ("backbone.0.weight", "backbone.0.bias", "head.weight",
                                 "head.bias")}
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(work_dir / "vis_data" / "tensorboard"), {"histograms": 0})
+    events.Reload()
+    written = events.Histograms("grads/backbone.0.weight")
+    assert [e.step for e in written] == [2, 4]
+    for event, (_, values) in zip(written, grads, strict=True):
+        assert event.histogram_value.num == values.numel()
+        assert event.histogram_value.sum_squares == pytest.approx(float((values**2).sum()),
+                                                                  rel=1e-4)
+        assert event.histogram_value.sum_squares > 0
 
 
 def test_run_info_hook_writes_environment_and_watches_the_model(toy):
