@@ -31,6 +31,11 @@ def straight(tmp_path_factory):
     return load_weights(only_run_dir(root / "runs") / "epoch_2.pth")
 
 
+def _last_checkpoint(runs):
+    pointers = list(runs.glob("*/last_checkpoint")) if runs.exists() else []
+    return pointers[0].read_text() if pointers else None
+
+
 def _wait_for(predicate, process, timeout=90.0):
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -58,10 +63,10 @@ def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path, straight):
     runs = tmp_path / "runs"
     process = subprocess.Popen(
         [sys.executable, str(CLI), str(config), "--work-dir", str(runs),
-         "--set-new", "--set", "model.delay=0.3"],
+         "--set-new", "--set", "model.delay=0.5"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=cli_env())
     try:
-        _wait_for(lambda: runs.exists() and any(runs.glob("*/iter_6.pth")), process)
+        _wait_for(lambda: _last_checkpoint(runs) == "iter_6.pth", process)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
     finally:
