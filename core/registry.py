@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import attrs
 import cattrs
 
-from core.errors import ConfigError, PluginError
+from core.errors import ConfigError, PlugdetError, PluginError
 from core.hookspecs import STAGES
 
 
@@ -278,7 +278,7 @@ class Registry:
             values[field.name] = value
         try:
             return entry.factory(**values)
-        except ConfigError:
+        except PlugdetError:  # already says what and where (a missing data file, ...)
             raise
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: {self.stage} {name!r}: {exc}") from exc

@@ -161,3 +161,19 @@ def test_star_kwargs_factories_are_refused(manager_with):
     registries = manager_with(loose=Loose()).registries
     with pytest.raises(PluginError, match="'Loose': parameter 'kwargs' must be a named keyword"):
         registries.build("loss", {"type": "Loose"})
+
+
+def test_errors_of_the_factory_keep_their_type(manager_with):
+    from core.errors import DataError
+
+    def dataset(ann_file: str = "a.json"):
+        raise DataError(f"{ann_file}: annotation file not found")
+
+    class Data:
+        @impl
+        def register_datasets(self, register):
+            register("Broken", dataset)
+
+    registries = manager_with(data=Data()).registries
+    with pytest.raises(DataError, match="b.json: annotation file not found"):
+        registries.build("dataset", {"type": "Broken", "ann_file": "b.json"})
