@@ -16,6 +16,8 @@ from torch import nn
 
 from core.errors import CheckpointError
 
+#: Prefix of the temporary files of unfinished atomic writes.
+TEMP_PREFIX = ".tmp-"
 #: Name of the text file in a run directory that holds the latest checkpoint's file name.
 LAST_CHECKPOINT_FILE = "last_checkpoint"
 #: How many key names an error message lists before summarising the rest.
@@ -39,7 +41,7 @@ def atomic_write_bytes(path: str | os.PathLike, write: Any) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fileobj:
             write(fileobj)
@@ -50,6 +52,17 @@ def atomic_write_bytes(path: str | os.PathLike, write: Any) -> None:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def remove_partial_writes(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed writers left in ``directory``; returns them.
+
+    Only call this when no other process writes into ``directory``.
+    """
+    stale = sorted(Path(directory).glob(f"{TEMP_PREFIX}*"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:

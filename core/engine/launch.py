@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from core.engine import dist
-from core.engine.checkpoint import atomic_write_bytes
+from core.engine.checkpoint import atomic_write_bytes, remove_partial_writes
 from core.engine.runner import Runner
 from core.engine.workdir import latest_checkpoint, new_run_dir, work_root
 
@@ -31,6 +31,8 @@ def run_training(cfg: dict[str, Any], *, config_path: str, work_dir: str | None 
             resume_from = Path(dist.broadcast_object(str(latest_checkpoint(root))
                                                      if dist.get_rank() == 0 else None))
             run_dir = resume_from.parent
+            if dist.get_rank() == 0:
+                remove_partial_writes(run_dir)
         else:
             resume_from = Path(resume) if resume else None
             run_dir = new_run_dir(root)

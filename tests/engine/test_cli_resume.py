@@ -103,5 +103,6 @@ def test_kill_during_checkpoint_write_keeps_previous_checkpoint(tmp_path, straig
     assert load_checkpoint(run_dir / "epoch_1.pth")["meta"]["epoch"] == 1
     result = run_cli(str(config), "--work-dir", str(runs), "--resume")
     assert result.returncode == 0, result.stderr
+    assert not list(run_dir.glob(".tmp-*"))  # the partial write was cleaned up
     # CHECKPOINTS only adds saving; the training itself is the same as the reference run
     _assert_same_weights(load_weights(run_dir / "epoch_2.pth"), straight)
