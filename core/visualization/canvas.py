@@ -132,6 +132,7 @@ class Canvas:
 
     def __init__(self, image: Any | None = None) -> None:
         self._figure = Figure(frameon=False, dpi=DPI)
+        self._figure.patch.set_alpha(0.0)
         FigureCanvasAgg(self._figure)
         self._axes = self._figure.add_axes((0.0, 0.0, 1.0, 1.0))
         self._image: np.ndarray | None = None
@@ -157,18 +158,28 @@ class Canvas:
         height, width = self._image.shape[:2]
         self._axes.clear()
         self._axes.set_axis_off()
-        self._figure.set_size_inches((width + _SIZE_EPSILON) / DPI, (height + _SIZE_EPSILON) / DPI)
-        self._axes.imshow(self._image, extent=(0, width, height, 0), interpolation="none")
+        self._axes.patch.set_visible(False)
+        self._figure.set_size_inches(
+            (width + _SIZE_EPSILON) / DPI, (height + _SIZE_EPSILON) / DPI
+        )
         self._axes.set_xlim(0, width)
         self._axes.set_ylim(height, 0)
         return self
 
     def get_image(self) -> np.ndarray:
-        """The image with every drawing so far, ``(H, W, 3)`` uint8 RGB."""
-        height, width = self._require_image().shape[:2]
+        """The image with every drawing so far, ``(H, W, 3)`` uint8 RGB.
+
+        The drawings are rendered on a transparent canvas and alpha-blended over the image,
+        so the image itself is never resampled.
+        """
+        image = self._require_image()
+        height, width = image.shape[:2]
         self._figure.canvas.draw()
         buffer = np.asarray(self._figure.canvas.buffer_rgba())  # type: ignore[attr-defined]
-        return np.ascontiguousarray(buffer[:height, :width, :3])
+        overlay = buffer[:height, :width].astype(np.float32)
+        alpha = overlay[:, :, 3:] / 255.0
+        blended = image * (1.0 - alpha) + overlay[:, :, :3] * alpha
+        return blended.round().clip(0, 255).astype(np.uint8)
 
     def draw_bboxes(
         self,
