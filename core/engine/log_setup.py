@@ -12,6 +12,9 @@ LOG_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"
 DATE_FORMAT = "%Y/%m/%d %H:%M:%S"
 #: ``logger.info(line, extra=FILE_ONLY)`` keeps a line out of the console (the bar shows it).
 FILE_ONLY = {"console": False}
+#: Parent of the loggers that data, evaluation and model code write to; a run's handlers are
+#: attached to it too, so their warnings and tables reach the run's log.
+COMPONENT_LOGGER = "plugdet"
 
 
 class ConsoleHandler(logging.StreamHandler):
@@ -52,11 +55,18 @@ def setup_logger(name: str, log_file: Path | None, rank: int) -> tuple[logging.L
         file_handler = logging.FileHandler(log_file, encoding="utf-8")
         file_handler.setFormatter(formatter)
         logger.addHandler(file_handler)
+    components = logging.getLogger(COMPONENT_LOGGER)
+    components.setLevel(logger.level)
+    components.propagate = False
+    for handler in logger.handlers:
+        components.addHandler(handler)
     return logger, bar
 
 
 def close_logger(logger: logging.Logger) -> None:
-    """Flush and detach every handler (closes the log file)."""
+    """Flush and detach every handler (closes the log file), also from the component logger."""
+    components = logging.getLogger(COMPONENT_LOGGER)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
+        components.removeHandler(handler)
         handler.close()
