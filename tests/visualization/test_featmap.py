@@ -24,14 +24,15 @@ def image() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def featmap(image) -> torch.Tensor:
-    """The finest FPN level (stride 8) of the demo RetinaNet: ``(64, 8, 12)``."""
+    """The finest FPN level (stride 8) of the demo RetinaNet: ``(C, 8, 12)``."""
     torch.manual_seed(0)
     cfg = load_config(str(DEMO_CONFIG))
     detector = get_registries().build("detector", cfg["model"], path="model").eval()
     images = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
         feats = detector.extract_feat((images - 0.45) / 0.25)
-    assert feats[0].shape == (1, 64, 8, 12)
+    assert feats[0].shape == (1, cfg["model"]["neck"]["out_channels"], 8, 12)
+    assert feats[0].shape[1] not in (1, 3)  # topk=-1 must refuse it
     return feats[0][0]
 
 
@@ -76,7 +77,7 @@ def test_alpha_zero_returns_the_image_and_alpha_one_the_heat_map(featmap, image)
 def test_topk_minus_one_needs_one_or_three_channels(featmap):
     assert draw_featmap(featmap[:3], channel_reduction=None, topk=-1).shape == (8, 12, 3)
     assert draw_featmap(featmap[:1], channel_reduction=None, topk=-1).shape == (8, 12, 3)
-    with pytest.raises(ValueError, match="needs 1 or 3 channels, got 64"):
+    with pytest.raises(ValueError, match=f"needs 1 or 3 channels, got {len(featmap)}"):
         draw_featmap(featmap, channel_reduction=None, topk=-1)
 
 
