@@ -20,8 +20,7 @@ from core.plugins import get_registries
 DEMO_CONFIG = resources.files("plugdet_retinanet") / "configs" / (
     "retinanet_tinynet_fpn_demo_shapes.toml")
 NUM_IMAGES = 3
-DEMO_IMAGE_SIZE = 160
-DRAWN_WIDTH = 512  # the demo's 160-pixel images are enlarged to this width
+MIN_DRAWN_WIDTH = 512  # narrower images are enlarged to this width
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +64,13 @@ def test_one_png_per_image_with_a_legend_band(run_output):
     _, out = run_output
     pngs = sorted(out.glob("*.png"))
     assert len(pngs) == NUM_IMAGES
-    for png in pngs:
-        with Image.open(png) as image:
-            assert image.width == DRAWN_WIDTH and image.height > DRAWN_WIDTH
+    for image in json.loads((out / "positives.json").read_text()):
+        with Image.open(image["img_path"]) as original:
+            width, height = original.size
+        scale = max(1.0, MIN_DRAWN_WIDTH / width)
+        with Image.open(out / f"{Path(image['img_path']).stem}.png") as drawn:
+            assert drawn.width == round(width * scale)
+            assert drawn.height > round(height * scale)  # the legend band below
 
 
 def test_drawn_positives_equal_the_assigners_positives(run_output):
@@ -87,7 +90,8 @@ def test_a_dot_of_the_level_colour_marks_every_positive(run_output):
     for image in json.loads((out / "positives.json").read_text()):
         png = out / f"{Path(image['img_path']).stem}.png"
         pixels = np.asarray(Image.open(png)).astype(int)
-        scale = DRAWN_WIDTH / DEMO_IMAGE_SIZE
+        with Image.open(image["img_path"]) as original:
+            scale = max(1.0, MIN_DRAWN_WIDTH / original.width)
         for lv in image["levels"]:
             color, half = level_color(lv["level"]), dot_size(lv["level"]) // 2
             for x, y in lv["centers_original"]:
