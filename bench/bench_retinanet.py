@@ -90,15 +90,21 @@ def random_targets(batch: int, size: int, generator: torch.Generator) -> list[In
     return targets
 
 
-def median_time(fn: Callable[[], object], warmup: int, repeats: int) -> float:
+def paired_medians(
+    ours: Callable[[], object], theirs: Callable[[], object], warmup: int, repeats: int
+) -> tuple[float, float]:
+    """Median seconds of ``ours`` and ``theirs``, run alternately so that load changes on a
+    shared machine hit both alike."""
     for _ in range(warmup):
-        fn()
-    times = []
+        ours()
+        theirs()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, bucket in ((ours, times[0]), (theirs, times[1])):
+            start = time.perf_counter()
+            fn()
+            bucket.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def train_step(
@@ -139,10 +145,8 @@ def run_case(name: str, warmup: int, repeats: int) -> dict[str, float]:
     tv_model.train()
     our_opt = torch.optim.SGD(ours.parameters(), lr=SGD_LR, momentum=0.9)
     tv_opt = torch.optim.SGD(tv_model.parameters(), lr=SGD_LR, momentum=0.9)
-    results["train_ours"] = median_time(
-        lambda: train_step(ours, our_opt, lambda: ours.loss(our_batch)), warmup, repeats
-    )
-    results["train_tv"] = median_time(
+    results["train_ours"], results["train_tv"] = paired_medians(
+        lambda: train_step(ours, our_opt, lambda: ours.loss(our_batch)),
         lambda: train_step(tv_model, tv_opt, lambda: runner.loss(images, tv_targets)),
         warmup,
         repeats,
@@ -150,9 +154,11 @@ def run_case(name: str, warmup: int, repeats: int) -> dict[str, float]:
     ours.eval()
     tv_model.eval()
     with torch.no_grad():
-        results["infer_ours"] = median_time(lambda: ours.predict(our_batch), warmup, repeats)
-        results["infer_tv"] = median_time(
-            lambda: runner.predict(images, image_sizes), warmup, repeats
+        results["infer_ours"], results["infer_tv"] = paired_medians(
+            lambda: ours.predict(our_batch),
+            lambda: runner.predict(images, image_sizes),
+            warmup,
+            repeats,
         )
     results["target"] = target
     return results

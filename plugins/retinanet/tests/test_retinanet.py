@@ -136,6 +136,7 @@ def test_nested_config_errors_name_the_path():
     [
         "retinanet_r50_fpn_1x_coco.toml",
         "retinanet_r18_fpn_1x_raccoon.toml",
+        "retinanet_tinynet_fpn_scratch_raccoon.toml",
         "retinanet_tinynet_fpn_demo_shapes.toml",
     ],
 )
