@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,9 @@ def write_graph(cfg: dict[str, Any], work_dir: str | Path,
     detector = get_registries().build("detector", cfg["model"], path="model").eval()
     visualizer = Visualizer(vis_backends=[GRAPH_BACKEND], save_dir=str(work_dir))
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # TensorBoard's graph export is built on torch.jit.trace, deprecated in torch 2.x
+            warnings.filterwarnings("ignore", message=".*torch.jit.trace", category=FutureWarning)
             visualizer.add_graph(DetectorGraph(detector), torch.rand(1, 3, *shape))
     finally:
         visualizer.close()
