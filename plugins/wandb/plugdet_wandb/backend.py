@@ -37,7 +37,8 @@ class WandbVisBackend(BaseVisBackend):
     :param run_name: display name of the run (wandb picks one when empty).
     :param entity: wandb team or user ("" for the default).
     :param tags: run tags.
-    :param mode: ``online``, ``offline`` (sync later with ``wandb sync``) or ``disabled``.
+    :param mode: ``online``, ``offline`` (sync later with ``wandb sync``) or ``disabled``;
+        None leaves it to wandb (``WANDB_MODE``, else online).
     :param log_code_dir: directory whose source is logged as an artifact ("" for none).
     :param watch_log: ``gradients``, ``parameters``, ``all`` or None (no watching).
     :param watch_log_freq: watch every this many backward passes.
@@ -50,7 +51,7 @@ class WandbVisBackend(BaseVisBackend):
         run_name: str = "",
         entity: str = "",
         tags: list[str] | None = None,
-        mode: Literal["online", "offline", "disabled"] = "online",
+        mode: Literal["online", "offline", "disabled"] | None = None,
         log_code_dir: str = "",
         watch_log: Literal["gradients", "parameters", "all"] | None = None,
         watch_log_freq: int = 100,
