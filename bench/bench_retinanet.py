@@ -6,7 +6,9 @@ Cases (each: median seconds per training step and per inference batch, ratio our
 * ``r18``: RetinaNet-R18-FPN, 320x320, batch 4, vs torchvision's RetinaNet on
   ``resnet_fpn_backbone("resnet18", returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7)``.
 
-Both models have the same architecture and weights (copied from torchvision's), trainable
+Variants: ``torchvision``; ``ours`` (same memory layout, so the same arithmetic); ``ours
+channels_last`` (the detector's ``channels_last = true`` option, our setting for CPU runs).
+All have the same architecture and weights (copied from torchvision's), trainable
 BatchNorm, and get the same normalised tensor: torchvision's resize/normalise transform is
 skipped (``TorchvisionRunner``) because our data pipeline does that work before the model.
 Head weights get a wider random spread so that inference keeps many candidates, as a trained
@@ -22,6 +24,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from plugdet_retinanet.torchvision_compat import (
@@ -90,43 +93,45 @@ def random_targets(batch: int, size: int, generator: torch.Generator) -> list[In
     return targets
 
 
-def paired_medians(
-    ours: Callable[[], object], theirs: Callable[[], object], warmup: int, repeats: int
-) -> tuple[float, float]:
-    """Median seconds of ``ours`` and ``theirs``, run alternately so that load changes on a
-    shared machine hit both alike."""
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]], warmup: int, repeats: int
+) -> dict[str, float]:
+    """Median seconds of each function, run in turn so that load changes on a shared machine
+    hit all of them alike."""
     for _ in range(warmup):
-        ours()
-        theirs()
-    times: tuple[list[float], list[float]] = ([], [])
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        for fn, bucket in ((ours, times[0]), (theirs, times[1])):
+        for name, fn in fns.items():
             start = time.perf_counter()
             fn()
-            bucket.append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1])
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def train_step(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    loss_fn: Callable[[], dict[str, torch.Tensor]],
+    optimizer: torch.optim.Optimizer, loss_fn: Callable[[], dict[str, torch.Tensor]]
 ) -> None:
+    """Forward with loss, backward and one SGD step."""
     optimizer.zero_grad(set_to_none=True)
     losses = loss_fn()
     sum(losses.values()).backward()
     optimizer.step()
 
 
-def run_case(name: str, warmup: int, repeats: int) -> dict[str, float]:
-    depth, size, batch, target = CASES[name]
+def run_case(name: str, warmup: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Seconds per training step and per inference batch of each model variant."""
+    depth, size, batch, _ = CASES[name]
     torch.manual_seed(0)
     tv_model = torchvision_model(depth)
     spread_head_weights(tv_model, seed=1)
-    ours = get_registries().build(
-        "detector", torchvision_like_config(NUM_CLASSES, depth=depth), path="model"
-    )
-    load_torchvision_weights(ours, tv_model)
+    models: dict[str, nn.Module] = {}
+    for variant, channels_last in (("ours", False), ("ours_cl", True)):
+        cfg = {**torchvision_like_config(NUM_CLASSES, depth=depth), "channels_last": channels_last}
+        models[variant] = get_registries().build("detector", cfg, path="model")
+        load_torchvision_weights(models[variant], tv_model)
+    models["torchvision"] = tv_model
     runner = TorchvisionRunner(tv_model)
 
     generator = torch.Generator().manual_seed(2)
@@ -140,28 +145,29 @@ def run_case(name: str, warmup: int, repeats: int) -> dict[str, float]:
     tv_targets = [{"boxes": gt.boxes, "labels": gt.labels} for gt in gts]
     image_sizes = [(size, size)] * batch
 
-    results = {}
-    ours.train()
-    tv_model.train()
-    our_opt = torch.optim.SGD(ours.parameters(), lr=SGD_LR, momentum=0.9)
-    tv_opt = torch.optim.SGD(tv_model.parameters(), lr=SGD_LR, momentum=0.9)
-    results["train_ours"], results["train_tv"] = paired_medians(
-        lambda: train_step(ours, our_opt, lambda: ours.loss(our_batch)),
-        lambda: train_step(tv_model, tv_opt, lambda: runner.loss(images, tv_targets)),
-        warmup,
-        repeats,
+    def loss_fn(variant: str) -> Callable[[], dict[str, torch.Tensor]]:
+        if variant == "torchvision":
+            return lambda: runner.loss(images, tv_targets)
+        return lambda: models[variant].loss(our_batch)
+
+    def predict_fn(variant: str) -> Callable[[], object]:
+        if variant == "torchvision":
+            return lambda: runner.predict(images, image_sizes)
+        return lambda: models[variant].predict(our_batch)
+
+    optimizers = {
+        v: torch.optim.SGD(m.parameters(), lr=SGD_LR, momentum=0.9) for v, m in models.items()
+    }
+    for model in models.values():
+        model.train()
+    train = interleaved_medians(
+        {v: partial(train_step, optimizers[v], loss_fn(v)) for v in models}, warmup, repeats
     )
-    ours.eval()
-    tv_model.eval()
+    for model in models.values():
+        model.eval()
     with torch.no_grad():
-        results["infer_ours"], results["infer_tv"] = paired_medians(
-            lambda: ours.predict(our_batch),
-            lambda: runner.predict(images, image_sizes),
-            warmup,
-            repeats,
-        )
-    results["target"] = target
-    return results
+        infer = interleaved_medians({v: predict_fn(v) for v in models}, warmup, repeats)
+    return {"train": train, "infer": infer}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -176,17 +182,18 @@ def main(argv: list[str] | None = None) -> None:
         f"after {args.warmup} warm-up runs"
     )
     for name in args.case:
-        r = run_case(name, args.warmup, args.repeats)
+        results = run_case(name, args.warmup, args.repeats)
         depth, size, batch, target = CASES[name]
         print(
             f"[{name}] RetinaNet-R{depth}-FPN {size}x{size} batch {batch} (target ratio "
             f"<= {target})"
         )
-        for phase in ("train", "infer"):
-            ratio = r[f"{phase}_ours"] / r[f"{phase}_tv"]
+        for phase, seconds in results.items():
+            theirs = seconds["torchvision"]
             print(
-                f"  {phase:<5}  ours {r[f'{phase}_ours']:.3f} s  torchvision "
-                f"{r[f'{phase}_tv']:.3f} s  ratio {ratio:.2f}"
+                f"  {phase:<5}  torchvision {theirs:.3f} s  ours {seconds['ours']:.3f} s "
+                f"(ratio {seconds['ours'] / theirs:.2f})  ours channels_last "
+                f"{seconds['ours_cl']:.3f} s (ratio {seconds['ours_cl'] / theirs:.2f})"
             )
 
 

@@ -19,6 +19,9 @@ class RetinaNet(nn.Module):
     :param backbone: images ``(B, 3, H, W)`` -> tuple of feature maps.
     :param neck: feature maps -> pyramid levels (e.g. FPN), or None.
     :param head: pyramid levels -> losses / detections.
+    :param channels_last: keep weights and feature maps in channels-last memory format
+        (``torch.channels_last``): convolutions run markedly faster on CPUs (oneDNN) and on
+        GPUs with tensor cores; results agree with the default format up to float rounding.
     """
 
     def __init__(
@@ -26,15 +29,21 @@ class RetinaNet(nn.Module):
         backbone: Annotated[nn.Module, component("backbone")],
         head: Annotated[RetinaHead, component("head")],
         neck: Annotated[nn.Module | None, component("neck")] = None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.neck = neck
         self.head = head
+        self.channels_last = channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def extract_feat(self, images: Tensor) -> tuple[Tensor, ...]:
         """:param images: ``(B, 3, H, W)`` normalised float images.
         :returns: neck outputs (backbone outputs without a neck), finest first."""
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         feats = self.backbone(images)
         return self.neck(feats) if self.neck is not None else tuple(feats)
 

@@ -148,3 +148,49 @@ def test_shipped_configs_build(name):
         model.head.num_classes
         == {"coco": 80, "raccoon": 1, "shapes": 5}[name.rsplit("_", 1)[1].removesuffix(".toml")]
     )
+
+
+def test_decoded_box_regression_with_giou_loss():
+    cfg = {
+        **SMALL_MODEL,
+        "head": {
+            **SMALL_MODEL["head"],
+            "reg_decoded_bbox": True,
+            "loss_bbox": {"type": "GIoULoss", "loss_weight": 2.0},
+        },
+    }
+    model = build(cfg).train()
+    losses = model.loss(batch())
+    assert 0 < float(losses["loss_bbox"].detach()) <= 2 * 2.0  # GIoU loss of a box pair is in [0, 2]
+    losses["loss_bbox"].backward()
+    assert model.head.retina_reg.weight.grad.abs().sum() > 0
+
+
+def test_coco_1x_config_is_the_classic_recipe():
+    cfg = load_config(
+        str(resources.files("plugdet_retinanet") / "configs" / "retinanet_r50_fpn_1x_coco.toml")
+    )
+    assert cfg["optim"]["type"] == "SGD"
+    assert (cfg["optim"]["lr"], cfg["optim"]["momentum"], cfg["optim"]["weight_decay"]) == (
+        0.01,
+        0.9,
+        0.0001,
+    )
+    warmup, steps = cfg["param_schedulers"]
+    assert (warmup["type"], warmup["by_epoch"], warmup["end"]) == ("LinearWarmup", False, 500)
+    assert (steps["type"], steps["milestones"]) == ("MultiStep", [8, 11])
+    assert cfg["train"]["max_epochs"] == 12
+    resize = cfg["train_dataloader"]["dataset"]["pipeline"][1]
+    assert (resize["type"], sorted(resize["scale"])) == ("Resize", [800, 1333])
+    assert cfg["model"]["backbone"]["init_cfg"]["checkpoint"] == "torchvision://resnet50"
+
+
+def test_channels_last_gives_the_same_results():
+    default = build().train()
+    fast = build({**SMALL_MODEL, "channels_last": True}).train()
+    fast.load_state_dict(default.state_dict())
+    assert fast.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    data = batch()
+    expected, got = default.loss(data), fast.loss(data)
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-4, atol=1e-5)
