@@ -71,3 +71,22 @@ def test_tiny_net_shapes_and_freezing():
     assert not model.stages[0][0][1].training
     with pytest.raises(ConfigError, match="out_indices"):
         TinyNet(out_indices=(4,))
+
+
+def test_torchvision_scheme_downloads_torchvision_weights_safely(monkeypatch):
+    reference = torchvision.models.resnet18(weights=None)
+    calls = []
+
+    def fake_download(url, **kwargs):
+        calls.append((url, kwargs))
+        return reference.state_dict()
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fake_download)
+    model = ResNet(
+        depth=18, init_cfg={"type": "Pretrained", "checkpoint": "torchvision://resnet18"}
+    )
+    assert calls[0][0] == torchvision.models.ResNet18_Weights.DEFAULT.url
+    assert calls[0][1]["weights_only"] is True
+    assert torch.equal(model.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)
+    with pytest.raises(ConfigError, match="unknown torchvision model"):
+        ResNet(depth=18, init_cfg={"type": "Pretrained", "checkpoint": "torchvision://nonet"})
