@@ -161,7 +161,7 @@ def test_decoded_box_regression_with_giou_loss():
     }
     model = build(cfg).train()
     losses = model.loss(batch())
-    assert 0 < float(losses["loss_bbox"].detach()) <= 2 * 2.0  # GIoU loss of a box pair is in [0, 2]
+    assert 0 < float(losses["loss_bbox"].detach()) <= 2 * 2.0  # GIoU loss is in [0, 2]
     losses["loss_bbox"].backward()
     assert model.head.retina_reg.weight.grad.abs().sum() > 0
 
