@@ -278,8 +278,10 @@ class Registry:
             values[field.name] = value
         try:
             return entry.factory(**values)
-        except PlugdetError:  # already says what and where (a missing data file, ...)
+        except ConfigError:  # a nested build: its message already holds the full path
             raise
+        except PlugdetError as exc:  # a missing data file, ...: keep the type, add the key
+            raise type(exc)(f"{where}: {exc}") from exc
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: {self.stage} {name!r}: {exc}") from exc
 

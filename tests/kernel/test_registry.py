@@ -175,5 +175,5 @@ def test_errors_of_the_factory_keep_their_type(manager_with):
             register("Broken", dataset)
 
     registries = manager_with(data=Data()).registries
-    with pytest.raises(DataError, match=r"b\.json: annotation file not found"):
+    with pytest.raises(DataError, match=r"^dataset: b\.json: annotation file not found"):
         registries.build("dataset", {"type": "Broken", "ann_file": "b.json"})
