@@ -7,7 +7,7 @@ Cases (each: median seconds per training step and per inference batch, ratio our
   ``resnet_fpn_backbone("resnet18", returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7)``.
 
 Variants: ``torchvision``; ``ours`` (same memory layout, so the same arithmetic); ``ours
-channels_last`` (the detector's ``channels_last = true`` option, our setting for CPU runs).
+channels_last`` (the detector's ``channels_last = true`` option).
 All have the same architecture and weights (copied from torchvision's), trainable
 BatchNorm, and get the same normalised tensor: torchvision's resize/normalise transform is
 skipped (``TorchvisionRunner``) because our data pipeline does that work before the model.

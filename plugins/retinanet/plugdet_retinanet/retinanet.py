@@ -20,8 +20,9 @@ class RetinaNet(nn.Module):
     :param neck: feature maps -> pyramid levels (e.g. FPN), or None.
     :param head: pyramid levels -> losses / detections.
     :param channels_last: keep weights and feature maps in channels-last memory format
-        (``torch.channels_last``): convolutions run markedly faster on CPUs (oneDNN) and on
-        GPUs with tensor cores; results agree with the default format up to float rounding.
+        (``torch.channels_last``), which speeds convolutions up on GPUs with tensor cores and
+        on some CPUs (measure with ``bench/bench_retinanet.py``); results agree with the
+        default format up to float rounding.
     """
 
     def __init__(
