@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from core.models.losses.reduction import Reduction, expand_weight, weight_reduce_loss
+from core.models.losses.reduction import Reduction, WeightedLoss, expand_weight
 from core.models.losses.targets import one_hot_without_background
 
 
-class CrossEntropyLoss(nn.Module):
+class CrossEntropyLoss(WeightedLoss):
     """Cross-entropy over class logits.
 
     With ``use_sigmoid`` each of the C classes is an independent binary problem and label ``C``
@@ -29,11 +29,9 @@ class CrossEntropyLoss(nn.Module):
         loss_weight: float = 1.0,
         reduction: Reduction = "mean",
     ) -> None:
-        super().__init__()
+        super().__init__(loss_weight, reduction)
         self.use_sigmoid = use_sigmoid
         self.class_weight = class_weight
-        self.loss_weight = loss_weight
-        self.reduction = reduction
 
     def forward(
         self,
@@ -55,4 +53,4 @@ class CrossEntropyLoss(nn.Module):
             weight = expand_weight(weight, loss)
         else:
             loss = F.cross_entropy(pred, target, weight=class_weight, reduction="none")
-        return self.loss_weight * weight_reduce_loss(loss, weight, self.reduction, avg_factor)
+        return self.weigh_and_reduce(loss, weight, avg_factor)

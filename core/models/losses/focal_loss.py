@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.ops import sigmoid_focal_loss
 
-from core.models.losses.reduction import Reduction, expand_weight, weight_reduce_loss
+from core.models.losses.reduction import Reduction, WeightedLoss, expand_weight
 from core.models.losses.targets import one_hot_without_background
 
 
-class FocalLoss(nn.Module):
+class FocalLoss(WeightedLoss):
     """``loss_weight * FL(p_t) = -alpha_t (1 - p_t) ** gamma log(p_t)`` per class logit.
 
     :param gamma: focusing parameter.
@@ -25,11 +25,9 @@ class FocalLoss(nn.Module):
         loss_weight: float = 1.0,
         reduction: Reduction = "mean",
     ) -> None:
-        super().__init__()
+        super().__init__(loss_weight, reduction)
         self.gamma = gamma
         self.alpha = alpha
-        self.loss_weight = loss_weight
-        self.reduction = reduction
 
     def forward(
         self,
@@ -49,6 +47,4 @@ class FocalLoss(nn.Module):
         loss = sigmoid_focal_loss(
             pred, target.to(pred.dtype), alpha=self.alpha, gamma=self.gamma, reduction="none"
         )
-        return self.loss_weight * weight_reduce_loss(
-            loss, expand_weight(weight, loss), self.reduction, avg_factor
-        )
+        return self.weigh_and_reduce(loss, expand_weight(weight, loss), avg_factor)

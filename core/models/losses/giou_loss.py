@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.ops import generalized_box_iou_loss
 
-from core.models.losses.reduction import Reduction, weight_reduce_loss
+from core.models.losses.reduction import WeightedLoss, zero_loss
 
 #: Guards torchvision's IoU division for degenerate boxes.
 EPS = 1e-7
 
 
-class GIoULoss(nn.Module):
+class GIoULoss(WeightedLoss):
     """``loss_weight * (1 - GIoU(pred, target))`` per box pair (boxes decoded, xyxy).
 
     :param loss_weight: multiplies the loss.
     :param reduction: "none", "mean" or "sum".
     """
-
-    def __init__(self, loss_weight: float = 1.0, reduction: Reduction = "mean") -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
-        self.reduction = reduction
 
     def forward(
         self,
@@ -34,8 +29,8 @@ class GIoULoss(nn.Module):
         :param weight: ``(N,)`` or ``(N, 4)`` (averaged over the 4 columns).
         :param avg_factor: normaliser for "mean". :returns: scalar (or ``(N,)``)."""
         if target.numel() == 0:
-            return pred.sum() * 0.0  # keeps the graph connected when there are no positives
+            return zero_loss(pred)
         loss = generalized_box_iou_loss(pred, target, reduction="none", eps=EPS)
         if weight is not None and weight.dim() == 2:
             weight = weight.mean(dim=-1)
-        return self.loss_weight * weight_reduce_loss(loss, weight, self.reduction, avg_factor)
+        return self.weigh_and_reduce(loss, weight, avg_factor)

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from core.models.losses.reduction import Reduction, expand_weight, weight_reduce_loss
+from core.models.losses.reduction import Reduction, WeightedLoss, expand_weight, zero_loss
 
 
-class L1Loss(nn.Module):
+class L1Loss(WeightedLoss):
     """``loss_weight * |pred - target|`` element-wise.
 
     :param loss_weight: multiplies the loss.
     :param reduction: "none", "mean" or "sum".
     """
-
-    def __init__(self, loss_weight: float = 1.0, reduction: Reduction = "mean") -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
-        self.reduction = reduction
 
     def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
         return (pred - target).abs()
@@ -34,11 +29,9 @@ class L1Loss(nn.Module):
         :param weight: ``(N,)`` or ``(N, D)``. :param avg_factor: normaliser for "mean".
         :returns: scalar (or ``(N, D)`` with reduction "none")."""
         if target.numel() == 0:
-            return pred.sum() * 0.0  # keeps the graph connected when there are no positives
+            return zero_loss(pred)
         loss = self.elementwise(pred, target)
-        return self.loss_weight * weight_reduce_loss(
-            loss, expand_weight(weight, loss), self.reduction, avg_factor
-        )
+        return self.weigh_and_reduce(loss, expand_weight(weight, loss), avg_factor)
 
 
 class SmoothL1Loss(L1Loss):

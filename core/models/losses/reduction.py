@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from torch import Tensor
+from torch import Tensor, nn
 
 Reduction = Literal["none", "mean", "sum"]
 #: Guards the division by ``avg_factor``.
@@ -37,8 +37,33 @@ def weight_reduce_loss(
     return loss.sum() / (avg_factor + EPS)
 
 
+def zero_loss(pred: Tensor) -> Tensor:
+    """A zero loss that keeps ``pred`` in the graph (no positives: gradients are zero, not
+    missing)."""
+    return pred.sum() * 0.0
+
+
 def expand_weight(weight: Tensor | None, like: Tensor) -> Tensor | None:
     """Broadcast a per-row ``(N,)`` weight to ``like`` ``(N, D)``; other shapes pass through."""
     if weight is not None and weight.dim() == 1 and like.dim() == 2:
         return weight[:, None].expand_as(like)
     return weight
+
+
+class WeightedLoss(nn.Module):
+    """Base of the losses: holds ``loss_weight`` and ``reduction`` and applies both.
+
+    :param loss_weight: multiplies the loss.
+    :param reduction: "none", "mean" or "sum".
+    """
+
+    def __init__(self, loss_weight: float = 1.0, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        self.loss_weight = loss_weight
+        self.reduction = reduction
+
+    def weigh_and_reduce(
+        self, loss: Tensor, weight: Tensor | None, avg_factor: float | Tensor | None
+    ) -> Tensor:
+        """``loss_weight`` times :func:`weight_reduce_loss` of the element-wise ``loss``."""
+        return self.loss_weight * weight_reduce_loss(loss, weight, self.reduction, avg_factor)
