@@ -21,6 +21,7 @@ from core.config import load_config
 from core.data.transforms.photometric import Normalize
 from core.errors import PlugdetError
 from core.structures import DetSample
+from core.tools.cli import run_reporting_errors
 
 IGNORE_COLOUR = (160, 160, 160)
 PALETTE = [
@@ -94,13 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="train", choices=["train", "val", "test"])
     parser.add_argument("--seed", type=int, default=0, help="sample choice and augmentation")
     args = parser.parse_args(argv)
-    try:
+
+    def work() -> str:
         written = browse(args.config, args.out, args.n, args.split, args.seed)
-    except PlugdetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {len(written)} images to {args.out}")
-    return 0
+        return f"wrote {len(written)} images to {args.out}"
+
+    return run_reporting_errors(work, PlugdetError)
 
 
 if __name__ == "__main__":

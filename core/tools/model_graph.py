@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from core.config import load_config
 from core.errors import ConfigError
+from core.tools.cli import run_reporting_errors
 from core.visualization import Visualizer
 
 DEFAULT_SHAPE = (256, 256)
@@ -84,14 +85,13 @@ def main(argv: list[str] | None = None) -> int:
                         metavar="KEY=VALUE", help="config override (repeatable)")
     args = parser.parse_args(argv)
     work_dir = args.work_dir or str(Path("work_dirs") / Path(args.config).stem / "graph")
-    try:
+
+    def work() -> str:
         cfg = load_config(args.config, overrides=args.overrides)
         event_dir = write_graph(cfg, work_dir, tuple(args.shape))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"model graph written to {event_dir}; view: tensorboard --logdir {work_dir}")
-    return 0
+        return f"model graph written to {event_dir}; view: tensorboard --logdir {work_dir}"
+
+    return run_reporting_errors(work, ConfigError)
 
 
 if __name__ == "__main__":

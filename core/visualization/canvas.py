@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection, PatchCollection, PolyCollection
+from matplotlib.collections import Collection, LineCollection, PatchCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
@@ -127,6 +127,19 @@ def _line_styles(value: Any, count: int, name: str) -> list[str]:
     return _per_item(value, count, name, _is_line_style)
 
 
+def _strokes(line_styles: Any, line_widths: Any, count: int) -> dict[str, list]:
+    """Validated per-item ``linestyles`` and ``linewidths`` (points) of a collection."""
+    return {
+        "linestyles": _line_styles(line_styles, count, "line_styles"),
+        "linewidths": _widths(line_widths, count, "line_widths"),
+    }
+
+
+def _closed_polygons(polygons: list, **style: Any) -> PolyCollection:
+    """A collection of closed polygons, each a list of ``(x, y)`` vertices."""
+    return PolyCollection(polygons, closed=True, **style)
+
+
 class Canvas:
     """An RGB image plus the drawings stacked on it since the last :meth:`set_image`."""
 
@@ -195,10 +208,9 @@ class Canvas:
         boxes = _as_rows(bboxes, 4, "bboxes")
         if (boxes[:, 2] < boxes[:, 0]).any() or (boxes[:, 3] < boxes[:, 1]).any():
             raise ValueError("bboxes: expected xyxy with x2 >= x1 and y2 >= y1")
-        count = len(boxes)
         polygons = [[(x1, y1), (x2, y1), (x2, y2), (x1, y2)] for x1, y1, x2, y2 in boxes.tolist()]
-        return self._add_polygons(
-            polygons, edge_colors, line_styles, line_widths, face_colors, alpha, count
+        return self._add_shapes(
+            _closed_polygons, polygons, edge_colors, line_styles, line_widths, face_colors, alpha
         )
 
     def draw_polygons(
@@ -221,38 +233,37 @@ class Canvas:
         for index, points in enumerate(items):
             if len(points) < 3:
                 raise ValueError(f"polygons[{index}]: needs at least 3 vertices, got {len(points)}")
-        return self._add_polygons(
-            [p.tolist() for p in items],
-            edge_colors,
-            line_styles,
-            line_widths,
-            face_colors,
-            alpha,
-            len(items),
+        vertices = [p.tolist() for p in items]
+        return self._add_shapes(
+            _closed_polygons, vertices, edge_colors, line_styles, line_widths, face_colors, alpha
         )
 
-    def _add_polygons(
+    def _add_shapes(
         self,
-        polygons: list,
+        make_collection: Callable[..., Collection],
+        shapes: list,
         edge_colors: Any,
         line_styles: Any,
         line_widths: Any,
         face_colors: Any,
         alpha: float,
-        count: int,
     ) -> Canvas:
+        """Add ``make_collection(shapes, **style)``, one validated style entry per shape.
+
+        ``shapes`` are vertex lists (polygons) or matplotlib patches (circles).
+        """
+        count = len(shapes)
         if count == 0:
             return self
-        collection = PolyCollection(
-            polygons,
-            closed=True,
-            edgecolors=_colors(edge_colors, count, "edge_colors"),
-            facecolors=_colors(face_colors, count, "face_colors"),
-            linestyles=_line_styles(line_styles, count, "line_styles"),
-            linewidths=_widths(line_widths, count, "line_widths"),
-            alpha=alpha,
+        self._axes.add_collection(
+            make_collection(
+                shapes,
+                edgecolors=_colors(edge_colors, count, "edge_colors"),
+                facecolors=_colors(face_colors, count, "face_colors"),
+                alpha=alpha,
+                **_strokes(line_styles, line_widths, count),
+            )
         )
-        self._axes.add_collection(collection)
         return self
 
     def draw_lines(
@@ -277,8 +288,7 @@ class Canvas:
             LineCollection(
                 segments,
                 colors=_colors(colors, count, "colors"),
-                linestyles=_line_styles(line_styles, count, "line_styles"),
-                linewidths=_widths(line_widths, count, "line_widths"),
+                **_strokes(line_styles, line_widths, count),
             )
         )
         return self
@@ -303,23 +313,12 @@ class Canvas:
             raise ValueError(f"radius: expected 1 or {len(centers)} values, got {radii.size}")
         if (radii < 0).any():
             raise ValueError("radius: must be >= 0")
-        count = len(centers)
-        if count == 0:
-            return self
         circles = [
             Circle((x, y), r) for (x, y), r in zip(centers.tolist(), radii.tolist(), strict=True)
         ]
-        self._axes.add_collection(
-            PatchCollection(
-                circles,
-                edgecolors=_colors(edge_colors, count, "edge_colors"),
-                facecolors=_colors(face_colors, count, "face_colors"),
-                linestyles=_line_styles(line_styles, count, "line_styles"),
-                linewidths=_widths(line_widths, count, "line_widths"),
-                alpha=alpha,
-            )
+        return self._add_shapes(
+            PatchCollection, circles, edge_colors, line_styles, line_widths, face_colors, alpha
         )
-        return self
 
     def draw_points(
         self,

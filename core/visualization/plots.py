@@ -7,7 +7,7 @@ ground truth is mapped back to the original frame before matching.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import attrs
@@ -58,6 +58,21 @@ def _check_samples(samples: Sequence[DetSample], num_classes: int) -> None:
                 raise ValueError(f"{where}: {name} label outside 0..{num_classes - 1}")
 
 
+def _in_original_frame(
+    samples: Sequence[DetSample], num_classes: int
+) -> Iterator[tuple[Instances, Instances, Instances]]:
+    """Check every sample, then yield its ``(gt, ignore, pred)`` in original image coordinates.
+
+    Boxes are ``(N, 4)`` xyxy, ``pred`` on the CPU; samples are all checked before the first
+    yield, so a bad one raises before any work is done.
+    """
+    _check_samples(samples, num_classes)
+    for sample in samples:
+        gt = to_original_frame(sample.gt, sample)
+        ignore = to_original_frame(sample.ignore, sample)
+        yield gt, ignore, sample.pred.to("cpu")  # type: ignore[union-attr]
+
+
 def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``(len(a), len(b))`` IoU, also for empty inputs."""
     if len(a) == 0 or len(b) == 0:
@@ -102,14 +117,10 @@ def compute_pr_curves(
     samples: Sequence[DetSample], classes: Sequence[str], iou_thr: float = 0.5
 ) -> list[PRCurve]:
     """One :class:`PRCurve` per class (VOC matching at ``iou_thr``)."""
-    _check_samples(samples, len(classes))
     scores: list[list[np.ndarray]] = [[] for _ in classes]
     outcomes: list[list[np.ndarray]] = [[] for _ in classes]
     num_gt = np.zeros(len(classes), dtype=np.int64)
-    for sample in samples:
-        gt = to_original_frame(sample.gt, sample)
-        ignore = to_original_frame(sample.ignore, sample)
-        pred = sample.pred.to("cpu")  # type: ignore[union-attr]
+    for gt, ignore, pred in _in_original_frame(samples, len(classes)):
         for label in range(len(classes)):
             gt_boxes = gt.boxes[gt.labels == label]
             num_gt[label] += len(gt_boxes)
@@ -147,13 +158,9 @@ def compute_confusion_matrix(
         prediction of class p; ``[g, C]`` ground truth nobody found; ``[C, p]`` predictions of
         class p matching no ground truth (those on ignore regions are left out).
     """
-    _check_samples(samples, num_classes)
     background = num_classes
     matrix = np.zeros((num_classes + 1, num_classes + 1), dtype=np.int64)
-    for sample in samples:
-        gt = to_original_frame(sample.gt, sample)
-        ignore = to_original_frame(sample.ignore, sample)
-        pred = sample.pred.to("cpu")  # type: ignore[union-attr]
+    for gt, ignore, pred in _in_original_frame(samples, num_classes):
         pred = pred[pred.scores >= score_thr]  # type: ignore[operator]
         iou = _iou(gt.boxes, pred.boxes)
         gt_done = np.zeros(len(gt), dtype=bool)

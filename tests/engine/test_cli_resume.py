@@ -44,6 +44,17 @@ def _wait_for(predicate, process, timeout=90.0):
         time.sleep(0.05)
 
 
+def _sigkill_when(predicate, process):
+    """SIGKILL ``process`` as soon as ``predicate()`` holds; never leave it running."""
+    try:
+        _wait_for(predicate, process)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
 def test_one_epoch_then_resume_equals_two_epochs(tmp_path, straight):
     config = write_config(tmp_path / "toy.toml", toy_config(default_hooks=CHECKPOINTS))
     runs = tmp_path / "runs"
@@ -65,13 +76,7 @@ def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path, straight):
         [sys.executable, str(CLI), str(config), "--work-dir", str(runs),
          "--set-new", "--set", "model.delay=0.5"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=cli_env())
-    try:
-        _wait_for(lambda: _last_checkpoint(runs) == "iter_6.pth", process)
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-    finally:
-        if process.poll() is None:
-            process.kill()
+    _sigkill_when(lambda: _last_checkpoint(runs) == "iter_6.pth", process)
     run_dir = only_run_dir(runs)
     assert not (run_dir / "epoch_2.pth").exists()  # killed in the middle of epoch 2
     resumed_from = (run_dir / "last_checkpoint").read_text()
@@ -89,13 +94,7 @@ def test_kill_during_checkpoint_write_keeps_previous_checkpoint(tmp_path, straig
     env = {**cli_env(), "TOY_SLOW_SAVE_FROM": "2", "TOY_SLOW_SAVE_MARKER": str(marker)}
     process = subprocess.Popen([sys.executable, str(CLI), str(config), "--work-dir", str(runs)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    try:
-        _wait_for(marker.exists, process)  # the 2nd checkpoint is half written
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-    finally:
-        if process.poll() is None:
-            process.kill()
+    _sigkill_when(marker.exists, process)  # the 2nd checkpoint is half written
     run_dir = only_run_dir(runs)
     assert not (run_dir / "epoch_2.pth").exists()
     assert len(list(run_dir.glob(".tmp-epoch_2.pth-*"))) == 1  # the interrupted write

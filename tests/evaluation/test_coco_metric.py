@@ -81,13 +81,20 @@ def coco_files(tmp_path):
     return tmp_path, path
 
 
-def test_matches_pycocotools_on_the_dumped_results(coco_files):
+def predicted_samples(coco_files, seed):
+    """The dataset of ``coco_files`` and all its samples with :func:`noisy_predictions`."""
     root, ann_path = coco_files
     dataset = CocoDataset(ann_file=str(ann_path), img_dir=str(root / "img"))
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
     samples = [dataset.raw_sample(i) for i in range(len(dataset))]
     for sample in samples:
         sample.pred = noisy_predictions(sample, rng)
+    return dataset, samples
+
+
+def test_matches_pycocotools_on_the_dumped_results(coco_files):
+    root, ann_path = coco_files
+    dataset, samples = predicted_samples(coco_files, seed=1)
     metric = CocoMetric(ann_file=str(ann_path), outfile_prefix=str(root / "out" / "run"))
     metric.dataset_meta = {"classes": dataset.classes}  # category ids found by name
     metric.process(samples[:5])
@@ -105,11 +112,7 @@ def test_matches_pycocotools_on_the_dumped_results(coco_files):
 
 def test_ground_truth_built_from_samples_matches_pycocotools(coco_files):
     root, ann_path = coco_files
-    dataset = CocoDataset(ann_file=str(ann_path), img_dir=str(root / "img"))
-    rng = np.random.default_rng(2)
-    samples = [dataset.raw_sample(i) for i in range(len(dataset))]
-    for sample in samples:
-        sample.pred = noisy_predictions(sample, rng)
+    dataset, samples = predicted_samples(coco_files, seed=2)
     metric = CocoMetric(outfile_prefix=str(root / "samples"))
     metric.dataset_meta = dataset.metainfo
     metric.process(samples)
@@ -184,12 +187,7 @@ def _rank_main(rank, store, samples, queue):
 
 
 def test_results_are_gathered_across_ranks(coco_files, tmp_path):
-    root, ann_path = coco_files
-    dataset = CocoDataset(ann_file=str(ann_path), img_dir=str(root / "img"))
-    rng = np.random.default_rng(3)
-    samples = [dataset.raw_sample(i) for i in range(len(dataset))]
-    for sample in samples:
-        sample.pred = noisy_predictions(sample, rng)
+    dataset, samples = predicted_samples(coco_files, seed=3)
     single = CocoMetric()
     single.dataset_meta = {"classes": dataset.classes}
     single.process(samples)

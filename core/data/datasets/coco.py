@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from core.data.datasets.base import DetDataset, resolve_path
-from core.data.datasets.records import ImageRecord
+from core.data.datasets.records import AnnotatedBox, ImageRecord, record_from_boxes
 from core.data.datasets.skips import SkipLog
 from core.errors import DataError
 from core.registry import component
@@ -191,7 +191,7 @@ class CocoDataset(DetDataset):
         if not img_path.is_file():
             self._skips.skip("missing_image", f"{sample}: image file {img_path} not found")
             return None
-        boxes, labels, ignore_boxes, ignore_labels = [], [], [], []
+        objects: list[AnnotatedBox] = []
         for ann in anns:
             ann_where = f"{sample}, annotation {ann.get('id')}"
             cat_id = ann.get("category_id")
@@ -207,24 +207,11 @@ class CocoDataset(DetDataset):
                 )
                 continue
             box = check_box(box, width, height, ann_where, self._skips, self.repaired)
-            if box is None:
-                continue
-            if ann.get("iscrowd", 0):
-                ignore_boxes.append(box)
-                ignore_labels.append(cat_to_label[cat_id])
-            else:
-                boxes.append(box)
-                labels.append(cat_to_label[cat_id])
-        if self.filter_empty_gt and not boxes:
+            if box is not None:
+                crowd = bool(ann.get("iscrowd", 0))
+                objects.append(AnnotatedBox(box, cat_to_label[cat_id], ignore=crowd))
+        record = record_from_boxes(int(image["id"]), str(img_path), height, width, objects)
+        if self.filter_empty_gt and not len(record.boxes):
             self._skips.omit("empty_gt", f"{sample}: no boxes (filter_empty_gt = true)")
             return None
-        return ImageRecord(
-            img_id=int(image["id"]),
-            img_path=str(img_path),
-            height=height,
-            width=width,
-            boxes=boxes,
-            labels=labels,
-            ignore_boxes=ignore_boxes,
-            ignore_labels=ignore_labels,
-        )
+        return record

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import attrs
 import numpy as np
@@ -58,6 +59,40 @@ class ImageRecord:
         return Instances(
             boxes=torch.from_numpy(self.ignore_boxes), labels=torch.from_numpy(self.ignore_labels)
         )
+
+
+class AnnotatedBox(NamedTuple):
+    """One annotated object of an image.
+
+    :ivar box: ``[x1, y1, x2, y2]`` in original image pixels.
+    :ivar label: contiguous class label.
+    :ivar ignore: an ignore region (COCO ``iscrowd``, VOC ``difficult``) rather than ground truth.
+    """
+
+    box: list[float]
+    label: int
+    ignore: bool
+
+
+def record_from_boxes(
+    img_id: int, img_path: str, height: int, width: int, objects: Sequence[AnnotatedBox]
+) -> ImageRecord:
+    """A record whose ignore objects become ignore regions and the others ground truth.
+
+    Both keep the order of ``objects``.
+    """
+    gt = [obj for obj in objects if not obj.ignore]
+    ignored = [obj for obj in objects if obj.ignore]
+    return ImageRecord(
+        img_id=img_id,
+        img_path=img_path,
+        height=height,
+        width=width,
+        boxes=[obj.box for obj in gt],
+        labels=[obj.label for obj in gt],
+        ignore_boxes=[obj.box for obj in ignored],
+        ignore_labels=[obj.label for obj in ignored],
+    )
 
 
 class RecordStore(Sequence[ImageRecord]):

@@ -18,7 +18,7 @@ from PIL import Image
 
 from core.data.datasets.base import DetDataset, resolve_path
 from core.data.datasets.coco import check_box
-from core.data.datasets.records import ImageRecord
+from core.data.datasets.records import AnnotatedBox, ImageRecord, record_from_boxes
 from core.data.datasets.voc_xml import VocAnnotation, parse_voc_xml
 from core.errors import DataError
 from core.registry import component
@@ -133,7 +133,7 @@ class VocDataset(DetDataset):
         if not annotation.objects:
             self._skips.skip("no_objects", f"{xml_path}: XML has no <object>")
             return None
-        boxes, labels, ignore_boxes, ignore_labels = [], [], [], []
+        objects: list[AnnotatedBox] = []
         for index, obj in enumerate(annotation.objects):
             where = f"{xml_path}: object {index}"
             if obj.name not in label_of:
@@ -148,27 +148,13 @@ class VocDataset(DetDataset):
                 )
                 continue
             box = check_box(obj.box, width, height, where, self._skips, self.repaired)
-            if box is None:
-                continue
-            if obj.difficult:
-                ignore_boxes.append(box)
-                ignore_labels.append(label_of[obj.name])
-            else:
-                boxes.append(box)
-                labels.append(label_of[obj.name])
-        if self.filter_empty_gt and not boxes:
+            if box is not None:
+                objects.append(AnnotatedBox(box, label_of[obj.name], ignore=obj.difficult))
+        record = record_from_boxes(img_id, str(img_path), height, width, objects)
+        if self.filter_empty_gt and not len(record.boxes):
             self._skips.omit("empty_gt", f"{xml_path}: no boxes (filter_empty_gt = true)")
             return None
-        return ImageRecord(
-            img_id=img_id,
-            img_path=str(img_path),
-            height=height,
-            width=width,
-            boxes=boxes,
-            labels=labels,
-            ignore_boxes=ignore_boxes,
-            ignore_labels=ignore_labels,
-        )
+        return record
 
     def _size(
         self, annotation: VocAnnotation, img_path: Path, xml_path: Path

@@ -99,20 +99,11 @@ def load_pretrained(
         result = module.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatches
         raise CheckpointError(f"init_cfg.checkpoint {checkpoint!r}: {exc}") from exc
-    if result.missing_keys:
-        logger.warning(
-            "%s: missing keys in %s: %s",
-            type(module).__name__,
-            checkpoint,
-            ", ".join(result.missing_keys),
-        )
-    if result.unexpected_keys:
-        logger.warning(
-            "%s: unexpected keys in %s: %s",
-            type(module).__name__,
-            checkpoint,
-            ", ".join(result.unexpected_keys),
-        )
+    for kind, keys in (("missing", result.missing_keys), ("unexpected", result.unexpected_keys)):
+        if keys:
+            logger.warning(
+                "%s: %s keys in %s: %s", type(module).__name__, kind, checkpoint, ", ".join(keys)
+            )
     logger.info(
         "%s: loaded %d tensors from %s",
         type(module).__name__,

@@ -1,0 +1,27 @@
+"""The common ending of the command-line tools: a summary line and exit status 0, or
+``error: MESSAGE`` on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+ERROR_EXIT_STATUS = 2
+
+
+def run_reporting_errors(
+    work: Callable[[], str], errors: type[Exception] | tuple[type[Exception], ...]
+) -> int:
+    """Run ``work`` and print the summary line it returns; returns the exit status.
+
+    :param work: the tool's job; returns the line printed on success.
+    :param errors: the expected (user input) errors, printed as ``error: MESSAGE`` with exit
+        status 2; any other exception propagates with its traceback.
+    """
+    try:
+        summary = work()
+    except errors as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ERROR_EXIT_STATUS
+    print(summary)
+    return 0
