@@ -15,7 +15,12 @@ Head weights get a wider random spread so that inference keeps many candidates, 
 model does (the post-processing then does its full work). A training step is forward, loss,
 backward and an SGD step.
 
-    python bench/bench_retinanet.py [--case r50 r18] [--repeats 5] [--warmup 2]
+``--profile`` adds, per case, the time of one training step spent in convolutions (forward
+and backward, from ``torch.profiler``) and the ratio ours/theirs that would remain if every
+other operation took no time at all: the floor that faster Python, assignment or loss code
+cannot go below.
+
+    python bench/bench_retinanet.py [--case r50 r18] [--repeats 5] [--warmup 2] [--profile]
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from plugdet_retinanet.torchvision_compat import (
     torchvision_like_config,
 )
 from torch import nn
+from torch.profiler import ProfilerActivity, profile
 from torchvision.models.detection import RetinaNet as TVRetinaNet
 from torchvision.models.detection import retinanet_resnet50_fpn
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
@@ -48,6 +54,8 @@ HEAD_STD = 0.01
 MAX_GT_PER_IMAGE = 8
 MIN_BOX_SIDE = 16
 SGD_LR = 1e-4  # small: weights barely move, so every step does comparable work
+#: Profiler events that are convolution arithmetic (self time, forward and backward).
+CONV_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::thnn_conv2d")
 CASES = {
     # name: (depth, image size, batch size, target ratio ours/theirs)
     "r50": (50, 512, 2, 1.0),
@@ -120,8 +128,22 @@ def train_step(
     optimizer.step()
 
 
-def run_case(name: str, warmup: int, repeats: int) -> dict[str, dict[str, float]]:
-    """Seconds per training step and per inference batch of each model variant."""
+def convolution_share(step: Callable[[], None]) -> tuple[float, float]:
+    """``(seconds in convolutions, seconds in total)`` of one profiled call of ``step``
+    (CPU self times, so nothing is counted twice)."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    events = prof.key_averages()
+    conv = sum(e.self_cpu_time_total for e in events if e.key in CONV_OPS)
+    total = sum(e.self_cpu_time_total for e in events)
+    return conv / 1e6, total / 1e6
+
+
+def run_case(
+    name: str, warmup: int, repeats: int, with_profile: bool = False
+) -> dict[str, dict[str, float]]:
+    """Seconds per training step and per inference batch of each model variant; with
+    ``with_profile`` also ``"train_conv"`` and ``"train_profiled"`` (one profiled step)."""
     depth, size, batch, _ = CASES[name]
     torch.manual_seed(0)
     tv_model = torchvision_model(depth)
@@ -160,14 +182,29 @@ def run_case(name: str, warmup: int, repeats: int) -> dict[str, dict[str, float]
     }
     for model in models.values():
         model.train()
-    train = interleaved_medians(
-        {v: partial(train_step, optimizers[v], loss_fn(v)) for v in models}, warmup, repeats
-    )
+    steps = {v: partial(train_step, optimizers[v], loss_fn(v)) for v in models}
+    results = {"train": interleaved_medians(steps, warmup, repeats)}
+    if with_profile:
+        shares = {v: convolution_share(step) for v, step in steps.items()}
+        results["train_conv"] = {v: conv for v, (conv, _) in shares.items()}
+        results["train_profiled"] = {v: total for v, (_, total) in shares.items()}
     for model in models.values():
         model.eval()
     with torch.no_grad():
-        infer = interleaved_medians({v: predict_fn(v) for v in models}, warmup, repeats)
-    return {"train": train, "infer": infer}
+        results["infer"] = interleaved_medians({v: predict_fn(v) for v in models}, warmup, repeats)
+    return results
+
+
+def print_convolution_floor(results: dict[str, dict[str, float]]) -> None:
+    """One line per variant: convolution share of a profiled training step, and the ratio
+    ours/theirs left if everything but the convolutions took no time."""
+    theirs_total = results["train_profiled"]["torchvision"]
+    for variant, conv in results["train_conv"].items():
+        total = results["train_profiled"][variant]
+        print(
+            f"  profiled train step, {variant:<11}: convolutions {conv:.3f} s of {total:.3f} s "
+            f"({100 * conv / total:.0f}%), floor ratio {conv / theirs_total:.2f}"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -175,6 +212,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--case", nargs="+", choices=sorted(CASES), default=list(CASES))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument(
+        "--profile", action="store_true", help="also profile one training step per variant"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(NUM_THREADS)
     print(
@@ -182,19 +222,22 @@ def main(argv: list[str] | None = None) -> None:
         f"after {args.warmup} warm-up runs"
     )
     for name in args.case:
-        results = run_case(name, args.warmup, args.repeats)
+        results = run_case(name, args.warmup, args.repeats, args.profile)
         depth, size, batch, target = CASES[name]
         print(
             f"[{name}] RetinaNet-R{depth}-FPN {size}x{size} batch {batch} (target ratio "
             f"<= {target})"
         )
-        for phase, seconds in results.items():
+        for phase in ("train", "infer"):
+            seconds = results[phase]
             theirs = seconds["torchvision"]
             print(
                 f"  {phase:<5}  torchvision {theirs:.3f} s  ours {seconds['ours']:.3f} s "
                 f"(ratio {seconds['ours'] / theirs:.2f})  ours channels_last "
                 f"{seconds['ours_cl']:.3f} s (ratio {seconds['ours_cl'] / theirs:.2f})"
             )
+        if args.profile:
+            print_convolution_floor(results)
 
 
 if __name__ == "__main__":

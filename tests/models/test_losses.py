@@ -3,7 +3,14 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
-from core.models.losses import CrossEntropyLoss, FocalLoss, GIoULoss, L1Loss, SmoothL1Loss
+from core.models.losses import (
+    CrossEntropyLoss,
+    FocalLoss,
+    GIoULoss,
+    L1Loss,
+    SmoothL1Loss,
+    sparse_focal,
+)
 
 
 @pytest.fixture
@@ -67,3 +74,40 @@ def test_giou_loss_equals_torchvision():
     expected = generalized_box_iou_loss(a, b, reduction="none")
     torch.testing.assert_close(GIoULoss(reduction="none")(a, b), expected)
     torch.testing.assert_close(GIoULoss(loss_weight=2.0)(a, b, avg_factor=1), 2 * expected.sum())
+
+
+def _one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    one_hot = torch.zeros(len(labels), num_classes, dtype=torch.float64)
+    fg = labels < num_classes
+    one_hot[fg, labels[fg]] = 1
+    return one_hot
+
+
+@pytest.mark.parametrize(("alpha", "gamma"), [(0.25, 2.0), (-1.0, 1.5), (0.5, 0.0)])
+def test_sparse_focal_loss_value_and_gradient_equal_torchvision(monkeypatch, alpha, gamma):
+    # Small blocks, so that the blocked dense pass has several blocks and a remainder.
+    monkeypatch.setattr(sparse_focal, "BLOCK_ROWS", 7)
+    generator = torch.Generator().manual_seed(3)
+    logits = (torch.randn(40, 6, generator=generator, dtype=torch.float64) * 4).requires_grad_()
+    labels = torch.randint(0, 7, (40,), generator=generator)  # 6 = background
+    expected = sigmoid_focal_loss(logits, _one_hot(labels, 6), alpha, gamma, reduction="sum")
+    loss = sparse_focal.sparse_sigmoid_focal_loss_sum(logits, labels, alpha, gamma)
+    torch.testing.assert_close(loss, expected)
+    (expected_grad,) = torch.autograd.grad(expected, logits)
+    (grad,) = torch.autograd.grad(loss, logits)
+    torch.testing.assert_close(grad, expected_grad)
+    assert torch.autograd.gradcheck(
+        lambda x: sparse_focal.sparse_sigmoid_focal_loss_sum(x, labels, alpha, gamma), (logits,)
+    )
+
+
+def test_sparse_focal_loss_all_background_and_empty():
+    logits = torch.randn(30, 3, generator=torch.Generator().manual_seed(4), requires_grad=True)
+    background = torch.full((30,), 3)
+    expected = sigmoid_focal_loss(logits, torch.zeros(30, 3), reduction="sum")
+    torch.testing.assert_close(FocalLoss(reduction="sum")(logits, background), expected)
+    empty = torch.zeros(0, 3, requires_grad=True)
+    loss = FocalLoss()(empty, torch.zeros(0, dtype=torch.long), avg_factor=1.0)
+    loss.backward()
+    assert loss.item() == 0.0
+    assert empty.grad.shape == (0, 3)

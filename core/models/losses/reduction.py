@@ -30,11 +30,26 @@ def weight_reduce_loss(
         loss = loss * weight
     if reduction == "none":
         return loss
+    return reduce_total(loss.sum(), loss.numel(), reduction, avg_factor)
+
+
+def reduce_total(
+    total: Tensor,
+    count: int,
+    reduction: Literal["mean", "sum"],
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """Reduce an already summed loss: ``total``, ``total / count`` ("mean") or
+    ``total / avg_factor`` ("mean" with ``avg_factor``).
+
+    :param total: scalar sum of ``count`` element losses.
+    :raises ValueError: for ``avg_factor`` combined with "sum".
+    """
     if avg_factor is None:
-        return loss.mean() if reduction == "mean" else loss.sum()
+        return total / count if reduction == "mean" else total
     if reduction == "sum":
         raise ValueError('avg_factor cannot be used with reduction="sum"')
-    return loss.sum() / (avg_factor + EPS)
+    return total / (avg_factor + EPS)
 
 
 def zero_loss(pred: Tensor) -> Tensor:
