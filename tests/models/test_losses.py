@@ -83,21 +83,29 @@ def _one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return one_hot
 
 
-@pytest.mark.parametrize(("alpha", "gamma"), [(0.25, 2.0), (-1.0, 1.5), (0.5, 0.0)])
-def test_sparse_focal_loss_value_and_gradient_equal_torchvision(monkeypatch, alpha, gamma):
+@pytest.mark.parametrize(
+    ("alpha", "gamma", "weighted"), [(0.25, 2.0, False), (0.25, 2.0, True), (-1.0, 1.5, True)]
+)
+def test_sparse_focal_loss_value_and_gradient_equal_torchvision(
+    monkeypatch, alpha, gamma, weighted
+):
     # Small blocks, so that the blocked dense pass has several blocks and a remainder.
     monkeypatch.setattr(sparse_focal, "BLOCK_ROWS", 7)
     generator = torch.Generator().manual_seed(3)
     logits = (torch.randn(40, 6, generator=generator, dtype=torch.float64) * 4).requires_grad_()
     labels = torch.randint(0, 7, (40,), generator=generator)  # 6 = background
-    expected = sigmoid_focal_loss(logits, _one_hot(labels, 6), alpha, gamma, reduction="sum")
-    loss = sparse_focal.sparse_sigmoid_focal_loss_sum(logits, labels, alpha, gamma)
+    # Row weights as a head gives them: 0 for ignored priors (positives among them too).
+    row_weight = (torch.arange(40) % 3 != 0).double() if weighted else None
+    elementwise = sigmoid_focal_loss(logits, _one_hot(labels, 6), alpha, gamma, reduction="none")
+    expected = (elementwise * (1 if row_weight is None else row_weight[:, None])).sum()
+    loss = sparse_focal.sparse_sigmoid_focal_loss_sum(logits, labels, alpha, gamma, row_weight)
     torch.testing.assert_close(loss, expected)
     (expected_grad,) = torch.autograd.grad(expected, logits)
     (grad,) = torch.autograd.grad(loss, logits)
     torch.testing.assert_close(grad, expected_grad)
     assert torch.autograd.gradcheck(
-        lambda x: sparse_focal.sparse_sigmoid_focal_loss_sum(x, labels, alpha, gamma), (logits,)
+        lambda x: sparse_focal.sparse_sigmoid_focal_loss_sum(x, labels, alpha, gamma, row_weight),
+        (logits,),
     )
 
 

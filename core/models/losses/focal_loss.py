@@ -44,12 +44,13 @@ class FocalLoss(WeightedLoss):
         :param avg_factor: normaliser for "mean" (e.g. number of positives).
         :returns: scalar (or ``(N, C)`` with reduction "none").
 
-        Integer labels without element weights and with a reducing ``reduction`` (the dense
-        heads' case) take :func:`sparse_sigmoid_focal_loss_sum`, which gives the same value
-        without building a one-hot target and in a third of the time; the other cases use
-        ``torchvision.ops.sigmoid_focal_loss``."""
-        if target.dim() == 1 and weight is None and self.reduction != "none":
-            total = sparse_sigmoid_focal_loss_sum(pred, target, self.alpha, self.gamma)
+        Integer labels with no weights or ``(N,)`` row weights and a reducing ``reduction``
+        (the dense heads' case) take :func:`sparse_sigmoid_focal_loss_sum`, which gives the
+        same value without building a one-hot target and in a third of the time; the other
+        cases use ``torchvision.ops.sigmoid_focal_loss``."""
+        per_row = weight is None or weight.dim() == 1
+        if target.dim() == 1 and per_row and self.reduction != "none":
+            total = sparse_sigmoid_focal_loss_sum(pred, target, self.alpha, self.gamma, weight)
             return self.loss_weight * reduce_total(total, pred.numel(), self.reduction, avg_factor)
         if target.dim() == 1:
             target = one_hot_without_background(target, pred)

@@ -2,10 +2,12 @@
 
 With one-hot targets almost every element of the ``(N, C)`` logits is a negative. The summed
 loss is therefore computed as "every element is a negative" plus a correction at the ``P``
-positive elements (``P`` = number of foreground labels, a few hundred). The dense part needs
-no target tensor and its gradient has a closed form, so the backward pass recomputes it from
-the logits instead of keeping the dozen intermediates of the element-wise formula. The result
-equals ``torchvision.ops.sigmoid_focal_loss(logits, one_hot, alpha, gamma).sum()``.
+positive elements (``P`` = number of foreground labels, a few hundred). Optional per-row
+weights (0 for ignored priors) scale each row, so ignored rows need no gathered copy of the
+logits. The dense part needs no target tensor and its gradient has a closed form, so the
+backward pass recomputes it from the logits instead of keeping the dozen intermediates of the
+element-wise formula. The result equals
+``(torchvision.ops.sigmoid_focal_loss(logits, one_hot, alpha, gamma) * w[:, None]).sum()``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,15 @@ def _positive_loss(logits: Tensor, gamma: float) -> Tensor:
     return torch.sigmoid(-logits).pow(gamma) * F.softplus(-logits)
 
 
+def _positive_correction(picked: Tensor, weight: Tensor, alpha: float, gamma: float) -> Tensor:
+    """``(P,)`` loss of the positive elements minus the negative loss the dense part counted
+    for them, times their row weights."""
+    pos_weight, neg_weight = _class_weights(alpha)
+    return weight * (
+        pos_weight * _positive_loss(picked, gamma) - neg_weight * _negative_loss(picked, gamma)
+    )
+
+
 class _SparseFocalLossSum(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -49,42 +60,44 @@ class _SparseFocalLossSum(torch.autograd.Function):
         logits: Tensor,
         rows: Tensor,
         cols: Tensor,
+        row_weight: Tensor,
         alpha: float,
         gamma: float,
     ) -> Tensor:
-        pos_weight, neg_weight = _class_weights(alpha)
         dense = logits.new_zeros(())
-        for block in logits.split(BLOCK_ROWS):
-            dense += _negative_loss(block, gamma).sum()
-        picked = logits[rows, cols]
-        correction = (
-            pos_weight * _positive_loss(picked, gamma) - neg_weight * _negative_loss(picked, gamma)
-        ).sum()
-        ctx.save_for_backward(logits, rows, cols)
+        for block, weight_block in zip(
+            logits.split(BLOCK_ROWS), row_weight.split(BLOCK_ROWS), strict=True
+        ):
+            dense += _negative_loss(block, gamma).sum(dim=1) @ weight_block
+        correction = _positive_correction(logits[rows, cols], row_weight[rows], alpha, gamma)
+        ctx.save_for_backward(logits, rows, cols, row_weight)
         ctx.alpha, ctx.gamma = alpha, gamma
-        return neg_weight * dense + correction
+        return _class_weights(alpha)[1] * dense + correction.sum()
 
     @staticmethod
     def backward(ctx: FunctionCtx, grad_output: Tensor) -> tuple[Tensor | None, ...]:
-        logits, rows, cols = ctx.saved_tensors
-        pos_weight, neg_weight = _class_weights(ctx.alpha)
+        logits, rows, cols, row_weight = ctx.saved_tensors
         gamma = ctx.gamma
         grad = torch.empty_like(logits)
-        scale = grad_output * neg_weight
-        for block, grad_block in zip(logits.split(BLOCK_ROWS), grad.split(BLOCK_ROWS), strict=True):
-            torch.mul(_negative_grad(block, gamma), scale, out=grad_block)
+        scale = grad_output * _class_weights(ctx.alpha)[1] * row_weight
+        for block, scale_block, grad_block in zip(
+            logits.split(BLOCK_ROWS), scale.split(BLOCK_ROWS), grad.split(BLOCK_ROWS), strict=True
+        ):
+            torch.mul(_negative_grad(block, gamma), scale_block[:, None], out=grad_block)
         picked = logits[rows, cols].detach().requires_grad_()
         with torch.enable_grad():
-            correction = pos_weight * _positive_loss(picked, gamma) - neg_weight * _negative_loss(
-                picked, gamma
-            )
+            correction = _positive_correction(picked, row_weight[rows], ctx.alpha, gamma)
             (picked_grad,) = torch.autograd.grad(correction.sum(), picked)
         grad.index_put_((rows, cols), picked_grad * grad_output, accumulate=True)
-        return grad, None, None, None, None
+        return grad, None, None, None, None, None
 
 
 def sparse_sigmoid_focal_loss_sum(
-    logits: Tensor, labels: Tensor, alpha: float = 0.25, gamma: float = 2.0
+    logits: Tensor,
+    labels: Tensor,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    row_weight: Tensor | None = None,
 ) -> Tensor:
     """Summed sigmoid focal loss of ``(N, C)`` logits against integer labels.
 
@@ -92,8 +105,11 @@ def sparse_sigmoid_focal_loss_sum(
     :param labels: ``(N,)`` int64 labels in ``[0, C]``; ``C`` means background (all-zero target).
     :param alpha: weight of the positive class; negative disables the weighting.
     :param gamma: focusing parameter (>= 0).
+    :param row_weight: ``(N,)`` weight of each row (e.g. 0 for ignored priors); default 1.
     :returns: a scalar, differentiable with respect to ``logits``.
     """
     rows = (labels < logits.shape[1]).nonzero().flatten()
     cols = labels[rows]
-    return _SparseFocalLossSum.apply(logits, rows, cols, alpha, gamma)
+    if row_weight is None:
+        row_weight = logits.new_ones(len(logits))
+    return _SparseFocalLossSum.apply(logits, rows, cols, row_weight.to(logits.dtype), alpha, gamma)

@@ -214,12 +214,14 @@ class RetinaHead(nn.Module):
             assign_result.labels,
             torch.full_like(assign_result.labels, self.num_classes),
         )
-        if bool(counted.all()):
-            loss_cls = self.loss_cls(
-                cls.reshape(-1, self.num_classes), labels.reshape(-1), avg_factor=avg_factor
-            )
-        else:
-            loss_cls = self.loss_cls(cls[counted], labels[counted], avg_factor=avg_factor)
+        # Ignored priors get weight 0 (no gathered copy of the (B * N, C) logits).
+        row_weight = None if bool(counted.all()) else counted.reshape(-1).to(cls.dtype)
+        loss_cls = self.loss_cls(
+            cls.reshape(-1, self.num_classes),
+            labels.reshape(-1),
+            weight=row_weight,
+            avg_factor=avg_factor,
+        )
 
         image_idx, prior_idx = sampling.pos_mask.nonzero(as_tuple=True)
         matched_gt = gt.boxes[image_idx, assign_result.gt_inds[image_idx, prior_idx] - 1]
