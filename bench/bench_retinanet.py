@@ -1,6 +1,6 @@
 """Speed of our RetinaNet against torchvision's on the same CPU input (2 threads).
 
-Cases (each: median seconds per training step and per inference batch, ratio ours/theirs):
+Cases (each: best (least) seconds per training step and per inference batch, ratio ours/theirs):
 
 * ``r50``: RetinaNet-R50-FPN, 512x512, batch 2, vs ``retinanet_resnet50_fpn``;
 * ``r18``: RetinaNet-R18-FPN, 320x320, batch 4, vs torchvision's RetinaNet on
@@ -15,8 +15,9 @@ Head weights get a wider random spread so that inference keeps many candidates, 
 model does (the post-processing then does its full work). A training step is forward, loss,
 backward and an SGD step.
 
-``--profile`` adds, per case, the time of one training step spent in convolutions (forward
-and backward, from ``torch.profiler``) and the floor: the ratio ours/theirs that would remain
+``--profile`` adds, per case, the time of the loss computed from given head outputs, the time
+of one training step spent in convolutions (forward and backward, from ``torch.profiler``) and
+the floor: the ratio ours/theirs that would remain
 with the same convolutions if every other operation of ours took no time at all. Faster
 Python, assignment or loss code cannot go below it.
 
@@ -26,7 +27,6 @@ Python, assignment or loss code cannot go below it.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 from functools import partial
@@ -101,11 +101,12 @@ def random_targets(batch: int, size: int, generator: torch.Generator) -> list[In
     return targets
 
 
-def interleaved_medians(
+def interleaved_best(
     fns: dict[str, Callable[[], object]], warmup: int, repeats: int
 ) -> dict[str, float]:
-    """Median seconds of each function, run in turn so that load changes on a shared machine
-    hit all of them alike."""
+    """Best (least) seconds of each function over ``repeats`` runs, run in turn so that load
+    changes on a shared machine hit all of them alike; the least time is the one least
+    disturbed by other processes."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -115,7 +116,7 @@ def interleaved_medians(
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {name: min(values) for name, values in times.items()}
 
 
 def train_step(
@@ -143,7 +144,8 @@ def run_case(
     name: str, warmup: int, repeats: int, with_profile: bool = False
 ) -> dict[str, dict[str, float]]:
     """Seconds per training step and per inference batch of each model variant; with
-    ``with_profile`` also ``"train_conv"`` and ``"train_profiled"`` (one profiled step)."""
+    ``with_profile`` also ``"train_conv"`` and ``"train_profiled"`` (one profiled step) and
+    ``"loss_only"`` (the loss of a batch from given head outputs, forward only)."""
     depth, size, batch, _ = CASES[name]
     torch.manual_seed(0)
     tv_model = torchvision_model(depth)
@@ -183,15 +185,28 @@ def run_case(
     for model in models.values():
         model.train()
     steps = {v: partial(train_step, optimizers[v], loss_fn(v)) for v in models}
-    results = {"train": interleaved_medians(steps, warmup, repeats)}
+    results = {"train": interleaved_best(steps, warmup, repeats)}
     if with_profile:
         shares = {v: convolution_share(step) for v, step in steps.items()}
         results["train_conv"] = {v: conv for v, (conv, _) in shares.items()}
         results["train_profiled"] = {v: total for v, (_, total) in shares.items()}
+        tv_feats = runner.features(images)
+        tv_heads = tv_model.head(tv_feats)
+        our_heads = models["ours"].head(models["ours"].extract_feat(images))
+        results["loss_only"] = interleaved_best(
+            {
+                "torchvision": lambda: tv_model.compute_loss(
+                    tv_targets, tv_heads, runner.anchors(images, tv_feats)
+                ),
+                "ours": lambda: models["ours"].head.loss_by_feat(*our_heads, samples),
+            },
+            warmup,
+            repeats,
+        )
     for model in models.values():
         model.eval()
     with torch.no_grad():
-        results["infer"] = interleaved_medians({v: predict_fn(v) for v in models}, warmup, repeats)
+        results["infer"] = interleaved_best({v: predict_fn(v) for v in models}, warmup, repeats)
     return results
 
 
@@ -207,6 +222,12 @@ def print_convolution_floor(results: dict[str, dict[str, float]]) -> None:
         )
     theirs = results["train_conv"]["torchvision"] / results["train_profiled"]["torchvision"]
     print(f"  floor ratio for a train step with the same convolutions: {theirs:.2f}")
+    loss = results["loss_only"]
+    print(
+        f"  loss from head outputs (anchors, assign, targets, losses; forward): torchvision "
+        f"{loss['torchvision']:.3f} s  ours {loss['ours']:.3f} s "
+        f"(ratio {loss['ours'] / loss['torchvision']:.2f})"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -220,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(NUM_THREADS)
     print(
-        f"torch {torch.__version__}, {NUM_THREADS} threads, median of {args.repeats} "
+        f"torch {torch.__version__}, {NUM_THREADS} threads, best of {args.repeats} "
         f"after {args.warmup} warm-up runs"
     )
     for name in args.case:
