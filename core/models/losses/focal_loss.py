@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 from torchvision.ops import sigmoid_focal_loss
 
-from core.models.losses.reduction import Reduction, WeightedLoss, expand_weight, reduce_total
+from core.models.losses.reduction import Reduction, WeightedLoss, expand_weight
 from core.models.losses.sparse_focal import sparse_sigmoid_focal_loss_sum
 from core.models.losses.targets import one_hot_without_background
 
@@ -51,7 +51,7 @@ class FocalLoss(WeightedLoss):
         per_row = weight is None or weight.dim() == 1
         if target.dim() == 1 and per_row and self.reduction != "none":
             total = sparse_sigmoid_focal_loss_sum(pred, target, self.alpha, self.gamma, weight)
-            return self.loss_weight * reduce_total(total, pred.numel(), self.reduction, avg_factor)
+            return self.weigh_total(total, pred.numel(), avg_factor)
         if target.dim() == 1:
             target = one_hot_without_background(target, pred)
         loss = sigmoid_focal_loss(

@@ -36,13 +36,14 @@ def weight_reduce_loss(
 def reduce_total(
     total: Tensor,
     count: int,
-    reduction: Literal["mean", "sum"],
+    reduction: Reduction,
     avg_factor: float | Tensor | None = None,
 ) -> Tensor:
     """Reduce an already summed loss: ``total``, ``total / count`` ("mean") or
     ``total / avg_factor`` ("mean" with ``avg_factor``).
 
     :param total: scalar sum of ``count`` element losses.
+    :param reduction: "mean" or "sum" (the callers keep "none" on the element-wise path).
     :raises ValueError: for ``avg_factor`` combined with "sum".
     """
     if avg_factor is None:
@@ -82,3 +83,8 @@ class WeightedLoss(nn.Module):
     ) -> Tensor:
         """``loss_weight`` times :func:`weight_reduce_loss` of the element-wise ``loss``."""
         return self.loss_weight * weight_reduce_loss(loss, weight, self.reduction, avg_factor)
+
+    def weigh_total(self, total: Tensor, count: int, avg_factor: float | Tensor | None) -> Tensor:
+        """``loss_weight`` times :func:`reduce_total` of a loss already summed over ``count``
+        elements (``reduction`` must not be "none")."""
+        return self.loss_weight * reduce_total(total, count, self.reduction, avg_factor)

@@ -39,17 +39,21 @@ def _negative_grad(logits: Tensor, gamma: float) -> Tensor:
     return prob.pow(gamma) * (prob + gamma * (1 - prob) * F.softplus(logits))
 
 
-def _positive_loss(logits: Tensor, gamma: float) -> Tensor:
-    """Unweighted focal loss of target 1: ``(1 - p) ** gamma * -log(p)``, same shape."""
-    return torch.sigmoid(-logits).pow(gamma) * F.softplus(-logits)
-
-
 def _positive_correction(picked: Tensor, weight: Tensor, alpha: float, gamma: float) -> Tensor:
     """``(P,)`` loss of the positive elements minus the negative loss the dense part counted
-    for them, times their row weights."""
+    for them, times their row weights. The loss of target 1 at ``x`` is the loss of target 0
+    at ``-x``."""
     pos_weight, neg_weight = _class_weights(alpha)
     return weight * (
-        pos_weight * _positive_loss(picked, gamma) - neg_weight * _negative_loss(picked, gamma)
+        pos_weight * _negative_loss(-picked, gamma) - neg_weight * _negative_loss(picked, gamma)
+    )
+
+
+def _positive_correction_grad(picked: Tensor, weight: Tensor, alpha: float, gamma: float) -> Tensor:
+    """``d/dx`` of :func:`_positive_correction`, ``(P,)``."""
+    pos_weight, neg_weight = _class_weights(alpha)
+    return -weight * (
+        pos_weight * _negative_grad(-picked, gamma) + neg_weight * _negative_grad(picked, gamma)
     )
 
 
@@ -84,10 +88,9 @@ class _SparseFocalLossSum(torch.autograd.Function):
             logits.split(BLOCK_ROWS), scale.split(BLOCK_ROWS), grad.split(BLOCK_ROWS), strict=True
         ):
             torch.mul(_negative_grad(block, gamma), scale_block[:, None], out=grad_block)
-        picked = logits[rows, cols].detach().requires_grad_()
-        with torch.enable_grad():
-            correction = _positive_correction(picked, row_weight[rows], ctx.alpha, gamma)
-            (picked_grad,) = torch.autograd.grad(correction.sum(), picked)
+        picked_grad = _positive_correction_grad(
+            logits[rows, cols], row_weight[rows], ctx.alpha, gamma
+        )
         grad.index_put_((rows, cols), picked_grad * grad_output, accumulate=True)
         return grad, None, None, None, None, None
 
