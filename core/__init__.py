@@ -12,5 +12,5 @@ Plugins implement the hooks of :mod:`core.hookspecs` with the :data:`impl` marke
 from core.hookspecs import hookimpl as impl
 from core.hookspecs import hookspec
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["__version__", "hookspec", "impl"]

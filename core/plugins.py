@@ -8,8 +8,11 @@ path as third-party distributions. Environment variables:
 * ``PLUGDET_PLUGINS=a,b``: load only these third-party plugins (built-ins still load).
 
 A plugin that raises on import is recorded as a :class:`LoadFailure` (distribution, version,
-exception) and every other plugin keeps working. ``python -m core.plugins [--json]`` lists
-everything.
+exception) and every other plugin keeps working. A distribution whose dependency on
+``plugdet`` excludes this kernel's version (the plugin API version,
+:data:`core.contracts.PLUGIN_API_VERSION`, is the kernel's ``major.minor``) is listed as
+incompatible, with both versions, and not imported. ``python -m core.plugins [--json]``
+lists everything.
 """
 
 from __future__ import annotations
@@ -27,10 +30,13 @@ from typing import Any
 
 import attrs
 import pluggy
+from packaging.requirements import InvalidRequirement, Requirement
 
 import core
 from core import hookspecs
+from core.contracts import PLUGIN_API_VERSION
 from core.errors import PluginError
+from core.hookspecs import StageSpec
 from core.registry import Origin, Registries, Registry
 
 ENTRY_POINT_GROUP = "plugdet"
@@ -53,6 +59,37 @@ class PluginInfo:
     version: str
     source: str
     components: dict[str, list[str]] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Incompatible:
+    """A plugin distribution written for another plugin API version; it is not imported.
+
+    :ivar requirement: its dependency on the kernel, e.g. ``plugdet<0.2,>=0.1``.
+    """
+
+    name: str
+    distribution: str
+    version: str
+    requirement: str
+
+    def describe(self) -> str:
+        """One line naming both versions."""
+        return (f"{self.distribution} {self.version} [{self.name}] needs {self.requirement}; "
+                f"this kernel is {KERNEL_DISTRIBUTION} {core.__version__} (plugin API "
+                f"{PLUGIN_API_VERSION})")
+
+
+def kernel_requirement(dist: metadata.Distribution | None) -> Requirement | None:
+    """A distribution's dependency on the kernel, or None when it declares none."""
+    for line in (dist.requires or []) if dist is not None else []:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if _normalize(requirement.name) == KERNEL_DISTRIBUTION and requirement.marker is None:
+            return requirement
+    return None
 
 
 @attrs.frozen
@@ -93,7 +130,10 @@ class PluginManager:
         self._infos: dict[str, PluginInfo] = {}
         self.registries = Registries()
         self.failures: list[LoadFailure] = []
+        self.incompatible: list[Incompatible] = []
         self.skipped: list[str] = []
+        #: stage name -> distribution that declared it (plugin-declared stages only).
+        self.declared_stages: dict[str, str] = {}
 
     @property
     def plugins(self) -> list[PluginInfo]:
@@ -113,9 +153,29 @@ class PluginManager:
             self._load_entry_points()
         for name, plugin in (extra or {}).items():
             self.register(plugin, name, name, "0", "registered in code")
+        self._declare_stages()
         self._check_pending()
         self._fill_registries()
         return self
+
+    def _declare_stages(self) -> None:
+        """Let plugins add stages, each with a registry and a ``register_<stage>s`` spec."""
+        for hook_impl in self._pm.hook.declare_stages.get_hookimpls():
+            info = self._infos[hook_impl.plugin_name]
+
+            def declare(name: str, contract: type | None = None, doc: str = "",
+                        _info: PluginInfo = info) -> None:
+                if not name.isidentifier() or name in self.registries:
+                    raise PluginError(
+                        f"plugin {_info.name!r} ({_info.distribution}): cannot declare stage "
+                        f"{name!r}: " + ("it exists already" if name in self.registries
+                                         else "stage names are identifiers"))
+                spec = StageSpec(name, hookspecs.hook_name_for(name), contract, doc)
+                self._pm.add_hookspecs(hookspecs.spec_namespace(spec))
+                self.registries.add_stage(spec)
+                self.declared_stages[name] = _info.distribution
+
+            hook_impl.function(declare=declare)
 
     def register(
         self, plugin: object, name: str, distribution: str, version: str, source: str
@@ -145,6 +205,15 @@ class PluginManager:
             if not self._allowed(entry_point, distribution):
                 self.skipped.append(entry_point.name)
                 continue
+            requirement = kernel_requirement(dist)
+            if requirement is not None and not requirement.specifier.contains(
+                core.__version__, prereleases=True
+            ):
+                self.incompatible.append(
+                    Incompatible(entry_point.name, distribution, version, str(requirement)))
+                self.registries.failed_plugins.append(
+                    f"{distribution} {version} (incompatible: needs {requirement})")
+                continue
             try:
                 plugin = entry_point.load()
             except Exception as exc:  # any crash on import must not take other plugins down
@@ -173,13 +242,12 @@ class PluginManager:
             name = self._pm.get_name(exc.plugin) if exc.plugin is not None else None
             info = self._infos.get(name or "")
             where = f" ({info.distribution} {info.version})" if info else ""
-            known = ", ".join(hookspecs.STAGE_HOOKS.values())
+            known = ", ".join(r.spec.hook_name for r in self.registries.values())
             raise PluginError(f"{exc}{where}; known hooks: {known}") from exc
 
     def _fill_registries(self) -> None:
-        for stage, hook_name in hookspecs.STAGE_HOOKS.items():
-            hook = getattr(self._pm.hook, hook_name)
-            registry = self.registries[stage]
+        for stage, registry in self.registries.items():
+            hook = getattr(self._pm.hook, registry.spec.hook_name)
             for hook_impl in hook.get_hookimpls():  # registration order
                 info = self._infos[hook_impl.plugin_name]
                 origin = Origin(info.name, info.distribution, info.version)
@@ -203,7 +271,15 @@ class PluginManager:
     def as_dict(self) -> dict[str, Any]:
         """Everything the listing shows, as plain data."""
         return {
+            "kernel": {"version": core.__version__, "plugin_api": PLUGIN_API_VERSION},
+            "stages": [
+                {"name": r.spec.name, "hook": r.spec.hook_name,
+                 "contract": None if r.spec.contract is None else r.spec.contract.__name__,
+                 "declared_by": self.declared_stages.get(r.spec.name, KERNEL_DISTRIBUTION)}
+                for r in self.registries.values()
+            ],
             "plugins": [attrs.asdict(info) for info in self.plugins],
+            "incompatible": [attrs.asdict(item) for item in self.incompatible],
             "skipped": list(self.skipped),
             "failures": [
                 {k: v for k, v in attrs.asdict(f).items() if k != "traceback"}
@@ -229,13 +305,20 @@ def get_registries() -> Registries:
 
 def format_listing(manager: PluginManager, verbose: bool = False) -> str:
     """Human-readable listing of plugins, their components per stage and load errors."""
-    lines = []
+    lines = [f"{KERNEL_DISTRIBUTION} {core.__version__}, plugin API {PLUGIN_API_VERSION}"]
+    if manager.declared_stages:
+        declared = ", ".join(f"{stage} (from {dist})"
+                             for stage, dist in manager.declared_stages.items())
+        lines.append(f"stages declared by plugins: {declared}")
     for info in manager.plugins:
         lines.append(f"{info.distribution} {info.version}  [{info.name}]  ({info.source})")
         for stage, names in info.components.items():
             lines.append(f"    {stage:<16} {', '.join(names)}")
     if manager.skipped:
         lines.append(f"skipped by {ENV_DISABLE}/{ENV_ONLY}: {', '.join(manager.skipped)}")
+    if manager.incompatible:
+        lines.append("incompatible (not loaded):")
+        lines.extend(f"    {item.describe()}" for item in manager.incompatible)
     if manager.failures:
         lines.append("load errors:")
         for failure in manager.failures:

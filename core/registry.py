@@ -9,10 +9,12 @@ errors naming the dotted key path), builds nested components declared with
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import difflib
 import functools
 import inspect
+import re
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
@@ -21,8 +23,14 @@ from typing import Annotated, Any
 import attrs
 import cattrs
 
+from core.contracts import missing_members
 from core.errors import ConfigError, PlugdetError, PluginError
-from core.hookspecs import STAGES
+from core.hookspecs import BUILTIN_STAGES, StageSpec
+
+#: Dotted config path of the component being built (for parts a component builds itself).
+_BUILD_PATH: contextvars.ContextVar[str] = contextvars.ContextVar("build_path", default="")
+#: A message that starts with a key (``"num_classes: ..."``) gets the table path joined to it.
+_KEY_PREFIX = re.compile(r"^[A-Za-z_][\w.\[\]]*:")
 
 
 @attrs.frozen
@@ -36,11 +44,38 @@ def component(stage: str) -> ComponentRef:
     """The ``Annotated`` marker for a nested component: ``Annotated[nn.Module, component("neck")]``.
 
     The config gives a table with ``type`` (or a list of tables when the hint is a ``list``);
-    the factory receives the built object(s). ``None`` stays ``None``.
+    the factory receives the built object(s). ``None`` stays ``None``. The stage may be one a
+    plugin declares; it is looked up when the component is built.
     """
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+    if not stage.isidentifier():
+        raise ValueError(f"stage names are identifiers, got {stage!r}")
     return ComponentRef(stage)
+
+
+def current_build_path() -> str:
+    """Dotted config path of the component whose factory is running ("" outside a build)."""
+    return _BUILD_PATH.get()
+
+
+def join_path(path: str, key: str | int) -> str:
+    """``path.key`` (or ``path[key]`` for list positions); ``key`` alone at the top."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+class LocatedConfigError(ConfigError):
+    """A config error whose message already starts with its full dotted path."""
+
+
+def locate(message: str, path: str) -> str:
+    """Put ``path`` in front of a component's own message (``num_classes: ...`` becomes
+    ``model.head.num_classes: ...``)."""
+    if not path:
+        return message
+    if _KEY_PREFIX.match(message):
+        return f"{path}.{message}"
+    return f"{path}: {message}"
 
 
 @attrs.frozen
@@ -65,6 +100,37 @@ class Entry:
     def config_class(self) -> type:
         """The attrs class describing this component's config table."""
         return config_class_for(self.factory, self.name)
+
+
+def _returned_class(factory: Callable[..., Any]) -> type | None:
+    """The class a factory builds: itself, or a function's return annotation when it is a
+    class; None when only the built object can tell."""
+    if inspect.isclass(factory):
+        return factory
+    try:
+        returned = typing.get_type_hints(factory).get("return")
+    except Exception:  # an unresolvable annotation: check the built object instead
+        return None
+    return returned if inspect.isclass(returned) else None
+
+
+def default_value(field: attrs.Attribute) -> Any:
+    """A config field's default (a fresh copy for tables and lists), or ``attrs.NOTHING``."""
+    default = field.default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        return default.factory()  # type: ignore[union-attr]
+    return default
+
+
+def merge_with_default(value: Any, field: attrs.Attribute) -> Any:
+    """A nested component table that names no other ``type`` than the field's default table
+    updates that table (as config inheritance merges tables); any other value replaces it."""
+    default = default_value(field)
+    if not (isinstance(value, Mapping) and isinstance(default, Mapping) and "type" in default):
+        return value
+    if value.get("type", default["type"]) != default["type"]:
+        return value
+    return {**default, **value}
 
 
 class StrictTypeError(TypeError):
@@ -191,19 +257,27 @@ def structure_errors(exc: BaseException, path: str) -> list[str]:
     return lines
 
 
-def _join(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
-
-
 class Registry:
-    """Components of one stage, by name."""
+    """Components of one stage, by name, each checked against the stage's contract."""
 
-    def __init__(self, stage: str, group: Registries) -> None:
-        self.stage = stage
+    def __init__(self, spec: StageSpec, group: Registries) -> None:
+        self.spec = spec
+        self.stage = spec.name
         self._group = group
         self._entries: dict[str, Entry] = {}
+
+    def _check_contract(self, name: str, candidate: object, origin: Origin) -> None:
+        """Raise when ``candidate`` (a factory class or a built component) lacks a member."""
+        contract = self.spec.contract
+        if contract is None:
+            return
+        missing = missing_members(contract, candidate)
+        if missing:
+            raise PluginError(
+                f"{self.stage} {name!r} from {origin.distribution} {origin.version} (plugin "
+                f"{origin.plugin!r}) does not satisfy core.contracts.{contract.__name__}: "
+                f"missing {', '.join(missing)}"
+            )
 
     def add(self, name: str, factory: Callable[..., Any], origin: Origin) -> None:
         """Record ``factory`` under ``name``; a second plugin using the name is an error."""
@@ -224,6 +298,9 @@ class Registry:
                 f"{first.version} (plugin {first.plugin!r}) and by {origin.distribution} "
                 f"{origin.version} (plugin {origin.plugin!r})"
             )
+        returned = _returned_class(factory)
+        if returned is not None:
+            self._check_contract(name, returned, origin)
         self._entries[name] = Entry(name, self.stage, factory, origin)
 
     def names(self) -> list[str]:
@@ -241,7 +318,9 @@ class Registry:
         try:
             return self._entries[name]
         except KeyError:
-            raise ConfigError(f"{path}: {self._group.explain_unknown(self.stage, name)}") from None
+            raise LocatedConfigError(
+                f"{path}: {self._group.explain_unknown(self.stage, name)}"
+            ) from None
 
     def build(self, cfg: Mapping[str, Any] | Any, path: str = "") -> Any:
         """Build a component from ``cfg`` (a table with ``type``); other objects pass through.
@@ -253,20 +332,20 @@ class Registry:
             return cfg
         where = path or self.stage
         if "type" not in cfg:
-            raise ConfigError(
+            raise LocatedConfigError(
                 f"{where}: missing key 'type' (a {self.stage}: one of {', '.join(self.names())})"
             )
         name = cfg["type"]
         if not isinstance(name, str):
-            raise ConfigError(f"{_join(path, 'type')}: expected str, got {name!r}")
-        entry = self.get(name, _join(path, "type"))
+            raise LocatedConfigError(f"{join_path(path, 'type')}: expected str, got {name!r}")
+        entry = self.get(name, join_path(path, "type"))
         kwargs = {key: value for key, value in cfg.items() if key != "type"}
         config_class = entry.config_class
         try:
             structured = CONVERTER.structure(kwargs, config_class)
         except Exception as exc:  # cattrs reports every problem at once
             problems = "; ".join(structure_errors(exc, where))
-            raise ConfigError(f"{problems} ({self.stage} {name!r})") from None
+            raise LocatedConfigError(f"{problems} ({self.stage} {name!r})") from None
         if config_class is entry.factory:
             return structured
         values = {}
@@ -274,30 +353,58 @@ class Registry:
             value = getattr(structured, field.name)
             ref = field.metadata.get("component")
             if ref is not None:
-                value = self._group.build_nested(ref.stage, value, _join(where, field.name))
+                value = self._group.build_nested(
+                    ref.stage, merge_with_default(value, field), join_path(where, field.name)
+                )
             values[field.name] = value
+        token = _BUILD_PATH.set(where)
         try:
-            return entry.factory(**values)
-        except ConfigError:  # a nested build: its message already holds the full path
+            built = entry.factory(**values)
+        except LocatedConfigError:  # a nested build: its message already holds the full path
             raise
+        except ConfigError as exc:  # the component's own message: add where its table is
+            raise LocatedConfigError(locate(str(exc), where)) from exc
         except PlugdetError as exc:  # a missing data file, ...: keep the type, add the key
             raise type(exc)(f"{where}: {exc}") from exc
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where}: {self.stage} {name!r}: {exc}") from exc
+            raise LocatedConfigError(f"{where}: {self.stage} {name!r}: {exc}") from exc
+        finally:
+            _BUILD_PATH.reset(token)
+        if _returned_class(entry.factory) is None:  # a function: check what it returned
+            self._check_contract(name, built, entry.origin)
+        return built
 
 
 class Registries(Mapping[str, Registry]):
     """The registries of every stage, plus what is known about plugins that failed to load."""
 
-    def __init__(self) -> None:
-        self._by_stage = {stage: Registry(stage, self) for stage in STAGES}
+    def __init__(self, stages: Mapping[str, StageSpec] = BUILTIN_STAGES) -> None:
+        self._by_stage = {name: Registry(spec, self) for name, spec in stages.items()}
         self.failed_plugins: list[str] = []
+
+    def add_stage(self, spec: StageSpec) -> Registry:
+        """A registry for a stage a plugin declares."""
+        if spec.name in self._by_stage:
+            raise PluginError(f"stage {spec.name!r} is declared twice")
+        registry = self._by_stage[spec.name] = Registry(spec, self)
+        return registry
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """Every stage, built-in then declared."""
+        return tuple(self._by_stage)
 
     def __getitem__(self, stage: str) -> Registry:
         try:
             return self._by_stage[stage]
         except KeyError:
-            raise KeyError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}") from None
+            raise ConfigError(
+                f"unknown stage {stage!r}; stages are {', '.join(self._by_stage)} (a plugin "
+                "may declare more: see `python -m core.plugins`)"
+            ) from None
+
+    def __contains__(self, stage: object) -> bool:
+        return stage in self._by_stage
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._by_stage)
@@ -314,7 +421,7 @@ class Registries(Mapping[str, Registry]):
         if value is None:
             return None
         if isinstance(value, (list, tuple)):
-            return [self.build(stage, item, _join(path, i)) for i, item in enumerate(value)]
+            return [self.build(stage, item, join_path(path, i)) for i, item in enumerate(value)]
         if isinstance(value, Mapping):
             return self.build(stage, value, path)
         return value
@@ -333,7 +440,7 @@ class Registries(Mapping[str, Registry]):
             message += f"; did you mean {hints}?"
         else:
             message += f"; registered {stage}s: {', '.join(known) or 'none'}"
-        elsewhere = [s for s in STAGES if s != stage and name in self._by_stage[s]]
+        elsewhere = [s for s in self._by_stage if s != stage and name in self._by_stage[s]]
         if elsewhere:
             origin = self._by_stage[elsewhere[0]].get(name).origin.distribution
             message += f" ({name!r} is a {elsewhere[0]} from {origin}, not a {stage})"

@@ -38,6 +38,7 @@ from core.engine.randomness import capture_rng_state, isolated_rng, restore_rng_
 from core.engine.run_config import RunSettings
 from core.engine.schedulers import ParamSchedulers
 from core.errors import CheckpointError
+from core.plugins import get_plugin_manager
 from core.structures import DetBatch, Instances
 from core.visualization import Visualizer
 
@@ -219,6 +220,9 @@ class Runner:
             f"plugdet {core.__version__}, torch {torch.__version__}, device {self.device}, "
             f"world size {self.world_size}; work dir {self.work_dir}; training {unit} from "
             f"epoch {self.epoch + 1} iteration {self.iter + 1}")
+        for item in get_plugin_manager().incompatible:
+            self.logger.warning(f"plugin not loaded, written for another plugin API: "
+                                f"{item.describe()}")
 
     def _train_by_epoch(self) -> None:
         while self.epoch < self.max_epochs and not self.stop_training:

@@ -4,24 +4,40 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torchvision.ops import box_iou
 
 
 def box_iof(boxes: Tensor, regions: Tensor, valid: Tensor) -> Tensor:
     """Largest intersection-over-foreground of each box with the regions of each image.
 
-    :param boxes: ``(N, 4)`` xyxy boxes shared by all images (e.g. anchors).
+    :param boxes: ``(N, 4)`` xyxy boxes shared by all images (e.g. anchors), or ``(B, N, 4)``
+        per image (e.g. proposals).
     :param regions: ``(B, K, 4)`` xyxy regions per image (e.g. ignore boxes).
     :param valid: ``(B, K)`` bool, False for padding regions.
     :returns: ``(B, N)`` float: ``max_k area(box ∩ region_k) / area(box)`` (0 without regions).
     """
     if regions.shape[1] == 0:
-        return boxes.new_zeros((regions.shape[0], boxes.shape[0]))
-    top_left = torch.maximum(boxes[None, None, :, :2], regions[:, :, None, :2])
-    bottom_right = torch.minimum(boxes[None, None, :, 2:], regions[:, :, None, 2:])
+        return boxes.new_zeros((regions.shape[0], boxes.shape[-2]))
+    per_image = boxes if boxes.ndim == 3 else boxes[None]  # (B or 1, N, 4)
+    top_left = torch.maximum(per_image[:, None, :, :2], regions[:, :, None, :2])
+    bottom_right = torch.minimum(per_image[:, None, :, 2:], regions[:, :, None, 2:])
     wh = (bottom_right - top_left).clamp(min=0)
     inter = wh[..., 0] * wh[..., 1]  # (B, K, N)
-    area = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).clamp(
-        min=torch.finfo(boxes.dtype).eps
-    )
+    area = ((per_image[..., 2] - per_image[..., 0]) * (per_image[..., 3] - per_image[..., 1]))
+    area = area.clamp(min=torch.finfo(boxes.dtype).eps)[:, None, :]
     iof = (inter / area).masked_fill(~valid[:, :, None], 0.0)
     return iof.amax(dim=1)
+
+
+def gt_prior_iou(gt_boxes: Tensor, prior_boxes: Tensor) -> Tensor:
+    """IoU of every padded gt box with every prior box, per image.
+
+    :param gt_boxes: ``(B, M, 4)`` xyxy.
+    :param prior_boxes: ``(N, 4)`` shared by all images, or ``(B, N, 4)`` per image.
+    :returns: ``(B, M, N)`` IoU (torchvision's ``box_iou``).
+    """
+    num_images, max_gts, _ = gt_boxes.shape
+    if prior_boxes.ndim == 2:
+        iou = box_iou(gt_boxes.reshape(-1, 4), prior_boxes)
+        return iou.view(num_images, max_gts, prior_boxes.shape[0])
+    return torch.stack([box_iou(g, p) for g, p in zip(gt_boxes, prior_boxes, strict=True)])

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from core import impl
 from core.hookspecs import Register
-from core.models.assigners import MaxIoUAssigner
+from core.models.assigners import ATSSAssigner, MaxIoUAssigner
 from core.models.backbones import ResNet, TinyNet
 from core.models.coders import DeltaXYWHBBoxCoder
 from core.models.losses import CrossEntropyLoss, FocalLoss, GIoULoss, L1Loss, SmoothL1Loss
 from core.models.necks import FPN
-from core.models.priors import AnchorGenerator
+from core.models.detectors import SingleStageDetector, TwoStageDetector
+from core.models.postprocess import MultiClassNMS
+from core.models.priors import AnchorGenerator, PointGenerator
 from core.models.samplers import PseudoSampler, RandomSampler
 
 
@@ -27,11 +29,13 @@ def register_necks(register: Register) -> None:
 @impl
 def register_prior_generators(register: Register) -> None:
     register("AnchorGenerator", AnchorGenerator)
+    register("PointGenerator", PointGenerator)
 
 
 @impl
 def register_assigners(register: Register) -> None:
     register("MaxIoUAssigner", MaxIoUAssigner)
+    register("ATSSAssigner", ATSSAssigner)
 
 
 @impl
@@ -52,3 +56,14 @@ def register_losses(register: Register) -> None:
     register("L1Loss", L1Loss)
     register("SmoothL1Loss", SmoothL1Loss)
     register("GIoULoss", GIoULoss)
+
+
+@impl
+def register_postprocesses(register: Register) -> None:
+    register("MultiClassNMS", MultiClassNMS)
+
+
+@impl
+def register_detectors(register: Register) -> None:
+    register("SingleStageDetector", SingleStageDetector)
+    register("TwoStageDetector", TwoStageDetector)

@@ -40,7 +40,7 @@ def test_listing_shows_the_template_under_its_distribution(installed_template):
     )
     plugins = {p["distribution"]: p for p in json.loads(result.stdout)["plugins"]}
     example = plugins["plugdet-example"]
-    assert example["version"] == "0.1.0"
+    assert example["version"] == "0.2.0"
     assert example["components"] == {
         "backbone": ["ExampleConvNet"],
         "neck": ["ExampleChannelMapper"],
@@ -50,7 +50,7 @@ def test_listing_shows_the_template_under_its_distribution(installed_template):
     text = subprocess.run(
         [sys.executable, "-m", "core.plugins"], capture_output=True, text=True, check=True
     ).stdout
-    assert "plugdet-example 0.1.0  [example]" in text
+    assert "plugdet-example 0.2.0  [example]" in text
 
 
 def test_build_uses_the_installed_template(installed_template):

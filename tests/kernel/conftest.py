@@ -21,12 +21,17 @@ def manager_with():
     return make
 
 
-def make_distribution(root: Path, dist: str, module: str, body: str, version: str = "1.0") -> None:
-    """Write an installed-looking distribution (module + dist-info with a plugdet entry point)."""
+def make_distribution(root: Path, dist: str, module: str, body: str, version: str = "1.0",
+                      requires: tuple[str, ...] = ()) -> None:
+    """Write an installed-looking distribution (module + dist-info with a plugdet entry point
+    and ``Requires-Dist`` lines for ``requires``)."""
     (root / f"{module}.py").write_text(textwrap.dedent(body))
     info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    depends = "".join(f"Requires-Dist: {line}\n" for line in requires)
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n{depends}"
+    )
     (info / "entry_points.txt").write_text(f"[plugdet]\n{module} = {module}\n")
 
 

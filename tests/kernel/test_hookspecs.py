@@ -29,6 +29,7 @@ def test_every_stage_has_a_documented_spec():
         "hook",
         "detector",
         "prior_generator",
+        "postprocess",
     }
     assert set(hookspecs.STAGES) == expected
     for hook_name in hookspecs.STAGE_HOOKS.values():
@@ -37,3 +38,4 @@ def test_every_stage_has_a_documented_spec():
         assert list(inspect.signature(spec).parameters) == ["register"], hook_name
         assert ":param register:" in spec.__doc__, hook_name
         assert spec.__annotations__["register"] == "Register", hook_name
+        assert ":class:`core.contracts." in spec.__doc__, hook_name  # names its contract

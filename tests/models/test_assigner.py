@@ -5,7 +5,7 @@ from torchvision.ops import box_iou
 
 from core.errors import ConfigError
 from core.models.assigners import MaxIoUAssigner
-from core.models.gt_batch import GTBatch
+from core.contracts import GTBatch, Priors
 from core.models.priors import AnchorGenerator
 
 IMAGE = 128
@@ -20,7 +20,12 @@ def random_boxes(num, generator, size=IMAGE, min_side=8.0):
 @pytest.fixture(scope="module")
 def anchors():
     generator = AnchorGenerator(strides=[8, 16, 32])
-    return torch.cat(generator.grid_priors([(16, 16), (8, 8), (4, 4)]))
+    return Priors.from_levels(generator.grid_priors([(16, 16), (8, 8), (4, 4)]), [8, 16, 32])
+
+
+def as_priors(boxes):
+    """One level of ``(N, 4)`` box priors."""
+    return Priors.from_levels([boxes], [1])
 
 
 def torchvision_style(matches):
@@ -36,12 +41,12 @@ def test_matches_torchvision_matcher_with_low_quality_matches(anchors):
     gt = GTBatch.from_lists(boxes, labels)
     result = MaxIoUAssigner(0.5, 0.4, low_quality_gt="best").assign(anchors, gt)
     matcher = Matcher(0.5, 0.4, allow_low_quality_matches=True)
-    assert result.gt_inds.shape == (len(counts), len(anchors))
+    assert result.gt_inds.shape == (len(counts), anchors.num_priors)
     for index, image_boxes in enumerate(boxes):
         if len(image_boxes) == 0:  # torchvision's Matcher refuses images without gts
             assert (result.gt_inds[index] == 0).all()
             continue
-        expected = matcher(box_iou(image_boxes, anchors))
+        expected = matcher(box_iou(image_boxes, anchors.boxes))
         assert torch.equal(torchvision_style(result.gt_inds[index]), expected)
         positive = expected >= 0
         assert torch.equal(result.labels[index][positive], labels[index][expected[positive]])
@@ -55,7 +60,7 @@ def test_low_quality_matches_give_every_gt_a_prior(anchors):
     strict = MaxIoUAssigner(allow_low_quality_matches=False).assign(anchors, gt)
     assert not (strict.gt_inds == 1).any()
     result = MaxIoUAssigner(low_quality_gt="self").assign(anchors, gt)
-    best_prior = box_iou(boxes, anchors).argmax(dim=1)
+    best_prior = box_iou(boxes, anchors.boxes).argmax(dim=1)
     assert result.gt_inds[0, best_prior[0]] == 1
     assert result.gt_inds[0, best_prior[1]] == 2
 
@@ -70,10 +75,10 @@ def test_min_pos_iou_limits_low_quality_matches(anchors):
 def test_gt_max_assign_all_false_takes_one_prior_per_gt():
     priors = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0], [50, 50, 60, 60]])
     gt = GTBatch.from_lists([torch.tensor([[0.0, 0.0, 30.0, 30.0]])], [torch.tensor([2])])
-    all_tied = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=0.05).assign(priors, gt)
+    all_tied = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=0.05).assign(as_priors(priors), gt)
     assert all_tied.gt_inds.tolist() == [[1, 1, 0]]
     one = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=0.05, gt_max_assign_all=False).assign(
-        priors, gt
+        as_priors(priors), gt
     )
     assert one.gt_inds.tolist() == [[1, -1, 0]]
     assert one.labels.tolist() == [[2, -1, -1]]
@@ -86,11 +91,11 @@ def test_ignore_regions_and_images_without_gt():
         [torch.tensor([1]), torch.zeros(0, dtype=torch.long)],
         [torch.tensor([[18.0, 18.0, 29.0, 29.0]]), torch.tensor([[0.0, 0.0, 6.0, 20.0]])],
     )
-    result = MaxIoUAssigner(ignore_iof_thr=0.5).assign(priors, gt)
+    result = MaxIoUAssigner(ignore_iof_thr=0.5).assign(as_priors(priors), gt)
     # image 0: prior 1 is 81% inside the ignore box; image 1 has no gt: negatives except prior 0
     assert result.gt_inds.tolist() == [[0, -1, 1], [-1, 0, 0]]
     assert result.num_gts.tolist() == [1, 0]
-    without_ignore = MaxIoUAssigner(ignore_iof_thr=-1).assign(priors, gt)
+    without_ignore = MaxIoUAssigner(ignore_iof_thr=-1).assign(as_priors(priors), gt)
     assert without_ignore.gt_inds.tolist() == [[0, 0, 1], [0, 0, 0]]
 
 

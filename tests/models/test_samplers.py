@@ -2,8 +2,7 @@ import pytest
 import torch
 
 from core.errors import ConfigError
-from core.models.assigners import AssignResult
-from core.models.gt_batch import GTBatch
+from core.contracts import AssignResult, GTBatch, Priors
 from core.models.samplers import PseudoSampler, RandomSampler
 
 NUM_PRIORS = 200
@@ -18,6 +17,11 @@ def make_assign(num_pos=(30, 3)):
     return AssignResult(gt_inds, torch.zeros(gt_inds.shape), labels, torch.ones(len(num_pos)))
 
 
+def zero_priors():
+    """``NUM_PRIORS`` degenerate box priors on one level."""
+    return Priors.from_levels([torch.zeros(NUM_PRIORS, 4)], [8])
+
+
 def gt_batch(images=2):
     return GTBatch.from_lists(
         [torch.tensor([[0.0, 0.0, 5.0, 5.0]])] * images, [torch.tensor([0])] * images
@@ -26,7 +30,7 @@ def gt_batch(images=2):
 
 def test_pseudo_sampler_keeps_everything():
     assign = make_assign()
-    result = PseudoSampler().sample(assign, torch.zeros(NUM_PRIORS, 4), gt_batch())
+    result = PseudoSampler().sample(assign, zero_priors(), gt_batch())
     assert torch.equal(result.pos_mask, assign.gt_inds > 0)
     assert torch.equal(result.neg_mask, assign.gt_inds == 0)
     assert result.num_pos == 33 and result.num_neg == 2 * (NUM_PRIORS - 10) - 33
@@ -35,7 +39,7 @@ def test_pseudo_sampler_keeps_everything():
 def test_random_sampler_quota_per_image():
     torch.manual_seed(0)
     result = RandomSampler(num=40, pos_fraction=0.25).sample(
-        make_assign(), torch.zeros(NUM_PRIORS, 4), gt_batch()
+        make_assign(), zero_priors(), gt_batch()
     )
     assert result.pos_mask.sum(dim=1).tolist() == [10, 3]
     assert result.neg_mask.sum(dim=1).tolist() == [30, 37]
@@ -46,7 +50,7 @@ def test_random_sampler_quota_per_image():
 
 
 def test_random_sampler_negative_bound_and_determinism():
-    priors = torch.zeros(NUM_PRIORS, 4)
+    priors = zero_priors()
     sampler = RandomSampler(num=40, pos_fraction=0.25, neg_pos_ub=2)
     torch.manual_seed(5)
     first = sampler.sample(make_assign(), priors, gt_batch())
@@ -64,10 +68,13 @@ def test_random_sampler_adds_gts_as_proposals():
     )
     assign = make_assign(num_pos=(0, 0))
     result = RandomSampler(num=20, add_gt_as_proposals=True).sample(
-        assign, torch.zeros(NUM_PRIORS, 4), gt
+        assign, zero_priors(), gt
     )
-    assert result.priors.shape == (2, NUM_PRIORS + 2, 4)
-    assert torch.equal(result.priors[1, 0], gt.boxes[1, 0])
+    assert result.priors.boxes.shape == (2, NUM_PRIORS + 2, 4)
+    assert torch.equal(result.priors.boxes[1, 0], gt.boxes[1, 0])
+    # image 1 has one gt: its second gt slot is padding, not a proposal
+    assert result.priors.valid[1].tolist() == [True, False] + [True] * NUM_PRIORS
+    assert result.priors.level_sizes == (NUM_PRIORS + 2,)
     assert result.pos_mask[0, :2].all() and result.pos_mask[1, 0] and not result.pos_mask[1, 1]
     assert result.assign_result.labels[0, :2].tolist() == [1, 2]
 

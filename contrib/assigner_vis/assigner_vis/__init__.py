@@ -1,6 +1,6 @@
 """Positive-sample visualization: the priors an assigner makes positive, per level and index.
 
-Works with any head that implements ``get_assignments(featmap_sizes, samples)`` returning an
+Works with any head that implements ``get_assignments(feats, samples)`` returning an
 object with ``priors`` (per level ``(N_l, 4)``), ``pos_inds`` and ``pos_gt_inds`` (per image,
 per level), as RetinaNet's head does.
 """

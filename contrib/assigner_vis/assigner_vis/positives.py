@@ -73,8 +73,8 @@ def _head_of(detector: nn.Module) -> Any:
     if head is None or not callable(getattr(head, "get_assignments", None)):
         raise ConfigError(
             f"model: {type(detector).__name__} has no head with a "
-            "get_assignments(featmap_sizes, samples) method; positive-sample visualization "
-            "needs one (RetinaNet's RetinaHead has it)"
+            "get_assignments(feats, samples) method; positive-sample visualization "
+            "needs one (every head built on core.models.heads.DenseHead has it)"
         )
     return head
 
@@ -89,7 +89,7 @@ def collect_positives(detector: nn.Module, batch: DetBatch) -> list[ImagePositiv
     head = _head_of(detector)
     feats = detector.extract_feat(batch.images)
     sizes = [tuple(int(s) for s in f.shape[-2:]) for f in feats]
-    assignments = head.get_assignments(sizes, batch.samples)
+    assignments = head.get_assignments(feats, batch.samples)
     height, width = batch.images.shape[-2:]
     results = []
     for image_index, sample in enumerate(batch.samples):

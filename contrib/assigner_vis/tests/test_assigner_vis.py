@@ -41,7 +41,7 @@ def expected_positives(overrides: list[str]) -> list[tuple[set[int], list[int], 
     indices into all levels' priors, the first index of each level, and priors per cell."""
     cfg = load_config(str(DEMO_CONFIG), overrides=overrides)
     detector = get_registries().build("detector", cfg["model"], path="model").eval()
-    pos_iou_thr = detector.head.assigner.pos_iou_thr
+    pos_iou_thr = detector.head.assigner.matcher.pos_thr
     table = {**cfg["train_dataloader"], "shuffle": False, "batch_size": 1, "num_workers": 0}
     table["dataset"] = {**table["dataset"],
                         "pipeline": cfg["val_dataloader"]["dataset"]["pipeline"]}

@@ -7,6 +7,7 @@ import itertools
 import torch
 from torch import Tensor, nn
 
+from core.models.losses.reduction import weight_reduce_loss
 from core.structures import DetSample
 
 
@@ -63,18 +64,30 @@ class ExampleChannelMapper(nn.Module):
 
 
 class ExampleL1Loss(nn.Module):
-    """Mean absolute error times ``loss_weight``: ``(N, D), (N, D) -> scalar``."""
+    """Absolute error times ``loss_weight`` (contract :class:`core.contracts.Loss`):
+    ``(N, D), (N, D) -> scalar``, the sum divided by ``avg_factor`` when a head gives one
+    (the number of positives), else the mean.
+
+    :param loss_weight: factor of the loss.
+    """
 
     def __init__(self, loss_weight: float = 1.0):
         super().__init__()
         self.loss_weight = loss_weight
 
-    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | None = None,
+    ) -> Tensor:
         if pred.shape != target.shape:
             raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
         if pred.numel() == 0:
             return pred.sum() * 0.0
-        return self.loss_weight * (pred - target).abs().mean()
+        loss = weight_reduce_loss((pred - target).abs(), weight, "mean", avg_factor)
+        return self.loss_weight * loss
 
 
 class ExampleInvert:

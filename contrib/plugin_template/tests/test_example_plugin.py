@@ -5,7 +5,7 @@ import torch
 
 from core.errors import ConfigError
 from core.plugins import PluginManager
-from core.structures import DetSample
+from core.structures import DetBatch, DetSample, Instances
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def test_components_are_registered_under_the_distribution(registries):
     ]:
         entry = registries[stage].get(name)
         assert entry.origin.distribution == "plugdet-example"
-        assert entry.origin.version == "0.1.0"
+        assert entry.origin.version == "0.2.0"
 
 
 def test_backbone_and_neck_build_and_chain(registries):
@@ -42,6 +42,25 @@ def test_loss_and_transform_behave(registries):
     invert = registries.build("transform", {"type": "ExampleInvert", "prob": 1.0})
     sample = invert(DetSample(image=torch.full((3, 2, 2), 10, dtype=torch.uint8)))
     assert sample.image.unique().tolist() == [245]
+
+
+def test_loss_follows_the_loss_contract_inside_retinanet(registries):
+    loss = registries.build("loss", {"type": "ExampleL1Loss"})
+    pred, target = torch.ones(4, 2), torch.zeros(4, 2)
+    assert loss(pred, target, avg_factor=2).item() == pytest.approx(4.0)  # sum 8 / 2
+    assert loss(pred, target, weight=torch.zeros(4, 1)).item() == 0.0
+    model = registries.build("detector", {
+        "type": "RetinaNet",
+        "backbone": {"type": "ExampleConvNet", "widths": [8, 16, 32], "out_indices": [1, 2]},
+        "neck": {"type": "ExampleChannelMapper", "in_channels": [16, 32], "out_channels": 8},
+        "head": {"type": "RetinaHead", "num_classes": 2, "in_channels": 8, "feat_channels": 8,
+                 "stacked_convs": 1, "loss_bbox": {"type": "ExampleL1Loss"},
+                 "prior_generator": {"type": "AnchorGenerator", "strides": [4, 8]}},
+    })
+    gt = Instances(torch.tensor([[4.0, 4.0, 40.0, 36.0]]), torch.tensor([1]))
+    sample = DetSample(img_shape=(64, 64), pad_shape=(64, 64), gt=gt)
+    losses = model.loss(DetBatch(torch.zeros(1, 3, 64, 64), [sample]))
+    assert losses["loss_bbox"].item() > 0 and losses["num_pos"].item() >= 1
 
 
 def test_bad_config_names_the_key(registries):

@@ -1,7 +1,8 @@
 """Assigners: decide for every prior whether it is positive (and for which gt), negative or
-ignored."""
+ignored (contract: :class:`core.contracts.Assigner`)."""
 
-from core.models.assigners.assign_result import AssignResult
+from core.models.assigners.atss_assigner import ATSSAssigner
 from core.models.assigners.max_iou_assigner import MaxIoUAssigner
+from core.models.assigners.quality_matcher import QualityMatcher
 
-__all__ = ["AssignResult", "MaxIoUAssigner"]
+__all__ = ["ATSSAssigner", "MaxIoUAssigner", "QualityMatcher"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -26,13 +27,16 @@ class DeltaXYWHBBoxCoder:
     ``dx = (gx - px) / pw``, ``dw = log(gw / pw)`` (same for y/h), then
     ``(delta - target_means) / target_stds``. Decoding inverts this, clamps ``dw, dh`` to
     ``±|log(wh_ratio_clip)|`` and optionally clips boxes to the image.
-    All tensors broadcast: priors ``(..., 4)``, boxes/deltas ``(..., 4)``.
+    All tensors broadcast: priors ``(..., 4)``, boxes/deltas ``(..., 4)``; ``strides`` is
+    accepted for the coder contract and unused (the deltas are relative to the prior's size).
 
     :param target_means: means subtracted from the deltas.
     :param target_stds: stds dividing the deltas.
     :param clip_border: clip decoded boxes to ``max_shape`` when one is given.
     :param wh_ratio_clip: smallest width/height scale change a delta may express.
     """
+
+    encode_size: ClassVar[int] = 4
 
     def __init__(
         self,
@@ -51,9 +55,8 @@ class DeltaXYWHBBoxCoder:
         self.target_stds = tuple(float(s) for s in target_stds)
         self.clip_border = clip_border
         self.max_ratio = abs(math.log(wh_ratio_clip))
-        self.encode_size = 4
 
-    def encode(self, priors: Tensor, boxes: Tensor) -> Tensor:
+    def encode(self, priors: Tensor, boxes: Tensor, strides: Tensor | None = None) -> Tensor:
         """:param priors: ``(..., 4)`` xyxy. :param boxes: ``(..., 4)`` xyxy targets.
         :returns: ``(..., 4)`` normalised deltas."""
         px, py, pw, ph = _center_size(priors.to(boxes.dtype))
@@ -65,7 +68,8 @@ class DeltaXYWHBBoxCoder:
         stds = deltas.new_tensor(self.target_stds)
         return (deltas - means) / stds
 
-    def decode(self, priors: Tensor, deltas: Tensor, max_shape: Tensor | None = None) -> Tensor:
+    def decode(self, priors: Tensor, deltas: Tensor, max_shape: Tensor | None = None,
+               strides: Tensor | None = None) -> Tensor:
         """:param priors: ``(..., 4)`` xyxy. :param deltas: ``(..., 4)`` normalised deltas.
         :param max_shape: ``(..., 2)`` image ``(h, w)`` broadcastable to the boxes' leading
             dimensions (e.g. ``(B, 1, 2)`` for ``(B, K, 4)`` deltas), or None.

@@ -1,7 +1,7 @@
-"""Samplers: choose which assigned priors count in the loss."""
+"""Samplers: choose which assigned priors count in the loss (contract:
+:class:`core.contracts.Sampler`)."""
 
 from core.models.samplers.pseudo_sampler import PseudoSampler
 from core.models.samplers.random_sampler import RandomSampler
-from core.models.samplers.sample_result import SampleResult
 
-__all__ = ["PseudoSampler", "RandomSampler", "SampleResult"]
+__all__ = ["PseudoSampler", "RandomSampler"]

@@ -5,10 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from core.contracts import NEGATIVE, AssignResult, GTBatch, Priors, SampleResult
 from core.errors import ConfigError
-from core.models.assigners.assign_result import NEGATIVE, AssignResult
-from core.models.gt_batch import GTBatch
-from core.models.samplers.sample_result import SampleResult
 
 #: ``neg_pos_ub`` value meaning "no upper bound on negatives per positive".
 NO_UPPER_BOUND = -1
@@ -59,30 +57,47 @@ class RandomSampler:
         self.add_gt_as_proposals = add_gt_as_proposals
 
     def _with_gt_proposals(
-        self, assign_result: AssignResult, priors: Tensor, gt: GTBatch
-    ) -> tuple[AssignResult, Tensor]:
-        """Append the ``M`` padded gt boxes to every image's priors: ``(B, N + M, 4)``."""
+        self, assign_result: AssignResult, priors: Priors, gt: GTBatch
+    ) -> tuple[AssignResult, Priors]:
+        """Prepend the ``M`` padded gt boxes to every image's priors: ``(B, M + N, 4)``."""
+        if priors.boxes is None:
+            raise ConfigError("sampler.add_gt_as_proposals: needs box priors, got points")
         num_images, max_gts = gt.valid.shape
-        own_index = torch.arange(1, max_gts + 1, device=priors.device).expand(num_images, -1)
+        device = gt.boxes.device
+        own_index = torch.arange(1, max_gts + 1, device=device).expand(num_images, -1)
         gt_inds = torch.where(gt.valid, own_index, torch.full_like(own_index, -1))
         labels = torch.where(gt.valid, gt.labels, torch.full_like(gt.labels, -1))
-        overlaps = gt.valid.to(priors.dtype) * SELF_IOU
+        overlaps = gt.valid.to(gt.boxes.dtype) * SELF_IOU
+        quality = assign_result.quality
         extended = AssignResult(
             gt_inds=torch.cat([gt_inds, assign_result.gt_inds], dim=1),
             max_overlaps=torch.cat([overlaps, assign_result.max_overlaps], dim=1),
             labels=torch.cat([labels, assign_result.labels], dim=1),
             num_gts=assign_result.num_gts,
+            quality=None if quality is None else torch.cat([overlaps, quality], dim=1),
         )
-        all_priors = torch.cat([gt.boxes, priors.expand(num_images, -1, -1)], dim=1)
+
+        def per_image(values: Tensor) -> Tensor:
+            return values if priors.per_image else values.expand(num_images, *values.shape)
+
+        gt_centers = (gt.boxes[..., :2] + gt.boxes[..., 2:]) / 2
+        all_priors = Priors(
+            points=torch.cat([gt_centers, per_image(priors.points)], dim=1),
+            strides=torch.cat([gt.boxes.new_zeros((num_images, max_gts)),
+                               per_image(priors.strides)], dim=1),
+            level_sizes=(max_gts + priors.num_priors,),
+            boxes=torch.cat([gt.boxes, per_image(priors.boxes)], dim=1),
+            valid=torch.cat([gt.valid, priors.valid_mask(num_images)], dim=1),
+        )
         return extended, all_priors
 
-    def sample(self, assign_result: AssignResult, priors: Tensor, gt: GTBatch) -> SampleResult:
+    def sample(self, assign_result: AssignResult, priors: Priors, gt: GTBatch) -> SampleResult:
         """Sample positives then negatives for every image at once.
 
         :param assign_result: ``(B, N)`` assignment.
-        :param priors: ``(N, 4)`` priors.
+        :param priors: the assigned priors.
         :param gt: padded ground truth, used when ``add_gt_as_proposals``.
-        :returns: ``(B, N')`` masks with ``N' = N`` (or ``N + M`` with gt proposals).
+        :returns: ``(B, N')`` masks with ``N' = N`` (or ``M + N`` with gt proposals first).
         """
         if self.add_gt_as_proposals and gt.valid.shape[1]:
             assign_result, priors = self._with_gt_proposals(assign_result, priors, gt)

@@ -83,10 +83,13 @@ def torchvision_like_config(
                 "neg_iou_thr": 0.4,
                 "low_quality_gt": "best",
             },
-            "score_thr": 0.05,
-            "nms_pre": 1000,
-            "iou_threshold": 0.5,
-            "max_per_img": max_per_img,
+            "postprocess": {
+                "type": "MultiClassNMS",
+                "score_thr": 0.05,
+                "nms_pre": 1000,
+                "iou_threshold": 0.5,
+                "max_per_img": max_per_img,
+            },
         },
     }
 

@@ -1,0 +1,98 @@
+"""Thresholding a gt-by-prior quality matrix into an assignment (any quality: IoU, a
+centre-prior score, an alignment metric), batched over images."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+import torch
+from torch import Tensor
+
+from core.contracts import IGNORE, NEGATIVE, AssignResult, GTBatch
+
+#: Quality written for padding gts and excluded priors; below every real quality.
+EXCLUDED = -1.0
+
+
+@attrs.frozen
+class QualityMatcher:
+    """Each prior takes the gt of highest quality; thresholds on that quality decide its role.
+
+    * ``q < neg_thr`` (and >= 0): negative (``gt_inds = 0``);
+    * ``q >= pos_thr``: positive for its best gt (``gt_inds = i + 1``);
+    * in between, or excluded (``q < 0``): ignored (``gt_inds = -1``);
+    * low-quality matches (``allow_low_quality_matches``): for every gt whose best quality is
+      ``>= min_pos`` (and > 0), the prior(s) with that best quality become positive, so each
+      gt gets at least one prior. With ``low_quality_gt = "self"`` they match that gt (the last
+      gt wins when a prior is best for several, as in MMDetection); with ``"best"`` they keep
+      their own best gt (torchvision's ``Matcher``).
+
+    :param gt_max_assign_all: for low-quality matches take every prior tied at a gt's best
+        quality, not only the first one.
+    """
+
+    pos_thr: float
+    neg_thr: float
+    min_pos: float = 0.0
+    gt_max_assign_all: bool = True
+    allow_low_quality_matches: bool = True
+    low_quality_gt: Literal["self", "best"] = "self"
+
+    def _low_quality_candidates(self, quality: Tensor, valid: Tensor) -> Tensor:
+        """``(B, M, N)`` bool: prior n is (one of) the best prior(s) of real gt m."""
+        gt_max, gt_argmax = quality.max(dim=2)  # (B, M)
+        eligible = valid & (gt_max >= self.min_pos) & (gt_max > 0)
+        if self.gt_max_assign_all:
+            return (quality == gt_max[:, :, None]) & eligible[:, :, None]
+        best = torch.zeros_like(quality, dtype=torch.bool)
+        return best.scatter_(2, gt_argmax[:, :, None], eligible[:, :, None])
+
+    def __call__(self, quality: Tensor, gt: GTBatch, excluded: Tensor | None = None
+                 ) -> AssignResult:
+        """Assign N priors of B images.
+
+        :param quality: ``(B, M, N)`` quality of every (gt, prior) pair; padding gts are
+            masked here.
+        :param gt: the padded ground truth (``valid``, ``labels``, ``num_gts``).
+        :param excluded: ``(B, N)`` bool priors to ignore whatever their quality (ignore
+            regions, padding of per-image priors), or None.
+        :returns: ``(B, N)`` assignment; ``max_overlaps`` is the best quality (``-1`` for
+            excluded priors, 0 in images without gt).
+        """
+        num_images, max_gts, num_priors = quality.shape
+        device = quality.device
+        if excluded is None:
+            excluded = torch.zeros((num_images, num_priors), dtype=torch.bool, device=device)
+        if max_gts:
+            quality = quality.masked_fill(~gt.valid[:, :, None], EXCLUDED)
+            quality = quality.masked_fill(excluded[:, None, :], EXCLUDED)
+            max_quality, argmax = quality.max(dim=1)  # (B, N)
+        else:
+            max_quality = quality.new_zeros((num_images, num_priors))
+            argmax = torch.zeros((num_images, num_priors), dtype=torch.long, device=device)
+        # Priors of an image without gts are negatives (0) unless excluded.
+        no_gt = (gt.num_gts == 0)[:, None]
+        max_quality = torch.where(no_gt, 0.0, max_quality).masked_fill(excluded, EXCLUDED)
+
+        gt_inds = torch.full((num_images, num_priors), IGNORE, dtype=torch.long, device=device)
+        gt_inds[(max_quality >= 0) & (max_quality < self.neg_thr)] = NEGATIVE
+        gt_inds = torch.where(max_quality >= self.pos_thr, argmax + 1, gt_inds)
+        if self.allow_low_quality_matches and max_gts:
+            candidates = self._low_quality_candidates(quality, gt.valid)
+            if self.low_quality_gt == "self":
+                gt_numbers = torch.arange(1, max_gts + 1, device=device)[None, :, None]
+                chosen = (candidates * gt_numbers).amax(dim=1)  # (B, N); 0 = none, last wins
+                gt_inds = torch.where(chosen > 0, chosen, gt_inds)
+            else:
+                gt_inds = torch.where(candidates.any(dim=1), argmax + 1, gt_inds)
+        return AssignResult(gt_inds, max_quality, matched_labels(gt_inds, gt), gt.num_gts)
+
+
+def matched_labels(gt_inds: Tensor, gt: GTBatch) -> Tensor:
+    """``(B, N)`` int64 class of each positive's gt, ``-1`` elsewhere."""
+    labels = torch.full_like(gt_inds, -1)
+    if not gt.valid.shape[1]:
+        return labels
+    matched = gt.labels.gather(1, (gt_inds - 1).clamp(min=0))
+    return torch.where(gt_inds > 0, matched, labels)

@@ -1,0 +1,61 @@
+"""What every detector in core shares: backbone -> optional neck, channels-last option, and
+the train/eval dispatch of ``forward``."""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+from torch import Tensor, nn
+
+from core.models.postprocess import rescale_to_original
+from core.structures import DetBatch, DetSample, Instances
+
+
+class FeatureDetector(nn.Module, metaclass=abc.ABCMeta):
+    """Backbone -> optional neck, shared by the single- and two-stage detectors.
+
+    :param backbone: images ``(B, 3, H, W)`` -> tuple of feature maps.
+    :param neck: feature maps -> pyramid levels (e.g. FPN), or None.
+    :param channels_last: keep weights and feature maps in channels-last memory format
+        (``torch.channels_last``), which speeds convolutions up on GPUs with tensor cores and
+        on some CPUs (measure with ``bench/bench_retinanet.py``); results agree with the
+        default format up to float rounding.
+    """
+
+    def __init__(self, backbone: nn.Module, neck: nn.Module | None = None,
+                 channels_last: bool = False) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.neck = neck
+        self.channels_last = channels_last
+
+    def finish_init(self) -> None:
+        """Apply the memory format once every submodule exists."""
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def extract_feat(self, images: Tensor) -> tuple[Tensor, ...]:
+        """:param images: ``(B, 3, H, W)`` normalised float images.
+        :returns: neck outputs (backbone outputs without a neck), finest first."""
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        feats = self.backbone(images)
+        return self.neck(feats) if self.neck is not None else tuple(feats)
+
+    @abc.abstractmethod
+    def loss(self, batch: DetBatch) -> dict[str, Tensor]:
+        """Losses (``loss*`` keys) and logged scalars of a batch."""
+
+    @abc.abstractmethod
+    def predict(self, batch: DetBatch) -> list[Instances]:
+        """One :class:`Instances` per image, boxes in original image coordinates."""
+
+    def forward(self, batch: DetBatch) -> dict[str, Tensor] | list[Instances]:
+        """Losses in training mode, detections in eval mode."""
+        return self.loss(batch) if self.training else self.predict(batch)
+
+
+def to_original(results: list[Instances], samples: list[DetSample]) -> list[Instances]:
+    """Map per-image detections from ``img_shape`` to original image pixels."""
+    return [rescale_to_original(r, s) for r, s in zip(results, samples, strict=True)]

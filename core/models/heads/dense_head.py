@@ -1,0 +1,290 @@
+"""The shared path of dense heads: priors, flattened levels, assign -> sample -> targets,
+losses with ``avg_factor``, and test-time decode -> top-k -> NMS.
+
+A head subclasses :class:`DenseHead`, builds its layers and writes ``forward``; it overrides
+:meth:`DenseHead.loss_by_feat` or :meth:`DenseHead.predict_by_feat` only where it differs
+(an objectness branch, a distribution regression).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+from core.contracts import GTBatch, Predictions, Priors, SampleResult
+from core.errors import ConfigError
+from core.models.build import build_part
+from core.structures import DetSample, Instances
+
+#: Key of the number of positives in a head's loss dict (logged as ``train/num_pos``).
+NUM_POS_KEY = "num_pos"
+
+
+def flatten_level(pred: Tensor, channels: int) -> Tensor:
+    """``(B, A * channels, H, W)`` -> ``(B, H * W * A, channels)`` (cell-major, prior inner),
+    the prior order of every prior generator."""
+    num_images, _, height, width = pred.shape
+    pred = pred.view(num_images, -1, channels, height, width).permute(0, 3, 4, 1, 2)
+    return pred.reshape(num_images, -1, channels)
+
+
+def flatten_levels(preds: list[Tensor], channels: int) -> Tensor:
+    """Per-level ``(B, A * channels, H_l, W_l)`` -> ``(B, N, channels)``, levels in order."""
+    return torch.cat([flatten_level(p, channels) for p in preds], dim=1)
+
+
+@attrs.frozen
+class DenseTargets:
+    """What the losses of a batch need, from one assign -> sample pass.
+
+    :ivar priors: the priors of the batch (``N`` of them).
+    :ivar gt: the padded ground truth.
+    :ivar sampling: sampled positives/negatives, ``(B, N)`` masks.
+    :ivar labels: ``(B, N)`` int64 class of each positive, ``num_classes`` elsewhere.
+    :ivar row_weight: ``(B * N,)`` weight 1 for counted priors and 0 for ignored ones, or
+        ``None`` when every prior counts.
+    :ivar pos_image: ``(P,)`` int64 image index of each positive.
+    :ivar pos_prior: ``(P,)`` int64 prior index of each positive.
+    :ivar pos_gt_boxes: ``(P, 4)`` xyxy box each positive is matched to.
+    """
+
+    priors: Priors
+    gt: GTBatch
+    sampling: SampleResult
+    labels: Tensor
+    row_weight: Tensor | None
+    pos_image: Tensor
+    pos_prior: Tensor
+    pos_gt_boxes: Tensor
+
+    @property
+    def num_pos(self) -> int:
+        """Sampled positives over the batch."""
+        return self.sampling.num_pos
+
+    @property
+    def avg_factor(self) -> int:
+        """The losses' normaliser: the number of positives (at least 1)."""
+        return max(self.num_pos, 1)
+
+    def pos_prior_rows(self) -> Tensor:
+        """``(P, 4)`` boxes (or ``(P, 2)`` points) of the positive priors."""
+        return _prior_rows(self.priors, self.pos_image, self.pos_prior)
+
+    def pos_strides(self) -> Tensor:
+        """``(P,)`` stride of each positive prior."""
+        strides = self.priors.strides
+        return strides[self.pos_image, self.pos_prior] if strides.ndim == 2 else strides[
+            self.pos_prior]
+
+
+def _prior_rows(priors: Priors, image: Tensor, prior: Tensor) -> Tensor:
+    rows = priors.points if priors.boxes is None else priors.boxes
+    return rows[image, prior] if priors.per_image else rows[prior]
+
+
+@attrs.frozen
+class Assignments:
+    """Which priors are positive for each image, per pyramid level (visualisation, statistics).
+
+    :ivar priors: per level ``(N_l, 4)`` boxes or ``(N_l, 2)`` points.
+    :ivar pos_inds: ``pos_inds[i][l]``: ``(P,)`` int64 indices into ``priors[l]`` of the
+        positives of image ``i``.
+    :ivar pos_gt_inds: ``pos_gt_inds[i][l]``: ``(P,)`` int64 index of the gt box (in
+        ``samples[i].gt``) each of those positives is matched to.
+    :ivar sample_result: the batched result, ``(B, N)`` masks over all levels.
+    """
+
+    priors: list[Tensor]
+    pos_inds: list[list[Tensor]]
+    pos_gt_inds: list[list[Tensor]]
+    sample_result: SampleResult
+
+
+class DenseHead(nn.Module):
+    """Base of dense heads predicting, per prior, ``C`` class logits and ``encode_size`` box
+    values. Subclasses define ``forward(feats) -> (cls_scores, bbox_preds)``, each a list of
+    per-level ``(B, A * C, H_l, W_l)`` and ``(B, A * encode_size, H_l, W_l)`` maps.
+
+    :param num_classes: foreground classes C (sigmoid per class, no background logit).
+    :param prior_generator: anchors or points per level.
+    :param assigner: positives/negatives per prior (gets detached predictions when its
+        ``uses_predictions`` is true).
+    :param sampler: which assigned priors count.
+    :param bbox_coder: box targets relative to priors.
+    :param loss_cls: classification loss, called with labels, row weights and ``avg_factor``.
+    :param loss_bbox: box loss on encoded targets (or on decoded boxes with
+        ``reg_decoded_bbox``), called with ``avg_factor``.
+    :param postprocess: test-time selection and NMS.
+    :param reg_decoded_bbox: compute ``loss_bbox`` on decoded boxes (IoU-type losses).
+    """
+
+    def __init__(self, num_classes: int, prior_generator: Any, assigner: Any, sampler: Any,
+                 bbox_coder: Any, loss_cls: Any, loss_bbox: Any, postprocess: Any,
+                 reg_decoded_bbox: bool = False) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ConfigError(f"num_classes: expected a positive int, got {num_classes}")
+        self.num_classes = num_classes
+        self.prior_generator = build_part("prior_generator", prior_generator, "prior_generator")
+        self.assigner = build_part("assigner", assigner, "assigner")
+        self.sampler = build_part("sampler", sampler, "sampler")
+        self.bbox_coder = build_part("coder", bbox_coder, "bbox_coder")
+        self.loss_cls = build_part("loss", loss_cls, "loss_cls")
+        self.loss_bbox = build_part("loss", loss_bbox, "loss_bbox")
+        self.postprocess = build_part("postprocess", postprocess, "postprocess")
+        self.reg_decoded_bbox = reg_decoded_bbox
+        if getattr(self.sampler, "add_gt_as_proposals", False):
+            raise ConfigError("sampler.add_gt_as_proposals: a dense head predicts only for "
+                              "its priors; set it to false")
+
+    # ---- priors and outputs ------------------------------------------------------------
+
+    def priors(self, featmap_sizes: list[tuple[int, int]], device: torch.device | str
+               ) -> Priors:
+        """The priors of feature maps of these ``(H_l, W_l)`` sizes."""
+        levels = self.prior_generator.grid_priors(featmap_sizes, device)
+        return Priors.from_levels(levels, self.prior_generator.strides)
+
+    def priors_of(self, level_outputs: list[Tensor]) -> Priors:
+        """The priors of per-level ``(B, K, H_l, W_l)`` outputs."""
+        sizes = [(int(o.shape[-2]), int(o.shape[-1])) for o in level_outputs]
+        return self.priors(sizes, level_outputs[0].device)
+
+    def flat_outputs(self, cls_scores: list[Tensor], bbox_preds: list[Tensor]
+                     ) -> tuple[Tensor, Tensor]:
+        """``(B, N, C)`` class logits and ``(B, N, encode_size)`` box values."""
+        return (flatten_levels(cls_scores, self.num_classes),
+                flatten_levels(bbox_preds, self.bbox_coder.encode_size))
+
+    def scores_from_logits(self, logits: Tensor) -> Tensor:
+        """``(..., C)`` class probabilities from logits (sigmoid per class)."""
+        return logits.sigmoid()
+
+    def decode(self, priors: Priors, reg: Tensor, index: Tensor | None = None,
+               max_shape: Tensor | None = None) -> Tensor:
+        """Decode ``(B, K, encode_size)`` box values of the priors ``index`` ``(B, K)``
+        (all priors when None) to ``(B, K, 4)`` xyxy boxes."""
+        rows = priors.points if priors.boxes is None else priors.boxes
+        strides = priors.strides
+        if index is not None:
+            if priors.per_image:
+                rows = rows.gather(1, index[..., None].expand(-1, -1, rows.shape[-1]))
+                strides = strides.gather(1, index)
+            else:
+                rows, strides = rows[index], strides[index]
+        return self.bbox_coder.decode(rows, reg, max_shape=max_shape, strides=strides)
+
+    def predictions(self, priors: Priors, cls: Tensor, reg: Tensor) -> Predictions | None:
+        """Detached scores and decoded boxes for an assigner that uses them, else None."""
+        if not self.assigner.uses_predictions:
+            return None
+        with torch.no_grad():
+            return Predictions(self.scores_from_logits(cls.detach()),
+                               self.decode(priors, reg.detach()))
+
+    # ---- training ----------------------------------------------------------------------
+
+    def targets(self, priors: Priors, samples: list[DetSample],
+                pred: Predictions | None = None) -> DenseTargets:
+        """Assign, sample and gather what the losses need.
+
+        :param priors: the batch's priors.
+        :param samples: with ``gt`` in ``img_shape`` pixels.
+        :param pred: detached predictions for dynamic assigners.
+        """
+        gt = GTBatch.from_samples(samples, priors.points.device)
+        assign_result = self.assigner.assign(priors, gt, pred)
+        sampling = self.sampler.sample(assign_result, priors, gt)
+        counted = sampling.pos_mask | sampling.neg_mask  # (B, N)
+        labels = torch.where(sampling.pos_mask, assign_result.labels,
+                             torch.full_like(assign_result.labels, self.num_classes))
+        # Ignored priors get weight 0 (no gathered copy of the (B * N, C) logits).
+        row_weight = None if bool(counted.all()) else counted.reshape(-1)
+        pos_image, pos_prior = sampling.pos_mask.nonzero(as_tuple=True)
+        pos_gt = assign_result.gt_inds[pos_image, pos_prior] - 1
+        return DenseTargets(priors, gt, sampling, labels, row_weight, pos_image, pos_prior,
+                            gt.boxes[pos_image, pos_gt])
+
+    def loss(self, feats: tuple[Tensor, ...], samples: list[DetSample]) -> dict[str, Tensor]:
+        """Losses of a batch and the logged ``num_pos``.
+
+        :param feats: neck outputs, per level ``(B, C_in, H_l, W_l)``.
+        :param samples: with ``gt`` in ``img_shape`` coordinates.
+        """
+        return self.loss_by_feat(*self(feats), samples)
+
+    def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+                     samples: list[DetSample]) -> dict[str, Tensor]:
+        """``{"loss_cls", "loss_bbox", "num_pos"}`` from raw outputs (see the class doc)."""
+        priors = self.priors_of(cls_scores)
+        cls, reg = self.flat_outputs(cls_scores, bbox_preds)
+        targets = self.targets(priors, samples, self.predictions(priors, cls, reg))
+        row_weight = targets.row_weight
+        loss_cls = self.loss_cls(
+            cls.reshape(-1, self.num_classes),
+            targets.labels.reshape(-1),
+            weight=None if row_weight is None else row_weight.to(cls.dtype),
+            avg_factor=targets.avg_factor,
+        )
+        return {"loss_cls": loss_cls, "loss_bbox": self.box_loss(reg, targets),
+                NUM_POS_KEY: cls.new_tensor(float(targets.num_pos))}
+
+    def box_loss(self, reg: Tensor, targets: DenseTargets) -> Tensor:
+        """``loss_bbox`` of the positives: ``reg`` is ``(B, N, encode_size)``."""
+        pos_values = reg[targets.pos_image, targets.pos_prior]
+        rows, strides = targets.pos_prior_rows(), targets.pos_strides()
+        if self.reg_decoded_bbox:
+            boxes = self.bbox_coder.decode(rows, pos_values, strides=strides)
+            return self.loss_bbox(boxes, targets.pos_gt_boxes, avg_factor=targets.avg_factor)
+        encoded = self.bbox_coder.encode(rows, targets.pos_gt_boxes, strides=strides)
+        return self.loss_bbox(pos_values, encoded, avg_factor=targets.avg_factor)
+
+    # ---- testing -----------------------------------------------------------------------
+
+    def predict(self, feats: tuple[Tensor, ...], samples: list[DetSample]) -> list[Instances]:
+        """Detections per image in ``img_shape`` coordinates (boxes clipped to it)."""
+        return self.predict_by_feat(*self(feats), samples)
+
+    def predict_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+                        samples: list[DetSample]) -> list[Instances]:
+        """Per-level scores -> candidates -> decoded boxes -> NMS."""
+        priors = self.priors_of(cls_scores)
+        level_scores = [self.scores_from_logits(flatten_level(c, self.num_classes))
+                        for c in cls_scores]
+        candidates = self.postprocess.select(level_scores)
+        reg = flatten_levels(bbox_preds, self.bbox_coder.encode_size)
+        index = candidates.prior_inds
+        values = reg.gather(1, index[:, :, None].expand(-1, -1, reg.shape[-1]))
+        img_shapes = torch.tensor([s.img_shape for s in samples], device=reg.device)
+        boxes = self.decode(priors, values, index, max_shape=img_shapes[:, None, :])
+        return self.postprocess(boxes, candidates)
+
+    # ---- insight -----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def get_assignments(self, feats: tuple[Tensor, ...], samples: list[DetSample]
+                        ) -> Assignments:
+        """Positive priors per image and level, as training sees them now (dynamic
+        assigners get the current predictions).
+
+        :param feats: neck outputs, per level ``(B, C_in, H_l, W_l)``.
+        :param samples: the samples with ``gt`` in ``img_shape`` coordinates.
+        """
+        cls_scores, bbox_preds = self(feats)[:2]
+        priors = self.priors_of(cls_scores)
+        cls, reg = self.flat_outputs(cls_scores, bbox_preds)
+        sampling = self.targets(priors, samples, self.predictions(priors, cls, reg)).sampling
+        level_priors = priors.split_levels(priors.points if priors.boxes is None
+                                           else priors.boxes)
+        pos_inds, pos_gt_inds = [], []
+        for image_pos, image_gt_inds in zip(sampling.pos_mask, sampling.assign_result.gt_inds,
+                                            strict=True):
+            levels = priors.split_levels(image_pos)
+            level_gt = priors.split_levels(image_gt_inds)
+            pos_inds.append([mask.nonzero().flatten() for mask in levels])
+            pos_gt_inds.append([g[mask] - 1 for g, mask in zip(level_gt, levels, strict=True)])
+        return Assignments(level_priors, pos_inds, pos_gt_inds, sampling)
