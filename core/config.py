@@ -132,13 +132,20 @@ def _split_key(key: str) -> list[str | int]:
     return parts
 
 
-def apply_override(config: dict[str, Any], override: str, allow_new: bool = False) -> None:
-    """Apply ``"a.b.c=VALUE"`` to ``config`` in place (list items by index: ``a.0.b``)."""
+def apply_override(config: dict[str, Any], override: str, allow_new: bool = False,
+                   reference: dict[str, Any] | None = None) -> None:
+    """Apply ``"a.b.c=VALUE"`` to ``config`` in place (list items by index: ``a.0.b``).
+
+    :param allow_new: accept keys that neither ``config`` nor ``reference`` has.
+    :param reference: the full form of ``config`` (every default filled in): a key it has is
+        known; a missing table on the way is created with the reference's ``type``.
+    """
     key, separator, text = override.partition("=")
     if not separator:
         raise ConfigError(f"override {override!r} must look like KEY=VALUE")
     parts = _split_key(key.strip())
     node: Any = config
+    known: Any = reference
     for depth, part in enumerate(parts):
         where = ".".join(str(p) for p in parts[: depth + 1])
         last = depth == len(parts) - 1
@@ -147,21 +154,38 @@ def apply_override(config: dict[str, Any], override: str, allow_new: bool = Fals
                 raise ConfigError(f"override {where}: no item {part!r} in a list of {len(node)}")
         elif isinstance(node, dict):
             part = str(part)
-            if part not in node and not (allow_new and last):
-                if allow_new:
-                    node[part] = {}
-                else:
-                    close = difflib.get_close_matches(part, [str(k) for k in node], n=1)
-                    hint = f" (did you mean {close[0]!r}?)" if close else ""
-                    raise ConfigError(
-                        f"override {where}: unknown key{hint}; use --set-new to add a key"
-                    )
+            in_reference = isinstance(known, dict) and part in known
+            if part not in node and not last:
+                if not (in_reference or allow_new):
+                    _unknown_key(where, node, known)
+                default = known.get(part) if in_reference else None
+                node[part] = {"type": default["type"]} if (
+                    isinstance(default, dict) and "type" in default) else {}
+            elif part not in node and not (in_reference or allow_new):
+                _unknown_key(where, node, known)
         else:
             raise ConfigError(f"override {where}: the parent is a value, not a table")
         if last:
             node[part] = parse_value(text.strip())
         else:
             node = node[part]
+            known = _child(known, part)
+
+
+def _child(node: Any, part: str | int) -> Any:
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and -len(node) <= part < len(node):
+        return node[part]
+    return None
+
+
+def _unknown_key(where: str, node: dict[str, Any], known: Any) -> None:
+    names = {str(k) for k in node} | ({str(k) for k in known} if isinstance(known, dict)
+                                      else set())
+    close = difflib.get_close_matches(where.rsplit(".", 1)[-1], sorted(names), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"override {where}: unknown key{hint}; use --set-new to add a key")
 
 
 def dump_config(config: dict[str, Any]) -> str:

@@ -19,3 +19,7 @@ class DataError(PlugdetError, ValueError):
 
 class CheckpointError(PlugdetError):
     """A checkpoint cannot be written or does not fit the model it is loaded into."""
+
+
+class ContractError(PluginError):
+    """A component lacks a member of its stage's contract (:mod:`core.contracts`)."""

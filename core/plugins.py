@@ -7,8 +7,9 @@ path as third-party distributions. Environment variables:
   built-in module names);
 * ``PLUGDET_PLUGINS=a,b``: load only these third-party plugins (built-ins still load).
 
-A plugin that raises on import is recorded as a :class:`LoadFailure` (distribution, version,
-exception) and every other plugin keeps working. A distribution whose dependency on
+A plugin that raises on import, or registers a component lacking a member of its stage's
+contract, is recorded as a :class:`LoadFailure` (distribution, version, exception) and every
+other plugin keeps working. A distribution whose dependency on
 ``plugdet`` excludes this kernel's version (the plugin API version,
 :data:`core.contracts.PLUGIN_API_VERSION`, is the kernel's ``major.minor``) is listed as
 incompatible, with both versions, and not imported. ``python -m core.plugins [--json]``
@@ -35,7 +36,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 import core
 from core import hookspecs
 from core.contracts import PLUGIN_API_VERSION
-from core.errors import PluginError
+from core.errors import ContractError, PluginError
 from core.hookspecs import StageSpec
 from core.registry import Origin, Registries, Registry
 
@@ -257,8 +258,14 @@ class PluginManager:
                 before = set(registry.names())
                 try:
                     hook_impl.function(register=register)
-                except PluginError:
-                    raise
+                except PluginError as exc:
+                    # A component breaking its contract disables the plugin, like a crash;
+                    # other errors (a name registered twice) stop the start-up.
+                    if not isinstance(exc, ContractError) or (
+                            info.distribution == KERNEL_DISTRIBUTION):
+                        raise
+                    self._record_failure(info.name, info.distribution, info.version, exc)
+                    continue
                 except Exception as exc:  # a broken third-party hook is reported, not fatal
                     if info.distribution == KERNEL_DISTRIBUTION:
                         raise

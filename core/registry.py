@@ -24,7 +24,7 @@ import attrs
 import cattrs
 
 from core.contracts import missing_members
-from core.errors import ConfigError, PlugdetError, PluginError
+from core.errors import ConfigError, ContractError, PlugdetError, PluginError
 from core.hookspecs import BUILTIN_STAGES, StageSpec
 
 #: Dotted config path of the component being built (for parts a component builds itself).
@@ -273,7 +273,7 @@ class Registry:
             return
         missing = missing_members(contract, candidate)
         if missing:
-            raise PluginError(
+            raise ContractError(
                 f"{self.stage} {name!r} from {origin.distribution} {origin.version} (plugin "
                 f"{origin.plugin!r}) does not satisfy core.contracts.{contract.__name__}: "
                 f"missing {', '.join(missing)}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from core.config import dump_config, load_config
 from core.errors import ConfigError, PlugdetError
@@ -53,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", metavar="JSON", help="with --test: write metrics and predictions")
     parser.add_argument("--tta", action="store_true", help="with --test: test-time augmentation")
     parser.add_argument(
-        "--print-config", action="store_true", help="print the merged config as TOML and exit"
+        "--print-config", action="store_true",
+        help="print the merged config, every component default filled in, as TOML and exit",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return parser
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     args = build_parser().parse_args(argv)
     try:
-        config = load_config(args.config, args.overrides, allow_new=args.set_new)
+        config = full_config(args.config, args.overrides, allow_new=args.set_new)
         if args.print_config:
             sys.stdout.write(dump_config(config))
             return EXIT_OK
@@ -73,6 +75,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def full_config(path: str, overrides: list[str], allow_new: bool = False) -> dict[str, Any]:
+    """The config at ``path`` with ``overrides`` applied and every default filled in: what
+    ``--print-config`` prints, what the run saves as ``config.toml`` and builds."""
+    from core.config_defaults import resolve_config
+    from core.plugins import get_registries
+
+    return resolve_config(load_config(path), overrides, get_registries(), allow_new=allow_new)
 
 
 def _run(args: argparse.Namespace, config: dict) -> int:

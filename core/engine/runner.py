@@ -220,9 +220,13 @@ class Runner:
             f"plugdet {core.__version__}, torch {torch.__version__}, device {self.device}, "
             f"world size {self.world_size}; work dir {self.work_dir}; training {unit} from "
             f"epoch {self.epoch + 1} iteration {self.iter + 1}")
-        for item in get_plugin_manager().incompatible:
+        manager = get_plugin_manager()
+        for item in manager.incompatible:
             self.logger.warning(f"plugin not loaded, written for another plugin API: "
                                 f"{item.describe()}")
+        for failure in manager.failures:
+            self.logger.warning(f"plugin not loaded: {failure.distribution} {failure.version} "
+                                f"[{failure.name}]: {failure.error}")
 
     def _train_by_epoch(self) -> None:
         while self.epoch < self.max_epochs and not self.stop_training:

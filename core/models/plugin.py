@@ -7,9 +7,9 @@ from core.hookspecs import Register
 from core.models.assigners import ATSSAssigner, MaxIoUAssigner
 from core.models.backbones import ResNet, TinyNet
 from core.models.coders import DeltaXYWHBBoxCoder
+from core.models.detectors import SingleStageDetector, TwoStageDetector
 from core.models.losses import CrossEntropyLoss, FocalLoss, GIoULoss, L1Loss, SmoothL1Loss
 from core.models.necks import FPN
-from core.models.detectors import SingleStageDetector, TwoStageDetector
 from core.models.postprocess import MultiClassNMS
 from core.models.priors import AnchorGenerator, PointGenerator
 from core.models.samplers import PseudoSampler, RandomSampler

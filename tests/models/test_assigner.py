@@ -3,9 +3,9 @@ import torch
 from torchvision.models.detection._utils import Matcher
 from torchvision.ops import box_iou
 
+from core.contracts import GTBatch, Priors
 from core.errors import ConfigError
 from core.models.assigners import MaxIoUAssigner
-from core.contracts import GTBatch, Priors
 from core.models.priors import AnchorGenerator
 
 IMAGE = 128
@@ -112,3 +112,26 @@ def test_padding_gts_are_never_matched(anchors):
 def test_thresholds_are_checked():
     with pytest.raises(ConfigError, match="neg_iou_thr"):
         MaxIoUAssigner(pos_iou_thr=0.3, neg_iou_thr=0.5)
+
+
+def test_per_image_priors_with_padding_match_each_image_alone():
+    """Proposals per image (padded to one length) give each image the result of assigning
+    its own proposals alone; padding priors are ignored."""
+    generator = torch.Generator().manual_seed(7)
+    lengths = [30, 18]
+    proposals = [random_boxes(n, generator) for n in lengths]
+    boxes = [random_boxes(3, generator), random_boxes(2, generator)]
+    labels = [torch.tensor([0, 1, 2]), torch.tensor([1, 1])]
+    padded = torch.zeros(2, 30, 4)
+    valid = torch.zeros(2, 30, dtype=torch.bool)
+    for image, (props, n) in enumerate(zip(proposals, lengths, strict=True)):
+        padded[image, :n], valid[image, :n] = props, True
+    priors = Priors(points=(padded[..., :2] + padded[..., 2:]) / 2, strides=torch.zeros(2, 30),
+                    level_sizes=(30,), boxes=padded, valid=valid)
+    assigner = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=0.3)
+    batched = assigner.assign(priors, GTBatch.from_lists(boxes, labels))
+    for image, n in enumerate(lengths):
+        alone = assigner.assign(as_priors(proposals[image]),
+                                GTBatch.from_lists([boxes[image]], [labels[image]]))
+        assert torch.equal(batched.gt_inds[image, :n], alone.gt_inds[0])
+        assert (batched.gt_inds[image, n:] == -1).all()

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from core.errors import ConfigError
 from core.contracts import AssignResult, GTBatch, Priors
+from core.errors import ConfigError
 from core.models.samplers import PseudoSampler, RandomSampler
 
 NUM_PRIORS = 200

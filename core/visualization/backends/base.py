@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import numpy as np
@@ -9,12 +10,14 @@ import torch
 from torch import nn
 
 
-class BaseVisBackend:
+class BaseVisBackend(abc.ABC):
     """Receives what the :class:`~core.visualization.visualizer.Visualizer` records.
 
-    Subclasses store scalars, images and the config; histograms, text, model graphs and model
-    watching are optional (the defaults ignore them). Backends start their storage lazily on
-    the first write, so building one has no side effect.
+    The contract is :class:`core.contracts.VisBackend`. A subclass overrides what it can store:
+    ``add_scalars`` at least; images, the config, histograms, text, model graphs and model
+    watching are optional (the defaults ignore them), so a scalar-only backend overrides one
+    method. Backends start their storage lazily on the first write, so building one has no
+    side effect.
 
     :param save_dir: the run's work dir; the Visualizer passes it to every backend it builds.
     """
@@ -28,16 +31,14 @@ class BaseVisBackend:
         return self
 
     def add_config(self, config: dict[str, Any]) -> None:
-        """Record the run's merged config (plain nested dicts)."""
-        raise NotImplementedError
+        """Record the run's merged config (plain nested dicts); ignored by default."""
 
     def add_image(self, name: str, image: np.ndarray, step: int = 0) -> None:
-        """Record an ``(H, W, 3)`` uint8 RGB image."""
-        raise NotImplementedError
+        """Record an ``(H, W, 3)`` uint8 RGB image; ignored by default."""
 
+    @abc.abstractmethod
     def add_scalars(self, scalars: dict[str, float], step: int = 0) -> None:
         """Record several scalars of one step."""
-        raise NotImplementedError
 
     def add_scalar(self, name: str, value: float, step: int = 0) -> None:
         """Record one scalar."""
@@ -56,4 +57,4 @@ class BaseVisBackend:
         """Let the backend follow ``model`` (parameters, gradients) natively; ignored by default."""
 
     def close(self) -> None:
-        """Flush and release the storage."""
+        """Flush and release the storage; nothing to release by default."""
