@@ -107,7 +107,7 @@ class Priors:
 
     def split_levels(self, values: Tensor, dim: int = 0) -> list[Tensor]:
         """Split ``values`` along its prior dimension ``dim`` (size ``N``) into levels."""
-        return list(values.split(list(self.level_sizes), dim=dim))
+        return list(torch.split(values, list(self.level_sizes), dim=dim))
 
     def level_of(self) -> Tensor:
         """``(N,)`` int64 level index of every prior."""
@@ -529,12 +529,14 @@ def missing_members(protocol: type, candidate: object) -> list[str]:
         the candidate satisfies the contract.
     """
     missing = []
-    is_class = inspect.isclass(candidate)
     for name in protocol_members(protocol):
         is_method = inspect.isfunction(getattr(protocol, name, None))
-        if is_class and not is_method:
-            continue
-        member = _class_member(candidate, name) if is_class else getattr(candidate, name, None)
+        if isinstance(candidate, type):
+            if not is_method:
+                continue
+            member = _class_member(candidate, name)
+        else:
+            member = getattr(candidate, name, None)
         if member is None:
             missing.append(name)
             continue

@@ -1,8 +1,11 @@
 """MessageHub: named scalar histories and runtime info shared by every part of a run.
 
-Any code (a head, a hook, a metric) reports a number with::
+Engine code (a hook, the runner) reports a number with::
 
-    MessageHub.get_current_instance().update_scalar("train/num_pos", n)
+    MessageHub.get_current_instance().update_scalar("train/grad_norm", n)
+
+Model code never imports the engine: a head returns its scalars (``num_pos``, assigner
+statistics) in its loss dict and the runner records them as ``train/<key>``.
 
 The logger hook reads the window mean of every ``train/*`` scalar at each log step and sends it
 to the text log and to every vis backend.

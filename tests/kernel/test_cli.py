@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 from core.config import load_config
+from core.config_defaults import complete_config
+from core.plugins import get_registries
 
 CONFIG = """
 seed = 3
@@ -39,9 +41,11 @@ def test_print_config_output_reloads_to_the_merged_config(tmp_path):
     assert result.returncode == 0, result.stderr
     printed = tmp_path / "printed.toml"
     printed.write_text(result.stdout)
-    expected = load_config(path, ["optim.lr=0.02", "model.backbone.depth=18"])
+    merged = load_config(path, ["optim.lr=0.02", "model.backbone.depth=18"])
+    expected = complete_config(merged, get_registries())  # every default filled in
     assert load_config(printed) == expected
     assert expected["model"]["backbone"]["depth"] == 18
+    assert expected["model"]["backbone"]["frozen_stages"] == -1  # a ResNet default
 
 
 def test_config_errors_exit_2_with_one_line(tmp_path):

@@ -137,6 +137,8 @@ def test_nested_config_errors_name_the_path():
         "retinanet_r18_fpn_1x_raccoon.toml",
         "retinanet_tinynet_fpn_scratch_raccoon.toml",
         "retinanet_tinynet_fpn_demo_shapes.toml",
+        "retinanet_r50_fpn_atss_1x_coco.toml",
+        "retinanet_tinynet_fpn_atss_demo_shapes.toml",
     ],
 )
 def test_shipped_configs_build(name):
@@ -147,6 +149,8 @@ def test_shipped_configs_build(name):
         model.head.num_classes
         == {"coco": 80, "raccoon": 1, "shapes": 5}[name.rsplit("_", 1)[1].removesuffix(".toml")]
     )
+    assigner = type(model.head.assigner).__name__
+    assert assigner == ("ATSSAssigner" if "atss" in name else "MaxIoUAssigner")
 
 
 def test_decoded_box_regression_with_giou_loss():
