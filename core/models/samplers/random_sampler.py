@@ -61,7 +61,7 @@ class RandomSampler:
     ) -> tuple[AssignResult, Priors]:
         """Prepend the ``M`` padded gt boxes to every image's priors: ``(B, M + N, 4)``."""
         if priors.boxes is None:
-            raise ConfigError("sampler.add_gt_as_proposals: needs box priors, got points")
+            raise ConfigError("add_gt_as_proposals: needs box priors, got points")
         num_images, max_gts = gt.valid.shape
         device = gt.boxes.device
         own_index = torch.arange(1, max_gts + 1, device=device).expand(num_images, -1)
