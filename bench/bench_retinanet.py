@@ -45,6 +45,7 @@ from torchvision.models.detection import retinanet_resnet50_fpn
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
+from core.engine.losses import sum_losses
 from core.plugins import get_registries
 from core.structures import DetBatch, DetSample, Instances
 
@@ -124,8 +125,8 @@ def train_step(
 ) -> None:
     """Forward with loss, backward and one SGD step."""
     optimizer.zero_grad(set_to_none=True)
-    losses = loss_fn()
-    sum(losses.values()).backward()
+    total, _ = sum_losses(loss_fn())  # the loss terms; logged scalars such as num_pos aside
+    total.backward()
     optimizer.step()
 
 
