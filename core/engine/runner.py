@@ -29,7 +29,12 @@ from core.engine.checkpoint import (
 )
 from core.engine.hooks.base import Hook
 from core.engine.log_setup import close_logger, setup_logger
-from core.engine.losses import NonFiniteLossError, check_finite, sum_losses
+from core.engine.losses import (
+    NonFiniteLossError,
+    check_finite,
+    check_finite_grad_norm,
+    sum_losses,
+)
 from core.engine.message_hub import MessageHub
 from core.engine.model_wrapper import unwrap_detector, wrap_for_training
 from core.engine.optim import OptimWrapper
@@ -130,6 +135,8 @@ class Runner:
         self.max_epochs = settings.max_epochs
         self.max_iters = settings.max_iters or self.max_epochs * self.iters_per_epoch
         self._pending_rng: dict[str, Any] | None = None
+        #: the newest checkpoint written or resumed (named when training stops on NaN)
+        self.last_checkpoint: Path | None = None
 
         self.train_step: nn.Module | None = None
         self.optim_wrapper: OptimWrapper | None = None
@@ -276,10 +283,14 @@ class Runner:
                 total, terms = sum_losses(self.train_step(batch.to(self.device)))
             values = dist.all_reduce_mean(torch.stack([t.detach().float() for t in terms.values()]))
             outputs = dict(zip(terms, values.tolist(), strict=True))
-            check_finite(outputs, self.iter + 1, self.epoch if self.by_epoch else None)
+            epoch = self.epoch if self.by_epoch else None
+            last = str(self.last_checkpoint) if self.last_checkpoint else None
+            check_finite(outputs, self.iter + 1, epoch, last)
             self.optim_wrapper.backward(total)
         if stepping:
-            grad_norm = self.optim_wrapper.step(lambda: self.call_hook("after_backward", batch_idx))
+            grad_norm = self.optim_wrapper.step(
+                lambda: self.call_hook("after_backward", batch_idx),
+                lambda norm: check_finite_grad_norm(norm, self.iter + 1, epoch, last))
             if grad_norm is not None:
                 self.message_hub.update_scalar("train/grad_norm", grad_norm)
         else:
@@ -406,6 +417,8 @@ class Runner:
             save_checkpoint(checkpoint, self.work_dir / filename)
             if update_last:
                 write_last_checkpoint(self.work_dir, filename)
+        if update_last:
+            self.last_checkpoint = self.work_dir / filename
         dist.barrier()
 
     def resume(self, path: str | Path) -> None:
@@ -428,6 +441,7 @@ class Runner:
         states = checkpoint["rng"]
         self._pending_rng = states[self.rank] if len(states) == self.world_size else states[0]
         self.call_hook("after_load_checkpoint", checkpoint)
+        self.last_checkpoint = Path(path)
         self.logger.info(f"resumed from {path} at epoch {self.epoch + 1}, iteration {self.iter}")
 
     def close(self) -> None:
