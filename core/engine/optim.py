@@ -99,6 +99,19 @@ def build_param_groups(model: nn.Module, lr: float, weight_decay: float,
     return list(groups.values())
 
 
+def _check_numbers(kwargs: dict[str, Any], cls: type[torch.optim.Optimizer]) -> None:
+    """Options whose default is a float (``lr``, ``momentum``...) must be numbers, not
+    strings or booleans (``lr = true`` is not 1.0)."""
+    parameters = inspect.signature(cls.__init__).parameters
+    for key, value in kwargs.items():
+        default = parameters[key].default
+        numeric = key == "lr" or (isinstance(default, float | int)
+                                  and not isinstance(default, bool))
+        if numeric and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ConfigError(f"optim.{key}: expected a number, got {value!r} "
+                                  f"({type(value).__name__})")
+
+
 def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimizer:
     """The ``torch.optim`` optimizer named by ``cfg['type']`` over ``model``'s parameter groups."""
     if "type" not in cfg:
@@ -109,6 +122,7 @@ def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimi
     _check_keys(kwargs, accepted, f"optim ({cls.__name__})")
     if "lr" not in kwargs:
         raise ConfigError(f"optim.lr: missing (needed by {cls.__name__})")
+    _check_numbers(kwargs, cls)
     groups = build_param_groups(model, float(kwargs["lr"]), float(kwargs.get("weight_decay", 0.0)),
                                 cfg.get("paramwise", {}))
     try:
