@@ -109,7 +109,7 @@ def _check_numbers(kwargs: dict[str, Any], cls: type[torch.optim.Optimizer]) -> 
                                   and not isinstance(default, bool))
         if numeric and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise ConfigError(f"optim.{key}: expected a number, got {value!r} "
-                                  f"({type(value).__name__})")
+                              f"({type(value).__name__})")
 
 
 def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimizer:
