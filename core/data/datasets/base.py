@@ -28,6 +28,7 @@ from core.data.datasets.records import ImageRecord, RecordStore
 from core.data.datasets.skips import LOGGER, SkipLog
 from core.data.threads import single_threaded
 from core.data.transforms.base import Pipeline, Prepare
+from core.data.transforms.loading import STRICT_KEY
 from core.errors import DataError
 from core.structures import DetSample
 
@@ -103,6 +104,7 @@ class DetDataset(Dataset):
             pad_shape=shape,
             gt=record.gt,
             ignore=record.ignore,
+            meta={STRICT_KEY: self.strict},
         )
 
     def __getitem__(self, key: int | tuple[int, int]) -> DetSample | list[DetSample]:
