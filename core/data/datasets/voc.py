@@ -11,6 +11,7 @@ Flat layout, e.g. ``ann_dir = "annotations"``, ``img_dir = "images"``,
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,11 +31,31 @@ VOC_CLASSES = (
 )  # fmt: skip
 
 
-def read_split(path: Path) -> list[str]:
-    """Image names listed one per line (first column); missing or empty files raise."""
+#: the membership column of per-class VOC split files (``NAME  1``, ``NAME -1``).
+FLAG_COLUMN = re.compile(r"^(?P<name>.*\S)\s+(?:-1|0|1)$")
+
+
+def read_split(path: Path, ann_dir: Path | None = None) -> list[str]:
+    """Image names listed one per line (UTF-8); missing or empty files raise.
+
+    A line is one name, spaces included. A trailing ``1``/``0``/``-1`` column (per-class
+    split files) is dropped unless ``ann_dir`` holds an annotation named by the whole line.
+    """
     if not path.is_file():
         raise DataError(f"{path}: split file not found (cwd: {Path.cwd()})")
-    names = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: split file is not UTF-8 text ({exc})") from exc
+    names = []
+    for line in lines:
+        name = line.strip()
+        if not name:
+            continue
+        flagged = FLAG_COLUMN.match(name)
+        if flagged and not (ann_dir is not None and (ann_dir / f"{name}.xml").is_file()):
+            name = flagged["name"]
+        names.append(name)
     if not names:
         raise DataError(f"{path}: split file lists no images")
     return names
@@ -44,8 +65,8 @@ class VocDataset(DetDataset):
     """Images and boxes of Pascal VOC XML files.
 
     ``difficult`` objects become ignore regions. An XML file without any ``<object>`` is
-    taken for a broken annotation: the image is left out and counted. Labels follow the
-    order of ``classes``;
+    taken for a broken annotation (the image is left out and counted) unless
+    ``keep_background``. Labels follow the order of ``classes``;
     ``label_to_cat_id`` is ``label + 1``. Objects of other classes, degenerate boxes, unreadable
     XML and missing files are skipped and counted in ``dataset.skipped`` (or raise with
     ``strict``); boxes partly outside the image are clipped.
@@ -58,6 +79,8 @@ class VocDataset(DetDataset):
     :param classes: class names.
     :param img_suffix: image file suffix when the XML names no existing file.
     :param filter_empty_gt: leave out images without any (non-difficult) box.
+    :param keep_background: keep images whose XML has no ``<object>`` as negatives (no
+        boxes); ``filter_empty_gt`` still leaves them out.
     :param min_size: leave out images whose shorter side is below this.
     :param strict: raise :class:`DataError` on the first bad item instead of skipping it.
     :param pipeline: transforms applied to every sample.
@@ -72,6 +95,7 @@ class VocDataset(DetDataset):
         classes: list[str] = list(VOC_CLASSES),  # noqa: B006 (config default)
         img_suffix: str = ".jpg",
         filter_empty_gt: bool = False,
+        keep_background: bool = False,
         min_size: int = 0,
         strict: bool = False,
         pipeline: Annotated[list[Any], component("transform")] = [],  # noqa: B006
@@ -88,10 +112,11 @@ class VocDataset(DetDataset):
         self.img_dir = resolve_path(img_dir, data_root)
         self.img_suffix = img_suffix
         self.filter_empty_gt = filter_empty_gt
+        self.keep_background = keep_background
         self.min_size = min_size
         self._skips.source = f"VocDataset({root})"
         if split_file:
-            names = read_split(resolve_path(split_file, data_root))
+            names = read_split(resolve_path(split_file, data_root), self.ann_dir)
         else:
             names = sorted(p.stem for p in self.ann_dir.glob("*.xml"))
             if not names:
@@ -130,7 +155,7 @@ class VocDataset(DetDataset):
         if min(width, height) < self.min_size:
             self._skips.omit("small_image", f"{xml_path}: {width}x{height} below min_size")
             return None
-        if not annotation.objects:
+        if not annotation.objects and not self.keep_background:
             self._skips.skip("no_objects", f"{xml_path}: XML has no <object>")
             return None
         objects: list[AnnotatedBox] = []
