@@ -24,11 +24,19 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from core.data.datasets.image_size import (
+    ExifMode,
+    ImageSize,
+    MismatchMode,
+    check_modes,
+    read_header,
+    reconcile,
+)
 from core.data.datasets.records import ImageRecord, RecordStore
 from core.data.datasets.skips import LOGGER, SkipLog
 from core.data.threads import single_threaded
 from core.data.transforms.base import Pipeline, Prepare
-from core.data.transforms.loading import STRICT_KEY
+from core.data.transforms.loading import EXIF_KEY, STRICT_KEY
 from core.errors import DataError
 from core.structures import DetSample
 
@@ -49,15 +57,24 @@ class DetDataset(Dataset):
 
     :param pipeline: transforms applied to each sample.
     :param strict: raise :class:`DataError` on any bad input instead of skipping it.
+    :param exif_orientation: ``"auto"``, ``"apply"`` or ``"ignore"``: when to turn an image
+        by its EXIF orientation (see :mod:`core.data.datasets.image_size`).
+    :param size_mismatch: ``"skip"`` or ``"rescale"`` an image whose file size disagrees
+        with the recorded one.
     """
 
     classes: tuple[str, ...] = ()
     #: ``dataset[(index, seed)]`` is understood (the loader's sampler then passes seeds).
     accepts_sample_keys = True
 
-    def __init__(self, pipeline: Sequence[Any] = (), strict: bool = False) -> None:
+    def __init__(self, pipeline: Sequence[Any] = (), strict: bool = False,
+                 exif_orientation: ExifMode = "auto", size_mismatch: MismatchMode = "skip",
+                 ) -> None:
+        check_modes(exif_orientation, size_mismatch, type(self).__name__)
         self.pipeline = Pipeline(pipeline)
         self.strict = strict
+        self.exif_orientation: ExifMode = exif_orientation
+        self.size_mismatch: MismatchMode = size_mismatch
         self.records = RecordStore([])
         self.label_to_cat_id: dict[int, int] = {}
         #: boxes that were fixed rather than dropped (``{"clipped_box": n}``).
@@ -77,6 +94,41 @@ class DetDataset(Dataset):
         )
         if self.repaired:
             LOGGER.info("%s: repaired %s", source, self.repaired)
+
+    def _image_size(self, recorded: tuple[int, int] | None, img_path: Path,
+                    where: str) -> ImageSize | None:
+        """Check ``recorded`` (``(width, height)``, ``None`` if unknown) against the file's
+        header; ``None`` (counted) when the image is to be left out."""
+        try:
+            header = read_header(img_path)
+        except (OSError, ValueError) as exc:
+            if recorded is None:
+                self._skips.skip(
+                    "bad_image", f"{where}: no recorded size and {img_path} is unreadable ({exc})"
+                )
+                return None
+            return ImageSize(*recorded)  # decoding names the file when it is loaded
+        size = reconcile(recorded, header, self.exif_orientation, self.size_mismatch)
+        width, height, orientation = header
+        found = f"{img_path} is {width}x{height}" + (
+            f" with EXIF orientation {orientation}" if orientation != 1 else "")
+        if size is None:
+            assert recorded is not None
+            self._skips.skip(
+                "size_mismatch",
+                f"{where}: recorded size {recorded[0]}x{recorded[1]} but {found} "
+                f"(exif_orientation = {self.exif_orientation!r}; size_mismatch = 'rescale' "
+                f"scales the boxes instead)",
+            )
+            return None
+        if size.scale is not None:
+            assert recorded is not None
+            self.repaired["rescaled_boxes"] = self.repaired.get("rescaled_boxes", 0) + 1
+            LOGGER.warning("%s: recorded size %dx%d but %s; boxes scaled to %dx%d", where,
+                           recorded[0], recorded[1], found, size.width, size.height)
+        if size.exif_transpose:
+            self.repaired["exif_turned"] = self.repaired.get("exif_turned", 0) + 1
+        return size
 
     @property
     def skipped(self) -> dict[str, int]:
@@ -104,7 +156,7 @@ class DetDataset(Dataset):
             pad_shape=shape,
             gt=record.gt,
             ignore=record.ignore,
-            meta={STRICT_KEY: self.strict},
+            meta={STRICT_KEY: self.strict, EXIF_KEY: record.exif_transpose},
         )
 
     def __getitem__(self, key: int | tuple[int, int]) -> DetSample | list[DetSample]:

@@ -15,12 +15,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from PIL import Image
-
 from core.data.datasets.base import DetDataset, resolve_path
 from core.data.datasets.coco import check_box
+from core.data.datasets.image_size import ExifMode, MismatchMode, scale_box
 from core.data.datasets.records import AnnotatedBox, ImageRecord, record_from_boxes
-from core.data.datasets.voc_xml import VocAnnotation, parse_voc_xml
+from core.data.datasets.voc_xml import parse_voc_xml
 from core.errors import DataError
 from core.registry import component
 
@@ -83,6 +82,11 @@ class VocDataset(DetDataset):
         boxes); ``filter_empty_gt`` still leaves them out.
     :param min_size: leave out images whose shorter side is below this.
     :param strict: raise :class:`DataError` on the first bad item instead of skipping it.
+    :param exif_orientation: ``"auto"`` (default): turn an image by its EXIF orientation when
+        that makes its size agree with ``<size>``; ``"apply"``: always; ``"ignore"``: never.
+    :param size_mismatch: an image whose size still disagrees with ``<size>`` is skipped
+        (``"skip"``, counted as ``size_mismatch``) or its boxes are scaled to the file
+        (``"rescale"``); see :mod:`core.data.datasets.image_size`.
     :param pipeline: transforms applied to every sample.
     """
 
@@ -98,9 +102,11 @@ class VocDataset(DetDataset):
         keep_background: bool = False,
         min_size: int = 0,
         strict: bool = False,
+        exif_orientation: ExifMode = "auto",
+        size_mismatch: MismatchMode = "skip",
         pipeline: Annotated[list[Any], component("transform")] = [],  # noqa: B006
     ) -> None:
-        super().__init__(pipeline, strict)
+        super().__init__(pipeline, strict, exif_orientation, size_mismatch)
         root = Path(data_root).expanduser()
         if not root.is_dir():
             raise DataError(f"{root}: VOC data_root not found (cwd: {Path.cwd()})")
@@ -148,10 +154,12 @@ class VocDataset(DetDataset):
         if not img_path.is_file():
             self._skips.skip("missing_image", f"{xml_path}: image file {img_path} not found")
             return None
-        size = self._size(annotation, img_path, xml_path)
+        recorded = ((annotation.width, annotation.height)
+                    if annotation.width > 0 and annotation.height > 0 else None)
+        size = self._image_size(recorded, img_path, str(xml_path))
         if size is None:
             return None
-        width, height = size
+        width, height = size.width, size.height
         if min(width, height) < self.min_size:
             self._skips.omit("small_image", f"{xml_path}: {width}x{height} below min_size")
             return None
@@ -172,26 +180,13 @@ class VocDataset(DetDataset):
                     "malformed_box", f"{where}: <bndbox> needs numeric xmin, ymin, xmax, ymax"
                 )
                 continue
-            box = check_box(obj.box, width, height, where, self._skips, self.repaired)
+            box = check_box(scale_box(obj.box, size.scale), width, height, where, self._skips,
+                            self.repaired)
             if box is not None:
                 objects.append(AnnotatedBox(box, label_of[obj.name], ignore=obj.difficult))
-        record = record_from_boxes(img_id, str(img_path), height, width, objects)
+        record = record_from_boxes(img_id, str(img_path), height, width, objects,
+                                   size.exif_transpose)
         if self.filter_empty_gt and not len(record.boxes):
             self._skips.omit("empty_gt", f"{xml_path}: no boxes (filter_empty_gt = true)")
             return None
         return record
-
-    def _size(
-        self, annotation: VocAnnotation, img_path: Path, xml_path: Path
-    ) -> tuple[int, int] | None:
-        """``(width, height)`` from ``<size>``, else from the image header."""
-        if annotation.width > 0 and annotation.height > 0:
-            return annotation.width, annotation.height
-        try:
-            with Image.open(img_path) as image:
-                return image.size
-        except OSError as exc:
-            self._skips.skip(
-                "bad_image", f"{xml_path}: no <size> and {img_path} is unreadable ({exc})"
-            )
-            return None
