@@ -28,7 +28,7 @@ from core.engine.checkpoint import (
     write_last_checkpoint,
 )
 from core.engine.hooks.base import Hook
-from core.engine.log_setup import close_logger, setup_logger
+from core.engine.log_setup import buffered_component_logs, close_logger, replay, setup_logger
 from core.engine.losses import (
     NonFiniteLossError,
     check_finite,
@@ -78,6 +78,8 @@ class Runner:
     :param val_loader, val_evaluators: validation data and metrics.
     :param test_loader, test_evaluators: test data and metrics.
     :param cfg: the merged config (saved as ``config.toml`` and sent to the vis backends).
+    :param early_records: log records of building the parts (dataset skips...), written to
+        the run's log once it exists.
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class Runner:
         test_evaluators: list[Any] | None = None,
         cfg: dict[str, Any] | None = None,
         log_name: str = "train",
+        early_records: list[logging.LogRecord] | None = None,
     ) -> None:
         self.settings = settings
         self.cfg = cfg or {}
@@ -107,6 +110,7 @@ class Runner:
         self.progress_bar: ProgressBar | None
         self.logger, self.progress_bar = setup_logger(name, self.work_dir / f"{log_name}.log",
                                                       self.rank)
+        replay(self.logger, early_records or [])
         self.message_hub = MessageHub.get_instance(name)
         self.visualizer = Visualizer.get_instance(
             name, vis_backends=settings.vis_backends if self.rank == 0 else [],
@@ -174,12 +178,13 @@ class Runner:
         """
         from core.engine.builders import build_runner_parts
 
-        parts = build_runner_parts(cfg, mode=mode, config_path=config_path, tta=tta)
+        with buffered_component_logs() as records:
+            parts = build_runner_parts(cfg, mode=mode, config_path=config_path, tta=tta)
         if work_dir is None:
             from core.engine.workdir import new_run_dir, work_root
 
             work_dir = str(new_run_dir(work_root(config_path, None)))
-        return cls(work_dir=work_dir, cfg=cfg, log_name=mode, **parts)
+        return cls(work_dir=work_dir, cfg=cfg, log_name=mode, early_records=records, **parts)
 
     # ---- events -----------------------------------------------------------------------
 
@@ -259,7 +264,9 @@ class Runner:
         if self._pending_rng is not None:
             restore_rng_state(self._pending_rng)
             self._pending_rng = None
-        yield from batches
+        for batch in batches:
+            _note_replaced(self.train_loader, batch)
+            yield batch
 
     def _run_epoch_iters(self, stop_at: int | None) -> None:
         self.model.train()
@@ -329,6 +336,7 @@ class Runner:
             for evaluator in evaluators:
                 evaluator.reset()
             for batch_idx, batch in enumerate(loader):
+                _note_replaced(loader, batch)
                 samples, preds = self._predict(batch, tta)
                 for sample, pred in zip(samples, preds, strict=True):
                     sample.pred = pred
@@ -449,6 +457,13 @@ class Runner:
         self.visualizer.close()
         close_logger(self.logger)
         MessageHub.drop_instance(self.message_hub.name)
+
+
+def _note_replaced(loader: DataLoader, batch: DetBatch) -> None:
+    """Let the loader's dataset count the samples its worker processes replaced."""
+    note = getattr(loader.dataset, "note_replaced", None)
+    if note is not None:
+        note(batch.samples)
 
 
 def _prediction_record(sample: Any) -> dict[str, Any]:

@@ -11,8 +11,10 @@ Keys: ``dataset[i]`` or ``dataset[(i, seed)]``. The sampler of
 augmentation of a sample is fixed by the sampler's seed and epoch (not by worker processes);
 a plain ``int`` key uses the index as seed.
 
-A sample whose image cannot be read is skipped, counted in ``dataset.skipped`` (of the
-process that loaded it) and replaced by the next index, unless ``strict``.
+A sample whose image cannot be read is replaced by the next index (unless ``strict``) and
+counted once in ``dataset.skipped`` of the main process: a loader worker process passes the
+failure along in the replacing sample's ``meta`` (:data:`REPLACED_KEY`), and the runner
+hands the batch's samples to :meth:`DetDataset.note_replaced`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from core.data.datasets.image_size import (
     ExifMode,
@@ -42,6 +44,8 @@ from core.structures import DetSample
 
 #: consecutive unreadable samples tolerated before giving up.
 MAX_REPLACEMENTS = 10
+#: ``sample.meta`` key: ``[(index, message)]`` of the samples this one replaced.
+REPLACED_KEY = "replaced"
 
 
 def resolve_path(path: str, data_root: str) -> Path:
@@ -80,6 +84,8 @@ class DetDataset(Dataset):
         #: boxes that were fixed rather than dropped (``{"clipped_box": n}``).
         self.repaired: dict[str, int] = {}
         self._skips = SkipLog(type(self).__name__, strict)
+        #: failures of the current ``dataset[key]`` call in a loader worker process
+        self._failed: list[tuple[int, str]] = []
 
     # --- loading -------------------------------------------------------------------------
     def set_records(self, records: list[ImageRecord], source: str) -> None:
@@ -169,13 +175,19 @@ class DetDataset(Dataset):
             raise IndexError(f"{type(self).__name__}: index {index} out of range ({len(self)})")
         rng = np.random.default_rng(seed)
         last_error: DataError | None = None
+        self._failed = []
         for _ in range(MAX_REPLACEMENTS):
             try:
-                return self.pipeline(self.raw_sample(index), rng, source=self)
+                result = self.pipeline(self.raw_sample(index), rng, source=self)
             except DataError as exc:
                 self._record_bad_sample(index, exc)
                 last_error = exc
                 index = (index + 1) % len(self)
+            else:
+                if self._failed:
+                    first = result[0] if isinstance(result, list) else result
+                    first.meta[REPLACED_KEY] = self._failed
+                return result
         raise DataError(
             f"{type(self).__name__}: {MAX_REPLACEMENTS} consecutive samples failed; "
             f"last error: {last_error}"
@@ -200,6 +212,14 @@ class DetDataset(Dataset):
         record = self.records[index]
         if self.strict:
             raise exc
-        self._skips.skip(
-            "bad_image", f"sample {index} (img_id={record.img_id}, {record.img_path}): {exc}"
-        )
+        message = f"sample {index} (img_id={record.img_id}, {record.img_path}): {exc}"
+        if get_worker_info() is None:  # the main process counts it itself
+            self._skips.replaced("bad_image", index, message)
+        else:
+            self._failed.append((index, message))
+
+    def note_replaced(self, samples: Sequence[DetSample]) -> None:
+        """Count and log (once per sample) the failures that loader workers passed along."""
+        for sample in samples:
+            for index, message in sample.meta.pop(REPLACED_KEY, ()):
+                self._skips.replaced("bad_image", index, message)
