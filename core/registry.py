@@ -292,6 +292,8 @@ class Registries(Mapping[str, Registry]):
     def __init__(self) -> None:
         self._by_stage = {stage: Registry(stage, self) for stage in STAGES}
         self.failed_plugins: list[str] = []
+        #: ``variable -> plugins it left out`` (``PLUGDET_PLUGINS``, ``PLUGDET_DISABLE_PLUGINS``)
+        self.left_out_plugins: dict[str, list[str]] = {}
 
     def __getitem__(self, stage: str) -> Registry:
         try:
@@ -342,4 +344,6 @@ class Registries(Mapping[str, Registry]):
                 f"; plugins that failed to load might provide it: {', '.join(self.failed_plugins)}"
                 " (see `python -m core.plugins`)"
             )
+        for variable, names in self.left_out_plugins.items():
+            message += f"; left out by {variable}: {', '.join(names)}"
         return message
