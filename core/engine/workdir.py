@@ -5,9 +5,10 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 from core.engine.checkpoint import read_last_checkpoint
@@ -64,15 +65,22 @@ def _claim_run_dir(root: Path) -> tuple[str, str]:
                     f"{exc.strerror or exc}")
 
 
+def holds_results(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a checkpoint or a non-empty log (more than the config a run
+    writes when it starts)."""
+    return any(run_dir.rglob("*.pth")) or any(
+        log.stat().st_size > 0 for log in run_dir.glob("*.log"))
+
+
 @contextmanager
 def removed_if_left_empty(run_dir: Path) -> Iterator[None]:
-    """Remove ``run_dir`` (rank 0) when the block fails and nothing was written into it."""
+    """Remove ``run_dir`` (rank 0) when the block fails before writing any result into it
+    (see :func:`holds_results`)."""
     try:
         yield
     except BaseException:
-        if get_rank() == 0:
-            with suppress(OSError):  # not empty (a log, a checkpoint): kept
-                run_dir.rmdir()
+        if get_rank() == 0 and run_dir.is_dir() and not holds_results(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
 

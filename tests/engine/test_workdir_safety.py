@@ -35,12 +35,24 @@ def test_last_checkpoint_pointing_outside_the_run_is_refused(tmp_path, capsys):
     assert stray.exists()
 
 
-def test_failed_run_removes_the_run_directory_it_left_empty(tmp_path, capsys):
-    config = write_config(tmp_path / "toy.toml", toy_config(model={"type": "NoSuchDetector"}))
+@pytest.mark.parametrize(("override", "message"), [
+    ({"model": {"type": "NoSuchDetector"}}, "NoSuchDetector"),  # fails building the parts
+    ({"optim": {"type": "SGD", "lr": "fast"}}, "optim.lr"),  # fails once the log exists
+])
+def test_failed_run_removes_the_run_directory_it_left_empty(tmp_path, capsys, override,
+                                                            message):
+    config = write_config(tmp_path / "toy.toml", toy_config(**override))
     runs = tmp_path / "runs"
     assert main([str(config), "--work-dir", str(runs)]) == 2
-    assert "NoSuchDetector" in _one_line_error(capsys)
+    assert message in _one_line_error(capsys)
     assert list(runs.iterdir()) == []
+
+
+def test_failed_run_keeps_a_run_directory_with_results(tmp_path, capsys):
+    cfg = toy_config(model={"type": "ToyDetector", "nan_at_call": 6})
+    config = write_config(tmp_path / "toy.toml", cfg)
+    assert main([str(config), "--work-dir", str(tmp_path / "runs")]) == 1
+    assert (only_run_dir(tmp_path / "runs") / "epoch_1.pth").is_file()
 
 
 def test_work_dir_below_a_file_is_a_clear_error(tmp_path, capsys):
