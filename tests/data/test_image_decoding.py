@@ -57,7 +57,7 @@ def test_truncated_jpeg_is_decoded_with_one_warning_per_file(tmp_path, caplog):
         first, second = dataset[0], dataset[0]
     assert first.image.shape == (3, 40, 60) and second.image.shape == (3, 40, 60)
     assert dataset.skipped == {}
-    warnings = [r.getMessage() for r in caplog.records if "truncated" in r.getMessage()]
+    warnings = [r.getMessage() for r in caplog.records if "truncated image" in r.getMessage()]
     assert len(warnings) == 1
     assert str(tmp_path / "images" / "a.jpg") in warnings[0]
 
