@@ -22,6 +22,7 @@ import argparse
 import functools
 import importlib
 import json
+import logging
 import os
 import sys
 import traceback
@@ -44,6 +45,7 @@ ENTRY_POINT_GROUP = "plugdet"
 ENV_DISABLE = "PLUGDET_DISABLE_PLUGINS"
 ENV_ONLY = "PLUGDET_PLUGINS"
 KERNEL_DISTRIBUTION = "plugdet"
+LOGGER = logging.getLogger("plugdet.plugins")
 
 #: Modules of the kernel registered as plugins, in this order, before any third-party one.
 BUILTIN_PLUGINS: tuple[str, ...] = ("core.visualization.plugin", "core.models.plugin",
@@ -147,6 +149,7 @@ class PluginManager:
         for module_name in self._builtins:
             if _normalize(module_name) in self._disabled:
                 self.skipped.append(module_name)
+                self._left_out(ENV_DISABLE, module_name)
                 continue
             module = importlib.import_module(module_name)
             self.register(module, module_name, KERNEL_DISTRIBUTION, core.__version__, "built-in")
@@ -157,6 +160,7 @@ class PluginManager:
         self._declare_stages()
         self._check_pending()
         self._fill_registries()
+        self._warn_unmatched_names()
         return self
 
     def _declare_stages(self) -> None:
@@ -177,6 +181,22 @@ class PluginManager:
                 self.declared_stages[name] = _info.distribution
 
             hook_impl.function(declare=declare)
+
+    def _left_out(self, variable: str, description: str) -> None:
+        """Remember that ``variable`` kept a plugin from loading (for unknown-name errors)."""
+        self.registries.left_out_plugins.setdefault(variable, []).append(description)
+
+    def _warn_unmatched_names(self) -> None:
+        """Warn about names in the filter variables that match no built-in or installed plugin."""
+        known = {_normalize(name) for name in self._builtins}
+        for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            known.add(_normalize(entry_point.name))
+            if entry_point.dist is not None:
+                known.add(_normalize(entry_point.dist.metadata["Name"]))
+        for variable, names in ((ENV_ONLY, self._only or set()), (ENV_DISABLE, self._disabled)):
+            for name in sorted(names - known):
+                LOGGER.warning("%s: %r matches no installed plugin (entry point or "
+                               "distribution); see `python -m core.plugins`", variable, name)
 
     def register(
         self, plugin: object, name: str, distribution: str, version: str, source: str
@@ -205,6 +225,9 @@ class PluginManager:
             seen.add((distribution, entry_point.name))
             if not self._allowed(entry_point, distribution):
                 self.skipped.append(entry_point.name)
+                disabled = {_normalize(entry_point.name), _normalize(distribution)} & self._disabled
+                self._left_out(ENV_DISABLE if disabled else ENV_ONLY,
+                               f"{entry_point.name} ({distribution})")
                 continue
             requirement = kernel_requirement(dist)
             if requirement is not None and not requirement.specifier.contains(

@@ -381,6 +381,8 @@ class Registries(Mapping[str, Registry]):
     def __init__(self, stages: Mapping[str, StageSpec] = BUILTIN_STAGES) -> None:
         self._by_stage = {name: Registry(spec, self) for name, spec in stages.items()}
         self.failed_plugins: list[str] = []
+        #: ``variable -> plugins it left out`` (``PLUGDET_PLUGINS``, ``PLUGDET_DISABLE_PLUGINS``)
+        self.left_out_plugins: dict[str, list[str]] = {}
 
     def add_stage(self, spec: StageSpec) -> Registry:
         """A registry for a stage a plugin declares."""
@@ -449,4 +451,6 @@ class Registries(Mapping[str, Registry]):
                 f"; plugins that failed to load might provide it: {', '.join(self.failed_plugins)}"
                 " (see `python -m core.plugins`)"
             )
+        for variable, names in self.left_out_plugins.items():
+            message += f"; left out by {variable}: {', '.join(names)}"
         return message

@@ -94,6 +94,10 @@ def _run(args: argparse.Namespace, config: dict) -> int:
         raise ConfigError("--out and --tta need --test CKPT")
     if args.test and args.resume:
         raise ConfigError("--test and --resume exclude each other")
+    if args.resume:
+        from core.engine.resume_overrides import check_resume_overrides
+
+        check_resume_overrides(args.overrides)
     try:
         if args.test:
             run_testing(config, config_path=args.config, checkpoint=args.test,

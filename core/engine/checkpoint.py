@@ -131,9 +131,17 @@ def write_last_checkpoint(run_dir: str | os.PathLike, filename: str) -> None:
 
 
 def read_last_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The newest checkpoint of ``run_dir``, or ``None`` if it has none."""
+    """The newest checkpoint of ``run_dir``, or ``None`` if it has none.
+
+    :raises CheckpointError: when the pointer names anything but a file directly in
+        ``run_dir`` (``../``, an absolute path): nothing outside the run is read or cleaned.
+    """
     pointer = Path(run_dir) / LAST_CHECKPOINT_FILE
     if not pointer.is_file():
         return None
-    path = Path(run_dir) / pointer.read_text().strip()
+    name = pointer.read_text().strip()
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise CheckpointError(f"{pointer}: {name!r} is not a file of its run directory; "
+                              f"refusing to resume from it")
+    path = Path(run_dir) / name
     return path if path.is_file() else None

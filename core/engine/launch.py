@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from core.engine import dist
 from core.engine.checkpoint import atomic_write_bytes, remove_partial_writes
 from core.engine.runner import Runner
-from core.engine.workdir import latest_checkpoint, new_run_dir, work_root
+from core.engine.workdir import latest_checkpoint, new_run_dir, removed_if_left_empty, work_root
 
 #: ``--resume`` without a path: the latest checkpoint of this config's runs.
 RESUME_LATEST = "latest"
@@ -33,11 +34,14 @@ def run_training(cfg: dict[str, Any], *, config_path: str, work_dir: str | None 
             run_dir = resume_from.parent
             if dist.get_rank() == 0:
                 remove_partial_writes(run_dir)
+            cleanup: AbstractContextManager = nullcontext()
         else:
             resume_from = Path(resume) if resume else None
             run_dir = new_run_dir(root)
-        runner = Runner.from_config(cfg, work_dir=str(run_dir), config_path=config_path)
-        runner.train(resume_from=resume_from)
+            cleanup = removed_if_left_empty(run_dir)
+        with cleanup:
+            runner = Runner.from_config(cfg, work_dir=str(run_dir), config_path=config_path)
+            runner.train(resume_from=resume_from)
     finally:
         dist.destroy_distributed()
 
@@ -53,9 +57,10 @@ def run_testing(cfg: dict[str, Any], *, config_path: str, checkpoint: str,
     dist.init_distributed()
     try:
         run_dir = new_run_dir(work_root(config_path, work_dir))
-        runner = Runner.from_config(cfg, work_dir=str(run_dir), config_path=config_path,
-                                    mode="test", tta=tta)
-        metrics, predictions = runner.test_with_predictions(checkpoint, tta=tta)
+        with removed_if_left_empty(run_dir):
+            runner = Runner.from_config(cfg, work_dir=str(run_dir), config_path=config_path,
+                                        mode="test", tta=tta)
+            metrics, predictions = runner.test_with_predictions(checkpoint, tta=tta)
         if out and dist.get_rank() == 0:
             payload = {"checkpoint": str(checkpoint), "metrics": metrics,
                        "predictions": predictions}

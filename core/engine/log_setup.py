@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from core.engine.progress import ProgressBar
@@ -70,3 +72,55 @@ def close_logger(logger: logging.Logger) -> None:
         logger.removeHandler(handler)
         components.removeHandler(handler)
         handler.close()
+
+
+class _RecordBuffer(logging.Handler):
+    """Keeps the records it is given."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def buffered_component_logs() -> Iterator[list[logging.LogRecord]]:
+    """Hold back what data, model and evaluation code log (the ``plugdet`` loggers) while the
+    run's parts are built, before the run's logger exists; :func:`replay` writes the records
+    once it does. If the block fails the records are passed on as usual (console)."""
+    components = logging.getLogger(COMPONENT_LOGGER)
+    buffer = _RecordBuffer()
+    saved = components.level, components.propagate, list(components.handlers)
+    for handler in saved[2]:
+        components.removeHandler(handler)
+    components.addHandler(buffer)
+    components.setLevel(logging.INFO)
+    components.propagate = False
+    try:
+        yield buffer.records
+    except BaseException:
+        _restore(components, buffer, saved)
+        for record in buffer.records:
+            components.handle(record)
+        raise
+    _restore(components, buffer, saved)
+
+
+def _restore(components: logging.Logger, buffer: logging.Handler,
+             saved: tuple[int, bool, list[logging.Handler]]) -> None:
+    components.removeHandler(buffer)
+    components.setLevel(saved[0])
+    components.propagate = saved[1]
+    for handler in saved[2]:
+        components.addHandler(handler)
+
+
+def replay(logger: logging.Logger, records: list[logging.LogRecord]) -> None:
+    """Write held-back ``records`` to ``logger``'s handlers (log file and console)."""
+    for record in records:
+        if record.levelno >= logger.getEffectiveLevel():
+            for handler in logger.handlers:
+                if record.levelno >= handler.level:
+                    handler.handle(record)

@@ -34,12 +34,35 @@ def sum_losses(losses: dict[str, torch.Tensor | list[torch.Tensor]]
     return total, terms
 
 
-def check_finite(terms: dict[str, float], iteration: int, epoch: int | None) -> None:
-    """Raise :class:`NonFiniteLossError` naming ``iteration`` (1-based) and the terms."""
+def _where(iteration: int, epoch: int | None) -> str:
+    return f"iteration {iteration}" + (f" (epoch {epoch + 1})" if epoch is not None else "")
+
+
+def _last_good(last_checkpoint: str | None) -> str:
+    return (f"last good checkpoint: {last_checkpoint}" if last_checkpoint
+            else "no checkpoint written yet")
+
+
+def check_finite(terms: dict[str, float], iteration: int, epoch: int | None,
+                 last_checkpoint: str | None = None) -> None:
+    """Raise :class:`NonFiniteLossError` naming ``iteration`` (1-based), the terms and
+    ``last_checkpoint`` (the newest checkpoint, written before anything went wrong)."""
     if all(math.isfinite(value) for value in terms.values()):
         return
-    where = f"iteration {iteration}" + (f" (epoch {epoch + 1})" if epoch is not None else "")
     bad = sorted(key for key, value in terms.items() if not math.isfinite(value))
     values = ", ".join(f"{key}={value:.4g}" for key, value in terms.items())
-    raise NonFiniteLossError(f"non-finite loss at {where}: {', '.join(bad)} not finite "
-                             f"({values}); training stopped, the last checkpoint is untouched")
+    raise NonFiniteLossError(
+        f"non-finite loss at {_where(iteration, epoch)}: {', '.join(bad)} not finite "
+        f"({values}); training stopped before the backward pass, "
+        f"{_last_good(last_checkpoint)}")
+
+
+def check_finite_grad_norm(grad_norm: float, iteration: int, epoch: int | None,
+                           last_checkpoint: str | None = None) -> None:
+    """Raise :class:`NonFiniteLossError` when the gradient norm is NaN or infinite."""
+    if math.isfinite(grad_norm):
+        return
+    raise NonFiniteLossError(
+        f"non-finite gradient norm at {_where(iteration, epoch)}: {grad_norm} (the loss "
+        f"terms were finite); training stopped before the optimizer step, "
+        f"{_last_good(last_checkpoint)}")

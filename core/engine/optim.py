@@ -99,6 +99,19 @@ def build_param_groups(model: nn.Module, lr: float, weight_decay: float,
     return list(groups.values())
 
 
+def _check_numbers(kwargs: dict[str, Any], cls: type[torch.optim.Optimizer]) -> None:
+    """Options whose default is a float (``lr``, ``momentum``...) must be numbers, not
+    strings or booleans (``lr = true`` is not 1.0)."""
+    parameters = inspect.signature(cls.__init__).parameters
+    for key, value in kwargs.items():
+        default = parameters[key].default
+        numeric = key == "lr" or (isinstance(default, float | int)
+                                  and not isinstance(default, bool))
+        if numeric and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ConfigError(f"optim.{key}: expected a number, got {value!r} "
+                              f"({type(value).__name__})")
+
+
 def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimizer:
     """The ``torch.optim`` optimizer named by ``cfg['type']`` over ``model``'s parameter groups."""
     if "type" not in cfg:
@@ -109,6 +122,7 @@ def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimi
     _check_keys(kwargs, accepted, f"optim ({cls.__name__})")
     if "lr" not in kwargs:
         raise ConfigError(f"optim.lr: missing (needed by {cls.__name__})")
+    _check_numbers(kwargs, cls)
     groups = build_param_groups(model, float(kwargs["lr"]), float(kwargs.get("weight_decay", 0.0)),
                                 cfg.get("paramwise", {}))
     try:
@@ -155,19 +169,28 @@ class OptimWrapper:
         """Accumulate the gradient of ``loss / accumulate`` (loss-scaled under fp16 AMP)."""
         self.scaler.scale(loss / self.accumulate).backward()
 
-    def step(self, after_backward: Callable[[], None]) -> float | None:
+    def step(self, after_backward: Callable[[], None],
+             check_grad_norm: Callable[[float], None] | None = None) -> float | None:
         """Unscale, call ``after_backward`` (true gradients visible), clip, step, zero grads.
 
+        :param check_grad_norm: called with the gradient norm before clipping and stepping
+            (it raises to stop the step); not under fp16 loss scaling, where the scaler skips
+            the steps of non-finite gradients itself.
         :returns: the gradient norm before clipping, or ``None`` without clipping.
         """
         self.scaler.unscale_(self.optimizer)
         after_backward()
+        params = [p for group in self.optimizer.param_groups for p in group["params"]
+                  if p.grad is not None]
         grad_norm = None
         if self.clip_grad is not None:
-            params = [p for group in self.optimizer.param_groups for p in group["params"]
-                      if p.grad is not None]
             grad_norm = float(nn.utils.clip_grad_norm_(
                 params, self.clip_grad["max_norm"], self.clip_grad.get("norm_type", 2.0)))
+        if check_grad_norm is not None and not self.scaler.is_enabled():
+            norm = grad_norm
+            if norm is None:
+                norm = float(nn.utils.get_total_norm([p.grad for p in params]))
+            check_grad_norm(norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)

@@ -28,8 +28,13 @@ from core.engine.checkpoint import (
     write_last_checkpoint,
 )
 from core.engine.hooks.base import Hook
-from core.engine.log_setup import close_logger, setup_logger
-from core.engine.losses import NonFiniteLossError, check_finite, sum_losses
+from core.engine.log_setup import buffered_component_logs, close_logger, replay, setup_logger
+from core.engine.losses import (
+    NonFiniteLossError,
+    check_finite,
+    check_finite_grad_norm,
+    sum_losses,
+)
 from core.engine.message_hub import MessageHub
 from core.engine.model_wrapper import unwrap_detector, wrap_for_training
 from core.engine.optim import OptimWrapper
@@ -74,6 +79,8 @@ class Runner:
     :param val_loader, val_evaluators: validation data and metrics.
     :param test_loader, test_evaluators: test data and metrics.
     :param cfg: the merged config (saved as ``config.toml`` and sent to the vis backends).
+    :param early_records: log records of building the parts (dataset skips...), written to
+        the run's log once it exists.
     """
 
     def __init__(
@@ -90,6 +97,7 @@ class Runner:
         test_evaluators: list[Any] | None = None,
         cfg: dict[str, Any] | None = None,
         log_name: str = "train",
+        early_records: list[logging.LogRecord] | None = None,
     ) -> None:
         self.settings = settings
         self.cfg = cfg or {}
@@ -103,6 +111,7 @@ class Runner:
         self.progress_bar: ProgressBar | None
         self.logger, self.progress_bar = setup_logger(name, self.work_dir / f"{log_name}.log",
                                                       self.rank)
+        replay(self.logger, early_records or [])
         self.message_hub = MessageHub.get_instance(name)
         self.visualizer = Visualizer.get_instance(
             name, vis_backends=settings.vis_backends if self.rank == 0 else [],
@@ -131,6 +140,8 @@ class Runner:
         self.max_epochs = settings.max_epochs
         self.max_iters = settings.max_iters or self.max_epochs * self.iters_per_epoch
         self._pending_rng: dict[str, Any] | None = None
+        #: the newest checkpoint written or resumed (named when training stops on NaN)
+        self.last_checkpoint: Path | None = None
 
         self.train_step: nn.Module | None = None
         self.optim_wrapper: OptimWrapper | None = None
@@ -168,12 +179,13 @@ class Runner:
         """
         from core.engine.builders import build_runner_parts
 
-        parts = build_runner_parts(cfg, mode=mode, config_path=config_path, tta=tta)
+        with buffered_component_logs() as records:
+            parts = build_runner_parts(cfg, mode=mode, config_path=config_path, tta=tta)
         if work_dir is None:
             from core.engine.workdir import new_run_dir, work_root
 
             work_dir = str(new_run_dir(work_root(config_path, None)))
-        return cls(work_dir=work_dir, cfg=cfg, log_name=mode, **parts)
+        return cls(work_dir=work_dir, cfg=cfg, log_name=mode, early_records=records, **parts)
 
     # ---- events -----------------------------------------------------------------------
 
@@ -260,7 +272,9 @@ class Runner:
         if self._pending_rng is not None:
             restore_rng_state(self._pending_rng)
             self._pending_rng = None
-        yield from batches
+        for batch in batches:
+            _note_replaced(self.train_loader, batch)
+            yield batch
 
     def _run_epoch_iters(self, stop_at: int | None) -> None:
         self.model.train()
@@ -284,10 +298,14 @@ class Runner:
                 total, terms = sum_losses(self.train_step(batch.to(self.device)))
             values = dist.all_reduce_mean(torch.stack([t.detach().float() for t in terms.values()]))
             outputs = dict(zip(terms, values.tolist(), strict=True))
-            check_finite(outputs, self.iter + 1, self.epoch if self.by_epoch else None)
+            epoch = self.epoch if self.by_epoch else None
+            last = str(self.last_checkpoint) if self.last_checkpoint else None
+            check_finite(outputs, self.iter + 1, epoch, last)
             self.optim_wrapper.backward(total)
         if stepping:
-            grad_norm = self.optim_wrapper.step(lambda: self.call_hook("after_backward", batch_idx))
+            grad_norm = self.optim_wrapper.step(
+                lambda: self.call_hook("after_backward", batch_idx),
+                lambda norm: check_finite_grad_norm(norm, self.iter + 1, epoch, last))
             if grad_norm is not None:
                 self.message_hub.update_scalar("train/grad_norm", grad_norm)
         else:
@@ -326,6 +344,7 @@ class Runner:
             for evaluator in evaluators:
                 evaluator.reset()
             for batch_idx, batch in enumerate(loader):
+                _note_replaced(loader, batch)
                 samples, preds = self._predict(batch, tta)
                 for sample, pred in zip(samples, preds, strict=True):
                     sample.pred = pred
@@ -414,6 +433,8 @@ class Runner:
             save_checkpoint(checkpoint, self.work_dir / filename)
             if update_last:
                 write_last_checkpoint(self.work_dir, filename)
+        if update_last:
+            self.last_checkpoint = self.work_dir / filename
         dist.barrier()
 
     def resume(self, path: str | Path) -> None:
@@ -436,6 +457,7 @@ class Runner:
         states = checkpoint["rng"]
         self._pending_rng = states[self.rank] if len(states) == self.world_size else states[0]
         self.call_hook("after_load_checkpoint", checkpoint)
+        self.last_checkpoint = Path(path)
         self.logger.info(f"resumed from {path} at epoch {self.epoch + 1}, iteration {self.iter}")
 
     def close(self) -> None:
@@ -443,6 +465,13 @@ class Runner:
         self.visualizer.close()
         close_logger(self.logger)
         MessageHub.drop_instance(self.message_hub.name)
+
+
+def _note_replaced(loader: DataLoader, batch: DetBatch) -> None:
+    """Let the loader's dataset count the samples its worker processes replaced."""
+    note = getattr(loader.dataset, "note_replaced", None)
+    if note is not None:
+        note(batch.samples)
 
 
 def _prediction_record(sample: Any) -> dict[str, Any]:

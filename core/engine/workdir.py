@@ -5,15 +5,20 @@
 
 from __future__ import annotations
 
+import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from core.engine.checkpoint import read_last_checkpoint
 from core.engine.dist import broadcast_object, get_rank
-from core.errors import CheckpointError
+from core.errors import CheckpointError, ConfigError
 
 WORK_DIRS = "work_dirs"
 TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
+#: How many checkpoint files an error message lists.
+MAX_LISTED = 10
 
 
 def work_root(config_path: str | None, work_dir: str | None) -> Path:
@@ -25,27 +30,73 @@ def work_root(config_path: str | None, work_dir: str | None) -> Path:
 
 
 def new_run_dir(root: Path) -> Path:
-    """Create ``root/<timestamp>`` (suffixed ``_1``, ``_2``... if taken); same path on all ranks."""
-    run_dir = None
+    """Create ``root/<timestamp>`` (suffixed ``_1``, ``_2``... if taken); same path on all ranks.
+
+    The name is claimed by ``mkdir`` itself, so runs started in the same second (even by
+    other processes) get distinct directories.
+
+    :raises ConfigError: when the directory cannot be created (read-only or missing root,
+        a file in the way), naming the root and the reason.
+    """
+    outcome: tuple[str, str] | None = None
     if get_rank() == 0:
-        stamp = time.strftime(TIMESTAMP_FORMAT)
-        candidate, suffix = root / stamp, 0
-        while candidate.exists():
-            suffix += 1
-            candidate = root / f"{stamp}_{suffix}"
-        candidate.mkdir(parents=True)
-        run_dir = str(candidate)
-    return Path(broadcast_object(run_dir))
+        outcome = _claim_run_dir(root)
+    run_dir, error = broadcast_object(outcome)
+    if error:
+        raise ConfigError(error)
+    return Path(run_dir)
+
+
+def _claim_run_dir(root: Path) -> tuple[str, str]:
+    """``(run directory, "")`` or ``("", error message)``."""
+    stamp = time.strftime(TIMESTAMP_FORMAT)
+    candidate, suffix = root / stamp, 0
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                candidate.mkdir()
+                return str(candidate), ""
+            except FileExistsError:
+                suffix += 1
+                candidate = root / f"{stamp}_{suffix}"
+    except OSError as exc:
+        return "", (f"cannot create the run directory under {root} (--work-dir): "
+                    f"{exc.strerror or exc}")
+
+
+def holds_results(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a checkpoint or a non-empty log (more than the config a run
+    writes when it starts)."""
+    return any(run_dir.rglob("*.pth")) or any(
+        log.stat().st_size > 0 for log in run_dir.glob("*.log"))
+
+
+@contextmanager
+def removed_if_left_empty(run_dir: Path) -> Iterator[None]:
+    """Remove ``run_dir`` (rank 0) when the block fails before writing any result into it
+    (see :func:`holds_results`)."""
+    try:
+        yield
+    except BaseException:
+        if get_rank() == 0 and run_dir.is_dir() and not holds_results(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def latest_checkpoint(root: Path) -> Path:
     """The most recently written checkpoint of any run under ``root``.
 
-    :raises CheckpointError: when no run under ``root`` holds a checkpoint.
+    :raises CheckpointError: when no run under ``root`` holds a checkpoint; the message names
+        the checkpoint files seen (e.g. a ``best_*.pth`` that can be resumed by path).
     """
     runs = sorted(p for p in root.glob("*") if p.is_dir())
     found = [c for c in (read_last_checkpoint(run) for run in runs) if c is not None]
     if not found:
+        seen = sorted(str(p.relative_to(root)) for run in runs for p in run.glob("*.pth"))
+        files = (f"; checkpoint files seen: {', '.join(seen[:MAX_LISTED])}"
+                 + (f" and {len(seen) - MAX_LISTED} more" if len(seen) > MAX_LISTED else "")
+                 + " (continue one with --resume PATH)") if seen else ""
         raise CheckpointError(f"--resume: no checkpoint found in any run under {root} "
-                              f"(runs: {[p.name for p in runs] or 'none'})")
+                              f"(runs: {[p.name for p in runs] or 'none'}){files}")
     return max(found, key=lambda c: c.stat().st_mtime_ns)

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.ann_dir.is_dir():
             raise DataError(f"{args.ann_dir}: annotation folder not found")
         if args.split:
-            names = read_split(args.split)
+            names = read_split(args.split, args.ann_dir)
         else:
             names = sorted(p.stem for p in args.ann_dir.glob("*.xml"))
         if not names:

@@ -88,6 +88,7 @@ def test_classes_subset_keeps_given_order(coco_dir):
 def test_filters_leave_out_and_count(coco_dir):
     root, content = coco_dir
     content["images"][2]["width"] = 10
+    write_image(root / "img" / "3.jpg", size=(10, 40))
     dataset = CocoDataset(
         ann_file=write(root, content), img_dir=str(root / "img"), filter_empty_gt=True
     )

@@ -57,11 +57,13 @@ class ToyDetector(nn.Module):
     """conv-bn-relu backbone + dropout + 1x1 head predicting one class and one box per image.
 
     :param nan_at_call: make ``loss_bbox`` NaN from this (1-based) call of ``loss`` on.
+    :param nan_grad_at_call: from this (1-based) call on the losses stay finite but the
+        gradients become NaN (the derivative of ``sqrt`` at 0, like an overflowing step).
     :param delay: seconds to sleep in each ``loss`` call (to kill a run mid-epoch).
     """
 
     def __init__(self, num_classes: int = 2, width: int = 4, nan_at_call: int = 0,
-                 delay: float = 0.0) -> None:
+                 nan_grad_at_call: int = 0, delay: float = 0.0) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.backbone = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width),
@@ -69,6 +71,7 @@ class ToyDetector(nn.Module):
         self.dropout = nn.Dropout(0.2)
         self.head = nn.Conv2d(width, num_classes + 4, 1)
         self.nan_at_call = nan_at_call
+        self.nan_grad_at_call = nan_grad_at_call
         self.delay = delay
         self.calls = 0
 
@@ -85,6 +88,8 @@ class ToyDetector(nn.Module):
         loss_bbox = (out[:, self.num_classes:].sigmoid() - boxes).abs().mean()
         if self.nan_at_call and self.calls >= self.nan_at_call:
             loss_bbox = loss_bbox * float("nan")
+        if self.nan_grad_at_call and self.calls >= self.nan_grad_at_call:
+            loss_bbox = loss_bbox + 0.0 * (out.sum() * 0.0).sqrt()
         MessageHub.get_current_instance().update_scalar(
             "train/num_pos", sum(len(s.gt) for s in batch.samples))
         return {"loss_cls": nn.functional.cross_entropy(out[:, :self.num_classes], labels),

@@ -11,8 +11,10 @@ Keys: ``dataset[i]`` or ``dataset[(i, seed)]``. The sampler of
 augmentation of a sample is fixed by the sampler's seed and epoch (not by worker processes);
 a plain ``int`` key uses the index as seed.
 
-A sample whose image cannot be read is skipped, counted in ``dataset.skipped`` (of the
-process that loaded it) and replaced by the next index, unless ``strict``.
+A sample whose image cannot be read is replaced by the next index (unless ``strict``) and
+counted once in ``dataset.skipped`` of the main process: a loader worker process passes the
+failure along in the replacing sample's ``meta`` (:data:`REPLACED_KEY`), and the runner
+hands the batch's samples to :meth:`DetDataset.note_replaced`.
 """
 
 from __future__ import annotations
@@ -22,17 +24,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
+from core.data.datasets.image_size import (
+    ExifMode,
+    ImageSize,
+    MismatchMode,
+    check_modes,
+    read_header,
+    reconcile,
+)
 from core.data.datasets.records import ImageRecord, RecordStore
 from core.data.datasets.skips import LOGGER, SkipLog
 from core.data.threads import single_threaded
 from core.data.transforms.base import Pipeline, Prepare
+from core.data.transforms.loading import EXIF_KEY, STRICT_KEY
 from core.errors import DataError
 from core.structures import DetSample
 
 #: consecutive unreadable samples tolerated before giving up.
 MAX_REPLACEMENTS = 10
+#: ``sample.meta`` key: ``[(index, message)]`` of the samples this one replaced.
+REPLACED_KEY = "replaced"
 
 
 def resolve_path(path: str, data_root: str) -> Path:
@@ -48,20 +61,31 @@ class DetDataset(Dataset):
 
     :param pipeline: transforms applied to each sample.
     :param strict: raise :class:`DataError` on any bad input instead of skipping it.
+    :param exif_orientation: ``"auto"``, ``"apply"`` or ``"ignore"``: when to turn an image
+        by its EXIF orientation (see :mod:`core.data.datasets.image_size`).
+    :param size_mismatch: ``"skip"`` or ``"rescale"`` an image whose file size disagrees
+        with the recorded one.
     """
 
     classes: tuple[str, ...] = ()
     #: ``dataset[(index, seed)]`` is understood (the loader's sampler then passes seeds).
     accepts_sample_keys = True
 
-    def __init__(self, pipeline: Sequence[Any] = (), strict: bool = False) -> None:
+    def __init__(self, pipeline: Sequence[Any] = (), strict: bool = False,
+                 exif_orientation: ExifMode = "auto", size_mismatch: MismatchMode = "skip",
+                 ) -> None:
+        check_modes(exif_orientation, size_mismatch, type(self).__name__)
         self.pipeline = Pipeline(pipeline)
         self.strict = strict
+        self.exif_orientation: ExifMode = exif_orientation
+        self.size_mismatch: MismatchMode = size_mismatch
         self.records = RecordStore([])
         self.label_to_cat_id: dict[int, int] = {}
         #: boxes that were fixed rather than dropped (``{"clipped_box": n}``).
         self.repaired: dict[str, int] = {}
         self._skips = SkipLog(type(self).__name__, strict)
+        #: failures of the current ``dataset[key]`` call in a loader worker process
+        self._failed: list[tuple[int, str]] = []
 
     # --- loading -------------------------------------------------------------------------
     def set_records(self, records: list[ImageRecord], source: str) -> None:
@@ -76,6 +100,41 @@ class DetDataset(Dataset):
         )
         if self.repaired:
             LOGGER.info("%s: repaired %s", source, self.repaired)
+
+    def _image_size(self, recorded: tuple[int, int] | None, img_path: Path,
+                    where: str) -> ImageSize | None:
+        """Check ``recorded`` (``(width, height)``, ``None`` if unknown) against the file's
+        header; ``None`` (counted) when the image is to be left out."""
+        try:
+            header = read_header(img_path)
+        except (OSError, ValueError) as exc:
+            if recorded is None:
+                self._skips.skip(
+                    "bad_image", f"{where}: no recorded size and {img_path} is unreadable ({exc})"
+                )
+                return None
+            return ImageSize(*recorded)  # decoding names the file when it is loaded
+        size = reconcile(recorded, header, self.exif_orientation, self.size_mismatch)
+        width, height, orientation = header
+        found = f"{img_path} is {width}x{height}" + (
+            f" with EXIF orientation {orientation}" if orientation != 1 else "")
+        if size is None:
+            assert recorded is not None
+            self._skips.skip(
+                "size_mismatch",
+                f"{where}: recorded size {recorded[0]}x{recorded[1]} but {found} "
+                f"(exif_orientation = {self.exif_orientation!r}; size_mismatch = 'rescale' "
+                f"scales the boxes instead)",
+            )
+            return None
+        if size.scale is not None:
+            assert recorded is not None
+            self.repaired["rescaled_boxes"] = self.repaired.get("rescaled_boxes", 0) + 1
+            LOGGER.warning("%s: recorded size %dx%d but %s; boxes scaled to %dx%d", where,
+                           recorded[0], recorded[1], found, size.width, size.height)
+        if size.exif_transpose:
+            self.repaired["exif_turned"] = self.repaired.get("exif_turned", 0) + 1
+        return size
 
     @property
     def skipped(self) -> dict[str, int]:
@@ -103,6 +162,7 @@ class DetDataset(Dataset):
             pad_shape=shape,
             gt=record.gt,
             ignore=record.ignore,
+            meta={STRICT_KEY: self.strict, EXIF_KEY: record.exif_transpose},
         )
 
     def __getitem__(self, key: int | tuple[int, int]) -> DetSample | list[DetSample]:
@@ -115,13 +175,19 @@ class DetDataset(Dataset):
             raise IndexError(f"{type(self).__name__}: index {index} out of range ({len(self)})")
         rng = np.random.default_rng(seed)
         last_error: DataError | None = None
+        self._failed = []
         for _ in range(MAX_REPLACEMENTS):
             try:
-                return self.pipeline(self.raw_sample(index), rng, source=self)
+                result = self.pipeline(self.raw_sample(index), rng, source=self)
             except DataError as exc:
                 self._record_bad_sample(index, exc)
                 last_error = exc
                 index = (index + 1) % len(self)
+            else:
+                if self._failed:
+                    first = result[0] if isinstance(result, list) else result
+                    first.meta[REPLACED_KEY] = self._failed
+                return result
         raise DataError(
             f"{type(self).__name__}: {MAX_REPLACEMENTS} consecutive samples failed; "
             f"last error: {last_error}"
@@ -146,6 +212,14 @@ class DetDataset(Dataset):
         record = self.records[index]
         if self.strict:
             raise exc
-        self._skips.skip(
-            "bad_image", f"sample {index} (img_id={record.img_id}, {record.img_path}): {exc}"
-        )
+        message = f"sample {index} (img_id={record.img_id}, {record.img_path}): {exc}"
+        if get_worker_info() is None:  # the main process counts it itself
+            self._skips.replaced("bad_image", index, message)
+        else:
+            self._failed.append((index, message))
+
+    def note_replaced(self, samples: Sequence[DetSample]) -> None:
+        """Count and log (once per sample) the failures that loader workers passed along."""
+        for sample in samples:
+            for index, message in sample.meta.pop(REPLACED_KEY, ()):
+                self._skips.replaced("bad_image", index, message)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from core.data.datasets.base import DetDataset, resolve_path
+from core.data.datasets.image_size import ExifMode, MismatchMode, scale_box
 from core.data.datasets.records import AnnotatedBox, ImageRecord, record_from_boxes
 from core.data.datasets.skips import SkipLog
 from core.errors import DataError
@@ -90,6 +91,12 @@ class CocoDataset(DetDataset):
     :param filter_empty_gt: leave out images without any (non-crowd) box.
     :param min_size: leave out images whose shorter side is below this.
     :param strict: raise :class:`DataError` on the first bad item instead of skipping it.
+    :param exif_orientation: ``"auto"`` (default): turn an image by its EXIF orientation when
+        that makes its size agree with ``width``/``height``; ``"apply"``: always;
+        ``"ignore"``: never.
+    :param size_mismatch: an image whose size still disagrees with ``width``/``height`` is
+        skipped (``"skip"``, counted as ``size_mismatch``) or its boxes are scaled to the file
+        (``"rescale"``); see :mod:`core.data.datasets.image_size`.
     :param pipeline: transforms applied to every sample.
     """
 
@@ -102,9 +109,11 @@ class CocoDataset(DetDataset):
         filter_empty_gt: bool = False,
         min_size: int = 0,
         strict: bool = False,
+        exif_orientation: ExifMode = "auto",
+        size_mismatch: MismatchMode = "skip",
         pipeline: Annotated[list[Any], component("transform")] = [],  # noqa: B006
     ) -> None:
-        super().__init__(pipeline, strict)
+        super().__init__(pipeline, strict, exif_orientation, size_mismatch)
         self.ann_file = resolve_path(ann_file, data_root)
         self.img_dir = resolve_path(img_dir, data_root)
         self.filter_empty_gt = filter_empty_gt
@@ -191,6 +200,10 @@ class CocoDataset(DetDataset):
         if not img_path.is_file():
             self._skips.skip("missing_image", f"{sample}: image file {img_path} not found")
             return None
+        size = self._image_size((width, height), img_path, sample)
+        if size is None:
+            return None
+        width, height = size.width, size.height
         objects: list[AnnotatedBox] = []
         for ann in anns:
             ann_where = f"{sample}, annotation {ann.get('id')}"
@@ -206,11 +219,13 @@ class CocoDataset(DetDataset):
                     "malformed_box", f"{ann_where}: bbox {ann.get('bbox')!r} is not [x, y, w, h]"
                 )
                 continue
-            box = check_box(box, width, height, ann_where, self._skips, self.repaired)
+            box = check_box(scale_box(box, size.scale), width, height, ann_where, self._skips,
+                            self.repaired)
             if box is not None:
                 crowd = bool(ann.get("iscrowd", 0))
                 objects.append(AnnotatedBox(box, cat_to_label[cat_id], ignore=crowd))
-        record = record_from_boxes(int(image["id"]), str(img_path), height, width, objects)
+        record = record_from_boxes(int(image["id"]), str(img_path), height, width, objects,
+                                   size.exif_transpose)
         if self.filter_empty_gt and not len(record.boxes):
             self._skips.omit("empty_gt", f"{sample}: no boxes (filter_empty_gt = true)")
             return None

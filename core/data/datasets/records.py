@@ -37,6 +37,7 @@ class ImageRecord:
     :ivar width: image width from the annotations.
     :ivar boxes: ``(N, 4)`` float32 xyxy ground-truth boxes; ``labels``: ``(N,)`` int64.
     :ivar ignore_boxes: ``(M, 4)`` ignore regions (iscrowd / difficult); ``ignore_labels``.
+    :ivar exif_transpose: decode the image turned by its EXIF orientation.
     """
 
     img_id: int
@@ -47,6 +48,7 @@ class ImageRecord:
     labels: np.ndarray = attrs.field(converter=_labels)
     ignore_boxes: np.ndarray = attrs.field(converter=_boxes)
     ignore_labels: np.ndarray = attrs.field(converter=_labels)
+    exif_transpose: bool = False
 
     @property
     def gt(self) -> Instances:
@@ -75,7 +77,8 @@ class AnnotatedBox(NamedTuple):
 
 
 def record_from_boxes(
-    img_id: int, img_path: str, height: int, width: int, objects: Sequence[AnnotatedBox]
+    img_id: int, img_path: str, height: int, width: int, objects: Sequence[AnnotatedBox],
+    exif_transpose: bool = False,
 ) -> ImageRecord:
     """A record whose ignore objects become ignore regions and the others ground truth.
 
@@ -92,6 +95,7 @@ def record_from_boxes(
         labels=[obj.label for obj in gt],
         ignore_boxes=[obj.box for obj in ignored],
         ignore_labels=[obj.label for obj in ignored],
+        exif_transpose=exif_transpose,
     )
 
 

@@ -23,6 +23,7 @@ class SkipLog:
         self.strict = strict
         self.max_messages = max_messages
         self.counts: Counter[str] = Counter()
+        self._replaced: set[int] = set()
 
     def skip(self, reason: str, message: str) -> None:
         """Record one skipped item; ``message`` names the file and the sample."""
@@ -33,6 +34,16 @@ class SkipLog:
             LOGGER.warning("%s; skipped", message)
         elif self.counts[reason] == self.max_messages + 1:
             LOGGER.warning("%s: further %r problems are only counted", self.source, reason)
+
+    def replaced(self, reason: str, key: int, message: str) -> None:
+        """Record a sample that failed at load time and was replaced by another; each ``key``
+        (sample index) is counted and logged once, however often it is loaded again."""
+        if key in self._replaced:
+            return
+        self._replaced.add(key)
+        self.counts[reason] += 1
+        LOGGER.warning("%s; replaced by another sample (%s: %d so far)", message, reason,
+                       self.counts[reason])
 
     def omit(self, reason: str, message: str) -> None:
         """Record an item left out on purpose by a filter option (never an error)."""

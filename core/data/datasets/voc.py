@@ -11,15 +11,15 @@ Flat layout, e.g. ``ann_dir = "annotations"``, ``img_dir = "images"``,
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from PIL import Image
-
 from core.data.datasets.base import DetDataset, resolve_path
 from core.data.datasets.coco import check_box
+from core.data.datasets.image_size import ExifMode, MismatchMode, scale_box
 from core.data.datasets.records import AnnotatedBox, ImageRecord, record_from_boxes
-from core.data.datasets.voc_xml import VocAnnotation, parse_voc_xml
+from core.data.datasets.voc_xml import parse_voc_xml
 from core.errors import DataError
 from core.registry import component
 
@@ -30,11 +30,31 @@ VOC_CLASSES = (
 )  # fmt: skip
 
 
-def read_split(path: Path) -> list[str]:
-    """Image names listed one per line (first column); missing or empty files raise."""
+#: the membership column of per-class VOC split files (``NAME  1``, ``NAME -1``).
+FLAG_COLUMN = re.compile(r"^(?P<name>.*\S)\s+(?:-1|0|1)$")
+
+
+def read_split(path: Path, ann_dir: Path | None = None) -> list[str]:
+    """Image names listed one per line (UTF-8); missing or empty files raise.
+
+    A line is one name, spaces included. A trailing ``1``/``0``/``-1`` column (per-class
+    split files) is dropped unless ``ann_dir`` holds an annotation named by the whole line.
+    """
     if not path.is_file():
         raise DataError(f"{path}: split file not found (cwd: {Path.cwd()})")
-    names = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: split file is not UTF-8 text ({exc})") from exc
+    names = []
+    for line in lines:
+        name = line.strip()
+        if not name:
+            continue
+        flagged = FLAG_COLUMN.match(name)
+        if flagged and not (ann_dir is not None and (ann_dir / f"{name}.xml").is_file()):
+            name = flagged["name"]
+        names.append(name)
     if not names:
         raise DataError(f"{path}: split file lists no images")
     return names
@@ -44,8 +64,8 @@ class VocDataset(DetDataset):
     """Images and boxes of Pascal VOC XML files.
 
     ``difficult`` objects become ignore regions. An XML file without any ``<object>`` is
-    taken for a broken annotation: the image is left out and counted. Labels follow the
-    order of ``classes``;
+    taken for a broken annotation (the image is left out and counted) unless
+    ``keep_background``. Labels follow the order of ``classes``;
     ``label_to_cat_id`` is ``label + 1``. Objects of other classes, degenerate boxes, unreadable
     XML and missing files are skipped and counted in ``dataset.skipped`` (or raise with
     ``strict``); boxes partly outside the image are clipped.
@@ -58,8 +78,15 @@ class VocDataset(DetDataset):
     :param classes: class names.
     :param img_suffix: image file suffix when the XML names no existing file.
     :param filter_empty_gt: leave out images without any (non-difficult) box.
+    :param keep_background: keep images whose XML has no ``<object>`` as negatives (no
+        boxes); ``filter_empty_gt`` still leaves them out.
     :param min_size: leave out images whose shorter side is below this.
     :param strict: raise :class:`DataError` on the first bad item instead of skipping it.
+    :param exif_orientation: ``"auto"`` (default): turn an image by its EXIF orientation when
+        that makes its size agree with ``<size>``; ``"apply"``: always; ``"ignore"``: never.
+    :param size_mismatch: an image whose size still disagrees with ``<size>`` is skipped
+        (``"skip"``, counted as ``size_mismatch``) or its boxes are scaled to the file
+        (``"rescale"``); see :mod:`core.data.datasets.image_size`.
     :param pipeline: transforms applied to every sample.
     """
 
@@ -72,11 +99,14 @@ class VocDataset(DetDataset):
         classes: list[str] = list(VOC_CLASSES),  # noqa: B006 (config default)
         img_suffix: str = ".jpg",
         filter_empty_gt: bool = False,
+        keep_background: bool = False,
         min_size: int = 0,
         strict: bool = False,
+        exif_orientation: ExifMode = "auto",
+        size_mismatch: MismatchMode = "skip",
         pipeline: Annotated[list[Any], component("transform")] = [],  # noqa: B006
     ) -> None:
-        super().__init__(pipeline, strict)
+        super().__init__(pipeline, strict, exif_orientation, size_mismatch)
         root = Path(data_root).expanduser()
         if not root.is_dir():
             raise DataError(f"{root}: VOC data_root not found (cwd: {Path.cwd()})")
@@ -88,10 +118,11 @@ class VocDataset(DetDataset):
         self.img_dir = resolve_path(img_dir, data_root)
         self.img_suffix = img_suffix
         self.filter_empty_gt = filter_empty_gt
+        self.keep_background = keep_background
         self.min_size = min_size
         self._skips.source = f"VocDataset({root})"
         if split_file:
-            names = read_split(resolve_path(split_file, data_root))
+            names = read_split(resolve_path(split_file, data_root), self.ann_dir)
         else:
             names = sorted(p.stem for p in self.ann_dir.glob("*.xml"))
             if not names:
@@ -123,14 +154,16 @@ class VocDataset(DetDataset):
         if not img_path.is_file():
             self._skips.skip("missing_image", f"{xml_path}: image file {img_path} not found")
             return None
-        size = self._size(annotation, img_path, xml_path)
+        recorded = ((annotation.width, annotation.height)
+                    if annotation.width > 0 and annotation.height > 0 else None)
+        size = self._image_size(recorded, img_path, str(xml_path))
         if size is None:
             return None
-        width, height = size
+        width, height = size.width, size.height
         if min(width, height) < self.min_size:
             self._skips.omit("small_image", f"{xml_path}: {width}x{height} below min_size")
             return None
-        if not annotation.objects:
+        if not annotation.objects and not self.keep_background:
             self._skips.skip("no_objects", f"{xml_path}: XML has no <object>")
             return None
         objects: list[AnnotatedBox] = []
@@ -147,26 +180,13 @@ class VocDataset(DetDataset):
                     "malformed_box", f"{where}: <bndbox> needs numeric xmin, ymin, xmax, ymax"
                 )
                 continue
-            box = check_box(obj.box, width, height, where, self._skips, self.repaired)
+            box = check_box(scale_box(obj.box, size.scale), width, height, where, self._skips,
+                            self.repaired)
             if box is not None:
                 objects.append(AnnotatedBox(box, label_of[obj.name], ignore=obj.difficult))
-        record = record_from_boxes(img_id, str(img_path), height, width, objects)
+        record = record_from_boxes(img_id, str(img_path), height, width, objects,
+                                   size.exif_transpose)
         if self.filter_empty_gt and not len(record.boxes):
             self._skips.omit("empty_gt", f"{xml_path}: no boxes (filter_empty_gt = true)")
             return None
         return record
-
-    def _size(
-        self, annotation: VocAnnotation, img_path: Path, xml_path: Path
-    ) -> tuple[int, int] | None:
-        """``(width, height)`` from ``<size>``, else from the image header."""
-        if annotation.width > 0 and annotation.height > 0:
-            return annotation.width, annotation.height
-        try:
-            with Image.open(img_path) as image:
-                return image.size
-        except OSError as exc:
-            self._skips.skip(
-                "bad_image", f"{xml_path}: no <size> and {img_path} is unreadable ({exc})"
-            )
-            return None

@@ -1,21 +1,73 @@
-"""Reading image files into samples."""
+"""Reading image files into samples.
+
+Every image comes out as ``(3, H, W)`` uint8 RGB: 16-bit files (PNG) are scaled from their
+0-65535 range to 0-255. A truncated file (the decoder stops short of the end, as with a few
+JPEGs of public data sets) is decoded as far as it goes with one warning per file, unless
+the dataset is ``strict``. Datasets pass per-sample options through ``sample.meta``:
+:data:`STRICT_KEY` (truncated files are errors) and :data:`EXIF_KEY` (turn the image by its
+EXIF orientation, see :mod:`core.data.datasets.image_size`).
+"""
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageFile, ImageOps
 from torchvision.io import ImageReadMode, decode_image
 
+from core.data.datasets.skips import LOGGER
 from core.errors import DataError
 from core.structures import DetSample
 
+#: ``sample.meta`` key: the dataset's ``strict`` option (a truncated image is an error).
+STRICT_KEY = "strict"
+#: ``sample.meta`` key: apply the image's EXIF orientation when decoding.
+EXIF_KEY = "exif_transpose"
+#: what the decoders report for a file that ends early.
+TRUNCATED_MARKERS = ("truncated", "premature end")
 
-def read_image(path: str | Path) -> torch.Tensor:
+_warned_truncated: set[str] = set()
+
+
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
+    """A uint8 image; uint16 values are scaled from 0-65535 to 0-255 (rounded)."""
+    if image.dtype == torch.uint8:
+        return image
+    if image.dtype == torch.uint16:
+        return ((image.to(torch.int32) * 255 + 32767) // 65535).to(torch.uint8)
+    raise DataError(f"unsupported image sample type {image.dtype}")
+
+
+def _decode_truncated(path: str | Path, content: bytes, exif_transpose: bool) -> torch.Tensor:
+    """Decode what a truncated file holds (PIL fills the rest); warns once per file."""
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        with Image.open(io.BytesIO(content)) as opened:
+            image = ImageOps.exif_transpose(opened) if exif_transpose else opened
+            pixels = np.array(image.convert("RGB"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a decodable image (truncated, {exc})") from exc
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    if str(path) not in _warned_truncated:
+        _warned_truncated.add(str(path))
+        LOGGER.warning("%s: truncated image file; decoded the part that is there "
+                       "(set strict = true to refuse such files)", path)
+    return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
+
+
+def read_image(path: str | Path, allow_truncated: bool = True,
+               exif_transpose: bool = False) -> torch.Tensor:
     """Decode an image file as RGB. Returns ``(3, H, W)`` uint8.
 
+    :param allow_truncated: decode a file that ends early as far as it goes (one warning
+        per file) instead of raising.
+    :param exif_transpose: turn the image as its EXIF orientation tag says.
     :raises DataError: the file is missing, unreadable or not a decodable image.
     """
     try:
@@ -29,21 +81,32 @@ def read_image(path: str | Path) -> torch.Tensor:
         with warnings.catch_warnings():
             # torchvision >= 0.29 announces a move of its decoders to torchcodec
             warnings.simplefilter("ignore", DeprecationWarning)
-            return decode_image(data, mode=ImageReadMode.RGB)
+            image = decode_image(data, mode=ImageReadMode.RGB,
+                                 apply_exif_orientation=exif_transpose)
     except RuntimeError as exc:
-        raise DataError(f"{path}: not a decodable image ({exc})") from exc
+        truncated = any(marker in str(exc).lower() for marker in TRUNCATED_MARKERS)
+        if not truncated:
+            raise DataError(f"{path}: not a decodable image ({exc})") from exc
+        if not allow_truncated:
+            raise DataError(f"{path}: truncated image file ({exc}); refused "
+                            f"(strict = true)") from exc
+        image = _decode_truncated(path, content, exif_transpose)
+    return to_uint8(image)
 
 
 class LoadImage:
     """Decode ``sample.img_path`` into ``sample.image`` ``(3, H, W)`` uint8 RGB.
 
     Sets ``ori_shape``, ``img_shape`` and ``pad_shape`` to the decoded size. A sample that
-    already carries an image (generated data) is left as it is.
+    already carries an image (generated data) is left as it is. ``sample.meta`` options:
+    :data:`STRICT_KEY`, :data:`EXIF_KEY` (set by the dataset).
     """
 
     def __call__(self, sample: DetSample, rng: np.random.Generator) -> DetSample:
         if sample.image is None:
-            image = read_image(sample.img_path)
+            image = read_image(sample.img_path,
+                               allow_truncated=not sample.meta.get(STRICT_KEY, False),
+                               exif_transpose=sample.meta.get(EXIF_KEY, False))
             sample.image = image
             shape = (int(image.shape[1]), int(image.shape[2]))
             sample.ori_shape = sample.img_shape = sample.pad_shape = shape

@@ -45,6 +45,7 @@ class CheckpointHook(Hook):
         self.kept: list[str] = []
         self.best_score: float | None = None
         self.best_file = ""
+        self.best_epoch = self.best_iter = 0
         self._pending_metrics: dict[str, float] | None = None
 
     def after_train_iter(self, runner: Runner, batch_idx: int, batch: DetBatch,
@@ -55,16 +56,19 @@ class CheckpointHook(Hook):
             if self.iter_interval and mid_epoch and runner.iter % self.iter_interval == 0:
                 self._save(runner, f"iter_{runner.iter}.pth")
             return
+        improved = self._update_best(runner, f"iter_{runner.iter}")
         if (self.interval and runner.iter % self.interval == 0) or runner.iter == runner.max_iters:
             self._save(runner, f"iter_{runner.iter}.pth")
-        self._save_best_if_improved(runner, f"iter_{runner.iter}")
+        self._write_best(runner, improved)
 
     def after_train_epoch(self, runner: Runner) -> None:
-        """Epoch checkpoints, then the best one if the latest validation improved."""
+        """The best score first (so that the epoch checkpoint holds it), then the epoch
+        checkpoint, then the best checkpoint if the latest validation improved."""
+        improved = self._update_best(runner, f"epoch_{runner.epoch}")
         due = self.interval and runner.epoch % self.interval == 0
         if due or runner.epoch == runner.max_epochs:
             self._save(runner, f"epoch_{runner.epoch}.pth")
-        self._save_best_if_improved(runner, f"epoch_{runner.epoch}")
+        self._write_best(runner, improved)
 
     def after_val(self, runner: Runner, metrics: dict[str, float]) -> None:
         """Remember the metrics; the best checkpoint is written once the step is complete."""
@@ -87,32 +91,42 @@ class CheckpointHook(Hook):
                               f"is not among the validation metrics {sorted(metrics)}")
         return self.save_best
 
-    def _save_best_if_improved(self, runner: Runner, tag: str) -> None:
+    def _update_best(self, runner: Runner, tag: str) -> tuple[str, str] | None:
+        """Take the pending validation as the new best if it improved; returns
+        ``(metric key, previous best file)`` then, else ``None``."""
         metrics, self._pending_metrics = self._pending_metrics, None
         if not self.save_best or not metrics:
-            return
+            return None
         key = self._metric_key(metrics)
         value = metrics[key]
         rule = self.rule or ("less" if "loss" in key else "greater")
         if math.isnan(value):
-            return
+            return None
         if self.best_score is not None and not (
             value > self.best_score if rule == "greater" else value < self.best_score
         ):
-            return
+            return None
         previous = self.best_file
         self.best_score = value
+        self.best_epoch, self.best_iter = runner.epoch, runner.iter
         self.best_file = f"best_{re.sub(r'[^A-Za-z0-9]+', '_', key)}_{tag}.pth"
+        return key, previous
+
+    def _write_best(self, runner: Runner, improved: tuple[str, str] | None) -> None:
+        if improved is None:
+            return
+        key, previous = improved
         runner.save_checkpoint(self.best_file, update_last=False)
-        runner.logger.info(f"new best {key} = {value:.4f}: saved {self.best_file}")
+        runner.logger.info(f"new best {key} = {self.best_score:.4f}: saved {self.best_file}")
         if previous and previous != self.best_file and runner.rank == 0:
             (Path(runner.work_dir) / previous).unlink(missing_ok=True)
 
     def before_save_checkpoint(self, runner: Runner, checkpoint: dict[str, Any]) -> None:
-        """Save which files are kept and the best score so far."""
+        """Save which files are kept and the best score so far (with its epoch and file)."""
         checkpoint.setdefault("hooks", {})["checkpoint"] = {
             "kept": self.kept[-self.max_keep:] if self.max_keep else list(self.kept),
-            "best_score": self.best_score, "best_file": self.best_file}
+            "best_score": self.best_score, "best_file": self.best_file,
+            "best_epoch": self.best_epoch, "best_iter": self.best_iter}
 
     def after_load_checkpoint(self, runner: Runner, checkpoint: dict[str, Any]) -> None:
         """Restore the kept list and best score of a resumed run."""
@@ -121,3 +135,5 @@ class CheckpointHook(Hook):
             self.kept = list(state["kept"])
             self.best_score = state["best_score"]
             self.best_file = state["best_file"]
+            self.best_epoch = state.get("best_epoch", 0)
+            self.best_iter = state.get("best_iter", 0)
