@@ -55,6 +55,16 @@ def register_necks(register: Register) -> None:
 
 
 @hookspec
+def register_enhance_layers(register: Register) -> None:
+    """Register enhance layers inserted into backbones and necks by config:
+    ``x (B, C, H, W) -> (B, C', H, W)`` (attention, pyramid pooling, deformable convolution).
+    Their factories take ``in_channels``, which the network sets from the insertion point.
+
+    :param register: records ``(name, factory)`` in the ``enhance`` stage.
+    """
+
+
+@hookspec
 def register_heads(register: Register) -> None:
     """Register dense or RoI heads that turn features into losses and detections.
 
@@ -154,6 +164,7 @@ def register_hooks(register: Register) -> None:
 STAGE_HOOKS: dict[str, str] = {
     "backbone": "register_backbones",
     "neck": "register_necks",
+    "enhance": "register_enhance_layers",
     "head": "register_heads",
     "detector": "register_detectors",
     "prior_generator": "register_prior_generators",
