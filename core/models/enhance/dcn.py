@@ -50,8 +50,12 @@ class ModulatedDeformConv2d(nn.Module):
     ) -> None:
         super().__init__()
         out_channels = out_channels or in_channels
-        for key, value in (("in_channels", in_channels), ("kernel_size", kernel_size),
-                           ("stride", stride), ("dilation", dilation)):
+        for key, value in (
+            ("in_channels", in_channels),
+            ("kernel_size", kernel_size),
+            ("stride", stride),
+            ("dilation", dilation),
+        ):
             if value < 1:
                 raise ConfigError(f"{key}: expected a positive int, got {value}")
         for key, value in (("groups", groups), ("deform_groups", deform_groups)):
