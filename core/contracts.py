@@ -269,6 +269,14 @@ class Neck(Protocol):
 
 
 @runtime_checkable
+class EnhanceLayer(Protocol):
+    """Stage ``enhance``: an ``nn.Module`` inserted into a backbone or neck,
+    ``x (B, C, H, W) -> (B, C', H, W)``; its factory takes ``in_channels``."""
+
+    def forward(self, x: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
 class PriorGenerator(Protocol):
     """Stage ``prior_generator``: the priors of every level of a feature pyramid.
 

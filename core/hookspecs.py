@@ -121,6 +121,17 @@ def register_necks(register: Register) -> None:
     """
 
 
+@_stage("enhance", contracts.EnhanceLayer)
+def register_enhance_layers(register: Register) -> None:
+    """Enhance layers inserted into backbones and necks by config:
+    ``x (B, C, H, W) -> (B, C', H, W)`` (attention, pyramid pooling, deformable convolution;
+    :class:`core.contracts.EnhanceLayer`). Their factories take ``in_channels``, which the
+    network sets from the insertion point.
+
+    :param register: records ``(name, factory)`` in the ``enhance`` stage.
+    """
+
+
 @_stage("head", contracts.Head)
 def register_heads(register: Register) -> None:
     """Dense, proposal or RoI heads turning features into losses and detections

@@ -8,6 +8,15 @@ from core.models.assigners import ATSSAssigner, MaxIoUAssigner
 from core.models.backbones import ResNet, TinyNet
 from core.models.coders import DeltaXYWHBBoxCoder
 from core.models.detectors import SingleStageDetector, TwoStageDetector
+from core.models.enhance import (
+    CBAM,
+    SPP,
+    SPPF,
+    ContextBlock,
+    ModulatedDeformConv2d,
+    NonLocal2d,
+    SELayer,
+)
 from core.models.losses import CrossEntropyLoss, FocalLoss, GIoULoss, L1Loss, SmoothL1Loss
 from core.models.necks import FPN
 from core.models.postprocess import MultiClassNMS
@@ -24,6 +33,17 @@ def register_backbones(register: Register) -> None:
 @impl
 def register_necks(register: Register) -> None:
     register("FPN", FPN)
+
+
+@impl
+def register_enhance_layers(register: Register) -> None:
+    register("SPP", SPP)
+    register("SPPF", SPPF)
+    register("SE", SELayer)
+    register("CBAM", CBAM)
+    register("NonLocal2d", NonLocal2d)
+    register("ContextBlock", ContextBlock)
+    register("DCNv2", ModulatedDeformConv2d)
 
 
 @impl

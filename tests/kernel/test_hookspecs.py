@@ -17,6 +17,7 @@ def test_every_stage_has_a_documented_spec():
     expected = {
         "backbone",
         "neck",
+        "enhance",
         "head",
         "assigner",
         "sampler",

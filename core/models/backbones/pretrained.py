@@ -62,7 +62,11 @@ def load_state_dict_file(checkpoint: str) -> dict[str, torch.Tensor]:
 
 
 def load_pretrained(
-    module: nn.Module, init_cfg: dict[str, Any], *, ignore_prefixes: tuple[str, ...] = ()
+    module: nn.Module,
+    init_cfg: dict[str, Any],
+    *,
+    ignore_prefixes: tuple[str, ...] = (),
+    new_prefixes: tuple[str, ...] = (),
 ) -> None:
     """Load ``init_cfg["checkpoint"]`` into ``module`` (non-strict) and report key mismatches.
 
@@ -70,6 +74,8 @@ def load_pretrained(
         with ``prefix`` only keys starting with it are used, with the prefix removed (e.g.
         ``"backbone."`` to take the backbone out of a detector checkpoint).
     :param ignore_prefixes: checkpoint keys expected to be unused (e.g. a classifier ``"fc."``).
+    :param new_prefixes: model keys a plain checkpoint does not have (layers inserted by
+        config); those missing from the checkpoint are reported as newly initialised.
     :raises ConfigError: on a malformed ``init_cfg``.
     :raises CheckpointError: when the file is unreadable or no key matches the module.
     """
@@ -99,7 +105,17 @@ def load_pretrained(
         result = module.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatches
         raise CheckpointError(f"init_cfg.checkpoint {checkpoint!r}: {exc}") from exc
-    for kind, keys in (("missing", result.missing_keys), ("unexpected", result.unexpected_keys)):
+    new = [key for key in result.missing_keys if key.startswith(new_prefixes)]
+    missing = [key for key in result.missing_keys if not key.startswith(new_prefixes)]
+    if new:
+        logger.info(
+            "%s: %d newly initialised tensors (inserted layers, not in %s): %s",
+            type(module).__name__,
+            len(new),
+            checkpoint,
+            ", ".join(new),
+        )
+    for kind, keys in (("missing", missing), ("unexpected", result.unexpected_keys)):
         if keys:
             logger.warning(
                 "%s: %s keys in %s: %s", type(module).__name__, kind, checkpoint, ", ".join(keys)

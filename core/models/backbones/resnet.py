@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
-from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from core.errors import ConfigError
 from core.models.backbones.pretrained import load_pretrained
+from core.models.backbones.resnet_blocks import (
+    ENHANCE_ATTR,
+    EnhancedBasicBlock,
+    EnhancedBottleneck,
+)
+from core.models.enhance.insertion import (
+    build_enhance,
+    modules_outside,
+    parse_flags,
+    parse_placements,
+)
 
+Block = type[EnhancedBasicBlock] | type[EnhancedBottleneck]
 # depth -> (block type, blocks per stage)
-ARCH_SETTINGS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int, int]]] = {
-    18: (BasicBlock, (2, 2, 2, 2)),
-    34: (BasicBlock, (3, 4, 6, 3)),
-    50: (Bottleneck, (3, 4, 6, 3)),
-    101: (Bottleneck, (3, 4, 23, 3)),
+ARCH_SETTINGS: dict[int, tuple[Block, tuple[int, int, int, int]]] = {
+    18: (EnhancedBasicBlock, (2, 2, 2, 2)),
+    34: (EnhancedBasicBlock, (3, 4, 6, 3)),
+    50: (EnhancedBottleneck, (3, 4, 6, 3)),
+    101: (EnhancedBottleneck, (3, 4, 23, 3)),
 }
 NUM_STAGES = 4
 STEM_KERNEL = 7
 STEM_STRIDE = 2
 # Checkpoint keys of the ImageNet classifier, unused by a backbone.
 CLASSIFIER_PREFIXES = ("fc.",)
+# State-dict keys of a plain conv; a ``dcn`` conv replacing it loads them from a checkpoint.
+CONV_KEYS = ("weight", "bias")
 
 
 class ResNet(nn.Module):
@@ -39,7 +54,16 @@ class ResNet(nn.Module):
     :param base_channels: width of the stem and first stage (64 in the standard ResNet); a
         smaller value gives a slim network for CPU training.
     :param init_cfg: ``{"type": "Pretrained", "checkpoint": "torchvision://resnet50"}`` or a
-        local file path; None keeps the random initialisation.
+        local file path; None keeps the random initialisation. Parameters of enhance layers
+        absent from the checkpoint are reported as newly initialised, not as missing.
+    :param dcn: an ``enhance`` table for the deformable conv (``{type = "DCNv2"}``) that
+        replaces ``conv2`` (the 3x3 conv of a Bottleneck, the second one of a BasicBlock) in
+        every block of the stages selected by ``stage_with_dcn``; the backbone sets its
+        channels, kernel, stride, padding and dilation.
+    :param stage_with_dcn: one flag per stage.
+    :param plugins: enhance layers inserted into every block of chosen stages:
+        ``{cfg = {type = ...}, stages = [4 flags], position = "after_conv1" | "after_conv2" |
+        "after_conv3"}`` (``after_conv3`` for Bottleneck only; ``stages`` defaults to all).
     """
 
     def __init__(
@@ -50,6 +74,9 @@ class ResNet(nn.Module):
         norm_eval: bool = False,
         base_channels: int = 64,
         init_cfg: dict[str, str] | None = None,
+        dcn: dict[str, Any] | None = None,
+        stage_with_dcn: tuple[bool, ...] = (False,) * NUM_STAGES,
+        plugins: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         if depth not in ARCH_SETTINGS:
@@ -65,6 +92,14 @@ class ResNet(nn.Module):
         if base_channels < 1:
             raise ConfigError(f"base_channels: expected a positive int, got {base_channels}")
         block, stage_blocks = ARCH_SETTINGS[depth]
+        dcn_stages = parse_flags(stage_with_dcn, "stage_with_dcn", NUM_STAGES)
+        if any(dcn_stages) and dcn is None:
+            raise ConfigError("stage_with_dcn: selects stages but dcn is not set")
+        if dcn is not None and not any(dcn_stages):
+            raise ConfigError("dcn: set but stage_with_dcn selects no stage")
+        self.dcn = dcn
+        self.dcn_stages = dcn_stages
+        self.placements = parse_placements(plugins, dict.fromkeys(block.POSITIONS, NUM_STAGES))
         self.depth = depth
         self.out_indices = tuple(out_indices)
         self.frozen_stages = frozen_stages
@@ -87,18 +122,25 @@ class ResNet(nn.Module):
         stage_channels = []
         for stage, num_blocks in enumerate(stage_blocks[: self.num_built_stages]):
             planes = base_channels * 2**stage
-            layer = self._make_layer(block, planes, num_blocks, stride=1 if stage == 0 else 2)
+            layer = self._make_layer(
+                block, planes, num_blocks, stride=1 if stage == 0 else 2, stage=stage
+            )
             self.add_module(f"layer{stage + 1}", layer)
             stage_channels.append(planes * block.expansion)
         self.out_channels = [stage_channels[i] for i in self.out_indices]
         self._init_weights()
         if init_cfg is not None:
             unbuilt = tuple(f"layer{i + 1}." for i in range(self.num_built_stages, NUM_STAGES))
-            load_pretrained(self, dict(init_cfg), ignore_prefixes=CLASSIFIER_PREFIXES + unbuilt)
+            load_pretrained(
+                self,
+                dict(init_cfg),
+                ignore_prefixes=CLASSIFIER_PREFIXES + unbuilt,
+                new_prefixes=self.new_key_prefixes(),
+            )
         self._freeze_stages()
 
     def _make_layer(
-        self, block: type[BasicBlock] | type[Bottleneck], planes: int, num_blocks: int, stride: int
+        self, block: Block, planes: int, num_blocks: int, stride: int, stage: int
     ) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
@@ -112,14 +154,64 @@ class ResNet(nn.Module):
                 ),
                 nn.BatchNorm2d(planes * block.expansion),
             )
-        layers = [block(self.inplanes, planes, stride, downsample)]
+        def enhance(position: str, channels: int) -> list[nn.Module]:
+            return [
+                build_enhance(p.cfg, channels, f"{p.path}.cfg")
+                for p in self.placements
+                if p.applies(stage, position)
+            ]
+
+        layers = [block(self.inplanes, planes, stride, downsample, enhance)]
         self.inplanes = planes * block.expansion
-        layers += [block(self.inplanes, planes) for _ in range(1, num_blocks)]
+        layers += [block(self.inplanes, planes, enhance=enhance) for _ in range(1, num_blocks)]
+        if self.dcn is not None and self.dcn_stages[stage]:
+            for layer in layers:
+                layer.conv2 = self._deformable(layer.conv2)
         return nn.Sequential(*layers)
 
+    def _deformable(self, conv: nn.Conv2d) -> nn.Module:
+        """The ``dcn`` layer replacing ``conv`` (same channels, kernel, stride, dilation)."""
+        assert self.dcn is not None
+        return build_enhance(
+            self.dcn,
+            conv.in_channels,
+            "dcn",
+            out_channels=conv.out_channels,
+            kernel_size=conv.kernel_size[0],
+            stride=conv.stride[0],
+            padding=conv.padding[0],
+            dilation=conv.dilation[0],
+        )
+
+    def enhance_layers(self) -> list[tuple[str, nn.Module]]:
+        """``(name, module)`` of every inserted layer: the enhance positions of each block and
+        each ``dcn`` conv."""
+        named: list[tuple[str, nn.Module]] = []
+        for stage in range(self.num_built_stages):
+            for index, block in enumerate(getattr(self, f"layer{stage + 1}")):
+                name = f"layer{stage + 1}.{index}"
+                enhance = getattr(block, ENHANCE_ATTR)
+                if len(enhance):
+                    named.append((f"{name}.{ENHANCE_ATTR}", enhance))
+                if self.dcn is not None and self.dcn_stages[stage]:
+                    named.append((f"{name}.conv2", block.conv2))
+        return named
+
+    def new_key_prefixes(self) -> tuple[str, ...]:
+        """State-dict keys (or prefixes) a plain ResNet checkpoint does not have: all of an
+        enhance position's, and those of a ``dcn`` conv besides the plain conv's weights."""
+        prefixes = []
+        for name, module in self.enhance_layers():
+            if name.endswith(f".{ENHANCE_ATTR}"):
+                prefixes.append(f"{name}.")
+            else:
+                prefixes += [f"{name}.{key}" for key in module.state_dict() if key not in CONV_KEYS]
+        return tuple(prefixes)
+
     def _init_weights(self) -> None:
-        """He initialisation as in torchvision's ResNet."""
-        for m in self.modules():
+        """He initialisation as in torchvision's ResNet; enhance layers keep their own."""
+        inserted = [module for _, module in self.enhance_layers()]
+        for m in modules_outside(self, inserted):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d):

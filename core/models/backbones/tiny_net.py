@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from core.errors import ConfigError
+from core.models.enhance.insertion import build_enhance, modules_outside, parse_placements
 
 KERNEL = 3
 DOWNSAMPLE_STRIDE = 2
 NUM_STEM_CONVS = 2  # two stride-2 convs: the first stage runs at stride 4, like a ResNet
+ENHANCE_POSITION = "after_stage"
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -32,6 +36,9 @@ class TinyNet(nn.Module):
     :param depths: convs per stage (>= 1).
     :param out_indices: stages whose outputs are returned, in increasing order.
     :param frozen_stages: -1 freezes nothing; 0 the stem; ``k`` the stem and stages ``0..k-1``.
+    :param plugins: enhance layers run on the output of chosen stages:
+        ``{cfg = {type = ...}, stages = [one flag per stage], position = "after_stage"}``
+        (``stages`` defaults to all); they sit in ``stage_enhance.<stage>``.
     """
 
     def __init__(
@@ -40,6 +47,7 @@ class TinyNet(nn.Module):
         depths: tuple[int, ...] = (1, 2, 2, 2),
         out_indices: tuple[int, ...] = (1, 2, 3),
         frozen_stages: int = -1,
+        plugins: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         if len(widths) != len(depths) or not widths:
@@ -59,6 +67,7 @@ class TinyNet(nn.Module):
                 f"out_indices: expected increasing indices in 0..{num_stages - 1}, "
                 f"got {out_indices}"
             )
+        placements = parse_placements(plugins, {ENHANCE_POSITION: num_stages})
         self.out_indices = tuple(out_indices)
         self.frozen_stages = frozen_stages
         stem_channels = widths[0] // 2 or 1
@@ -77,8 +86,17 @@ class TinyNet(nn.Module):
             stages.append(nn.Sequential(*convs))
             in_channels = width
         self.stages = nn.ModuleList(stages)
+        self.stage_enhance = nn.ModuleDict()
+        for stage in range(len(stages)):
+            layers = [
+                build_enhance(p.cfg, widths[stage], f"{p.path}.cfg")
+                for p in placements
+                if p.applies(stage, ENHANCE_POSITION)
+            ]
+            if layers:
+                self.stage_enhance[str(stage)] = nn.Sequential(*layers)
         self.out_channels = [widths[i] for i in self.out_indices]
-        for m in self.modules():
+        for m in modules_outside(self, [self.stage_enhance]):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         self._freeze_stages()
@@ -87,6 +105,7 @@ class TinyNet(nn.Module):
         if self.frozen_stages < 0:
             return
         frozen: list[nn.Module] = [self.stem, *self.stages[: self.frozen_stages]]
+        frozen += [m for i, m in self.stage_enhance.items() if int(i) < self.frozen_stages]
         for module in frozen:
             module.eval()
             for param in module.parameters():
@@ -104,6 +123,8 @@ class TinyNet(nn.Module):
         outs = []
         for index, stage in enumerate(self.stages):
             x = stage(x)
+            if str(index) in self.stage_enhance:
+                x = self.stage_enhance[str(index)](x)
             if index in self.out_indices:
                 outs.append(x)
         return tuple(outs)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.errors import ConfigError
+from core.models.enhance.insertion import Placement, build_enhance, parse_placements
 
 LATERAL_KERNEL = 1
 OUTPUT_KERNEL = 3
 EXTRA_STRIDE = 2
 UPSAMPLE_MODE = "nearest"
 ExtraConvSource = Literal["on_input", "on_output", False]
+ON_INPUT = "on_input"
+ON_OUTPUT = "on_output"
 
 
 class FPN(nn.Module):
@@ -32,6 +35,10 @@ class FPN(nn.Module):
         used backbone output, RetinaNet in MMDetection) or "on_output" (it reads the last
         pyramid output, RetinaNet in torchvision).
     :param relu_before_extra_convs: apply ReLU before every extra conv but the first.
+    :param plugins: enhance layers between levels: ``{cfg = {type = ...}, levels = [flags],
+        position = "on_input" | "on_output"}``. ``on_input`` runs on the used backbone maps
+        (one flag per used input) before the lateral convs; ``on_output`` on the returned maps
+        (one flag per output), after the extra levels are computed. ``levels`` defaults to all.
     """
 
     def __init__(
@@ -42,6 +49,7 @@ class FPN(nn.Module):
         start_level: int = 0,
         add_extra_convs: ExtraConvSource = False,
         relu_before_extra_convs: bool = False,
+        plugins: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         if not 0 <= start_level < len(in_channels):
@@ -79,13 +87,41 @@ class FPN(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_uniform_(m.weight, a=1)
                 nn.init.zeros_(m.bias)
+        placements = parse_placements(
+            plugins, {ON_INPUT: used, ON_OUTPUT: num_outs}, flags_key="levels"
+        )
+        channels = {ON_INPUT: self.in_channels[start_level:], ON_OUTPUT: [out_channels] * num_outs}
+        self.input_enhance, self.output_enhance = (
+            self._enhance_levels(placements, position, channels[position])
+            for position in (ON_INPUT, ON_OUTPUT)
+        )
+
+    @staticmethod
+    def _enhance_levels(
+        placements: list[Placement], position: str, channels: list[int]
+    ) -> nn.ModuleDict:
+        """Level index -> the enhance layers placed there, for levels that have some."""
+        levels = nn.ModuleDict()
+        for level, num_channels in enumerate(channels):
+            layers = [
+                build_enhance(p.cfg, num_channels, f"{p.path}.cfg")
+                for p in placements
+                if p.applies(level, position)
+            ]
+            if layers:
+                levels[str(level)] = nn.Sequential(*layers)
+        return levels
+
+    @staticmethod
+    def _run_levels(levels: nn.ModuleDict, maps: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        return tuple(levels[str(i)](x) if str(i) in levels else x for i, x in enumerate(maps))
 
     def forward(self, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """:param inputs: backbone maps ``(B, in_channels[i], H_i, W_i)``.
         :returns: ``num_outs`` maps ``(B, out_channels, H_j, W_j)``, finest first."""
         if len(inputs) != len(self.in_channels):
             raise ValueError(f"FPN expects {len(self.in_channels)} inputs, got {len(inputs)}")
-        used_inputs = inputs[self.start_level :]
+        used_inputs = self._run_levels(self.input_enhance, inputs[self.start_level :])
         laterals = [conv(x) for conv, x in zip(self.lateral_convs, used_inputs, strict=True)]
         for i in range(len(laterals) - 1, 0, -1):
             top_down = F.interpolate(
@@ -103,4 +139,4 @@ class FPN(nn.Module):
             else:
                 source = F.relu(outs[-1]) if self.relu_before_extra_convs else outs[-1]
             outs.append(conv(source))
-        return tuple(outs)
+        return self._run_levels(self.output_enhance, tuple(outs))
