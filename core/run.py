@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from core.config import dump_config, load_config
+from core.engine.class_count import resolve_num_classes
 from core.errors import ConfigError, PlugdetError
 
 EXIT_OK = 0
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config, args.overrides, allow_new=args.set_new)
         if args.print_config:
-            sys.stdout.write(dump_config(config))
+            sys.stdout.write(dump_config(resolve_num_classes(config)))
             return EXIT_OK
         return _run(args, config)
     except PlugdetError as exc:

@@ -9,6 +9,9 @@ from core.engine.hooks.base import PRIORITIES, Hook
 from core.errors import ConfigError
 from core.visualization.hooks.samples import load_original_image, samples_with_predictions
 
+#: The local vis backend's image folder inside the run directory.
+LOCAL_IMAGE_DIR = Path("vis_data") / "vis_image"
+
 if TYPE_CHECKING:
     from core.engine.runner import Runner
     from core.structures import DetBatch
@@ -61,6 +64,11 @@ class DetVisualizationHook(Hook):
         self._val_passes = 0
         self._active = False
         self._drawn = 0
+
+    def pictures(self, runner: Runner) -> list[Path]:
+        """Where the local vis backend put the drawings (for the run's closing summary)."""
+        folder = runner.work_dir / LOCAL_IMAGE_DIR
+        return [folder] if folder.is_dir() else []
 
     def before_val(self, runner: Runner) -> None:
         self._val_passes += 1
