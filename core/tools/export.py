@@ -39,8 +39,8 @@ INPUT_NAMES = ["images"]
 OUTPUT_NAMES = ["boxes", "scores", "labels"]
 
 EXAMPLES = """examples:
-  python -m core.tools.export CONFIG work_dirs/demo/RUN/best.pth --format onnx --size 160 160
-  python -m core.tools.export CONFIG CKPT --format onnx --dynamic --image photo.jpg --out m.onnx
+  {prog} CONFIG work_dirs/demo/RUN/best.pth --format onnx --size 160 160
+  {prog} CONFIG CKPT --format onnx --dynamic --image photo.jpg --out m.onnx
 """
 
 
@@ -197,7 +197,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def build_parser(prog: str = "python -m core.tools.export") -> argparse.ArgumentParser:
     """The export command's parser."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                     epilog=EXAMPLES,
+                                     epilog=EXAMPLES.format(prog=prog),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     return parser

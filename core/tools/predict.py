@@ -55,8 +55,8 @@ JSON_FILE = "predictions.json"
 COCO_FILE = "predictions_coco.json"
 
 EXAMPLES = """examples:
-  python -m core.tools.predict CONFIG work_dirs/demo/RUN/best.pth photos/ --out predictions
-  python -m core.tools.predict CONFIG CKPT 'shots/**/*.jpg' a.png --score-thr 0.5 --tta --coco
+  {prog} CONFIG work_dirs/demo/RUN/best.pth photos/ --out predictions
+  {prog} CONFIG CKPT 'shots/**/*.jpg' a.png --score-thr 0.5 --tta --coco
 """
 
 
@@ -263,15 +263,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def build_parser(prog: str = "python -m core.tools.predict") -> argparse.ArgumentParser:
     """The predict command's parser."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                     epilog=EXAMPLES,
+                                     epilog=EXAMPLES.format(prog=prog),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m core.tools.predict") -> int:
     """Run the tool; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     return run_reporting_errors(lambda: run_predict(args), PlugdetError)
 
 
