@@ -60,6 +60,8 @@ def resolve_references(config: dict[str, Any]) -> dict[str, Any]:
         a table/list/bool inserted into a longer string.
     """
     def lookup(target: str, holder: str, chain: tuple[str, ...]) -> Any:
+        if holder.startswith(target + "."):
+            raise ConfigError(f"{holder}: reference ${{{target}}} names a table holding it")
         if target in chain:
             cycle = " -> ".join((*chain, target))
             raise ConfigError(f"{holder}: reference cycle: {cycle}")

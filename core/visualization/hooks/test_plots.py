@@ -55,15 +55,16 @@ class TestPlotsHook(Hook):
         self._samples.extend(samples_with_predictions(batch, outputs))
 
     def after_test(self, runner: Runner, metrics: dict[str, float]) -> None:
-        self._write(runner, runner.test_loader, "test")
+        self._write(runner, runner.test_loader, "test", step=0)
 
     def pictures(self, runner: Runner) -> list[Path]:
         """What this hook wrote (for the run's closing summary)."""
         folder = runner.work_dir / self.out_dir
         return [folder] if folder.is_dir() else []
 
-    def _write(self, runner: Runner, loader: Any, prefix: str) -> None:
-        """Gather the collected samples of every rank; on rank 0 save and send the plots."""
+    def _write(self, runner: Runner, loader: Any, prefix: str, step: int) -> None:
+        """Gather the collected samples of every rank; on rank 0 save the plots and send them
+        to the vis backends as ``<prefix>/pr_curves`` and ``<prefix>/confusion_matrix``."""
         samples = [s for part in dist.all_gather_object(self._samples) for s in part]
         self._samples = []
         if runner.rank != 0 or loader is None or not samples:
@@ -85,8 +86,7 @@ class TestPlotsHook(Hook):
         for file_name in (PR_CURVES_FILE, CONFUSION_MATRIX_FILE):
             with Image.open(out_dir / file_name) as image:
                 rgb = np.asarray(image.convert("RGB"))
-            runner.visualizer.add_image(f"{prefix}/{file_name.removesuffix('.png')}", rgb,
-                                        runner.iter)
+            runner.visualizer.add_image(f"{prefix}/{file_name.removesuffix('.png')}", rgb, step)
 
 
 class ValPlotsHook(TestPlotsHook):
@@ -107,7 +107,7 @@ class ValPlotsHook(TestPlotsHook):
         self._samples.extend(samples_with_predictions(batch, outputs))
 
     def after_train(self, runner: Runner) -> None:
-        self._write(runner, runner.val_loader, "val")
+        self._write(runner, runner.val_loader, "val", step=runner.iter)
 
     def before_test(self, runner: Runner) -> None:
         """Test passes are :class:`TestPlotsHook`'s job."""

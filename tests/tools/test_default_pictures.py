@@ -1,0 +1,112 @@
+"""Pictures by default: a demo run with no picture settings leaves predictions, curves, PR
+curves, a confusion matrix and a closing summary; each hook can be switched off."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.config import load_config
+from core.engine.builders import build_hooks
+from core.plugins import get_registries
+from core.visualization.hooks import CurvesHook, DetVisualizationHook, ValPlotsHook
+from core.visualization.hooks.curves import curve_panels
+from core.visualization.hooks.run_summary import RunSummaryHook
+
+from .conftest import DEMO
+
+
+def test_tiny_demo_run_leaves_every_picture(tiny_demo):
+    run = tiny_demo.run_dir
+    drawn = sorted((run / "vis_data" / "vis_image").glob("val_0*_1.png"))
+    assert len(drawn) == 4  # num_images = 4 val images, ground truth | predictions
+    with Image.open(drawn[0]) as image:
+        assert image.width > 2 * image.height  # two panels side by side
+    with Image.open(run / "curves.png") as image:
+        assert image.width > 600 and image.height > 400
+    for name in ("pr_curves.png", "confusion_matrix.png"):
+        with Image.open(run / "val_plots" / name) as image:
+            assert np.asarray(image.convert("L")).std() > 0
+    summary = json.loads((run / "val_plots" / "summary.json").read_text())
+    assert summary["classes"] == ["circle", "square", "triangle", "star", "cross"]
+    assert len(summary["confusion_matrix"]) == 6
+    assert "num_classes = 5" in (run / "config.toml").read_text()
+
+
+def test_closing_summary_names_best_metric_checkpoint_and_pictures(tiny_demo):
+    log = tiny_demo.log
+    assert "best coco/bbox_mAP = " in log and " at epoch 1" in log
+    best = [p for p in tiny_demo.run_dir.glob("best_*.pth")]
+    assert len(best) == 1 and f"best checkpoint: {best[0]}" in log
+    pictures = next(line for line in log.splitlines() if "pictures: " in line)
+    for part in ("vis_data/vis_image", "curves.png", "val_plots"):
+        assert str(tiny_demo.run_dir / part) in pictures
+
+
+def test_pictures_reach_tensorboard(tiny_demo):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tiny_demo.run_dir / "vis_data" / "tensorboard"),
+                              {"images": 0})
+    events.Reload()
+    tags = events.Tags()["images"]
+    assert "val/pr_curves" in tags and "val/confusion_matrix" in tags
+    predictions = [tag for tag in tags if tag.startswith("val/0")]
+    assert len(predictions) == 4
+    (event,) = events.Images(predictions[0])
+    assert event.step == 1 and event.width > 2 * event.height
+
+
+def test_curve_panels_hold_losses_lr_and_every_val_metric():
+    series = {"train/loss": [(1, 2.0)], "train/loss_cls": [(1, 1.0)], "train/lr": [(1, 0.1)],
+              "train/memory": [(1, 5.0)], "val/coco/bbox_mAP": [(1, 0.5)],
+              "val/pascal_voc/mAP": [(1, 0.4)]}
+    panels = curve_panels(series)
+    assert [title for title, _ in panels] == ["loss", "lr", "coco/bbox_mAP", "pascal_voc/mAP"]
+    assert [label for label, _ in panels[0][1]] == ["loss", "loss_cls"]
+
+
+def test_summary_takes_the_first_best_and_follows_the_rule():
+    hook = RunSummaryHook()
+    hook._history = [(1, {"m": 0.2, "loss": 3.0}), (2, {"m": 0.5, "loss": 1.0}),
+                     (3, {"m": 0.5, "loss": 2.0}), (4, {"m": float("nan"), "loss": 4.0})]
+    assert hook._best(None) == ("m", 0.5, 2)
+    assert RunSummaryHook(metric="loss")._best(None) is None  # no history yet
+    hook.metric = "loss"
+    assert hook._best(None) == ("loss", 1.0, 2)
+
+
+@pytest.mark.parametrize("off", ["visualization", "curves", "val_plots", "summary"])
+def test_each_default_picture_hook_switches_off(off):
+    cfg = load_config(DEMO, [f"default_hooks.{off}=false"])
+    kinds = {type(hook) for hook in build_hooks(cfg, get_registries())}
+    expected = {"visualization": DetVisualizationHook, "curves": CurvesHook,
+                "val_plots": ValPlotsHook, "summary": RunSummaryHook}
+    assert set(expected.values()) - kinds == {expected[off]}
+
+
+@pytest.mark.slow
+def test_plain_demo_run_leaves_pictures_and_reports_their_cost(tmp_path):
+    """The demo exactly as ``tox -e demo`` runs it, with and without the pictures."""
+    times = {}
+    for label, extra in (("pictures", []), ("none", [
+            "--set", "default_hooks.visualization=false", "--set", "default_hooks.curves=false",
+            "--set", "default_hooks.val_plots=false"])):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "core.run", str(DEMO), *extra,
+                        "--work-dir", str(tmp_path / label)], check=True, cwd=tmp_path,
+                       capture_output=True)
+        times[label] = time.perf_counter() - start
+    (run,) = (tmp_path / "pictures").iterdir()
+    assert (run / "curves.png").is_file()
+    assert (run / "val_plots" / "pr_curves.png").is_file()
+    assert (run / "val_plots" / "confusion_matrix.png").is_file()
+    assert len(list((run / "vis_data" / "vis_image").glob("val_0*.png"))) >= 4
+    print(f"demo wall time: {times['pictures']:.1f} s with pictures, {times['none']:.1f} s "
+          f"without ({100 * (times['pictures'] / times['none'] - 1):+.1f} %)")
