@@ -23,7 +23,7 @@ def test_classes_of_a_table_of_a_class_attribute_and_of_a_parameter_default():
     assert dataset_classes({"type": "VocDataset", "classes": ["a", "b"]}, "d") == ("a", "b")
     assert len(dataset_classes({"type": "VocDataset"}, "d")) == 20  # the VOC default
     assert dataset_classes({"type": "CocoDataset", "ann_file": "x.json"}, "d") is None
-    with pytest.raises(ConfigError, match="d.classes: expected a list of class names"):
+    with pytest.raises(ConfigError, match=r"d\.classes: expected a list of class names"):
         dataset_classes({"type": "VocDataset", "classes": "raccoon"}, "d")
 
 
@@ -49,7 +49,7 @@ def test_a_different_count_names_both_keys_and_numbers():
 def test_unknown_classes_and_no_count_is_an_error():
     cfg = {"model": {"head": {"type": "RetinaHead"}},
            "train_dataloader": {"dataset": {"type": "CocoDataset", "ann_file": "a.json"}}}
-    with pytest.raises(ConfigError, match="model.head.num_classes: not set"):
+    with pytest.raises(ConfigError, match=r"model\.head\.num_classes: not set"):
         resolve_num_classes(cfg)
     cfg["model"]["head"]["num_classes"] = 80
     assert resolve_num_classes(cfg) is cfg

@@ -1,4 +1,4 @@
-"""A tiny demo run shared by the tool tests: 1 epoch on 8 images (a poor but real model)."""
+"""A tiny demo run shared by the tool tests: 2 epochs on 32 images (a poor but real model)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ TINY_RUN = [
     "--set", "val_dataloader.dataset.num_images=4",
     "--set", "test_dataloader.dataset.num_images=4",
 ]  # fmt: skip
+# enough training for distinct scores (an untrained head ties many of them)
+TRAINING = ["--set", "train.max_epochs=2", "--set", "train_dataloader.dataset.num_images=32",
+            "--set", "train_dataloader.batch_size=8"]
 BOTH_BACKENDS = 'vis_backends=[{type = "LocalVisBackend"}, {type = "TensorboardVisBackend"}]'
 
 
@@ -38,9 +41,9 @@ def tiny_demo(tmp_path_factory) -> TinyDemo:
     root = tmp_path_factory.mktemp("tiny_demo")
     env = {**os.environ, "PLUGDET_CACHE": str(root / "cache")}
     result = subprocess.run(
-        [sys.executable, "-m", "core.run", str(DEMO), *TINY_RUN, "--set", BOTH_BACKENDS,
+        [sys.executable, "-m", "core.run", str(DEMO), *TINY_RUN, *TRAINING, "--set", BOTH_BACKENDS,
          "--work-dir", str(root / "work")],
         capture_output=True, text=True, check=False, cwd=root, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (root / "work").iterdir()
-    return TinyDemo(run_dir, run_dir / "epoch_1.pth", (run_dir / "train.log").read_text(), env)
+    return TinyDemo(run_dir, run_dir / "epoch_2.pth", (run_dir / "train.log").read_text(), env)
