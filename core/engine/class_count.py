@@ -89,6 +89,8 @@ def resolve_num_classes(cfg: dict[str, Any]) -> dict[str, Any]:
         resolved = copy.deepcopy(cfg)
         resolved["model"]["head"]["num_classes"] = len(classes)
         return resolved
+    if isinstance(count, bool) or not isinstance(count, int):
+        return cfg  # the head's registry names the wrong type
     for path, classes in known:
         if count != len(classes):
             raise ConfigError(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,11 @@ import pytest
 from core.cli import COMMANDS, main
 
 from .conftest import DEMO, ROOT, TINY_RUN
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 OPTIONS = {
     "train": ["--resume", "--set", "--work-dir", "--print-config"],
