@@ -103,3 +103,27 @@ def test_plain_demo_run_leaves_every_picture(tmp_path):
     assert (run / "val_plots" / "confusion_matrix.png").is_file()
     assert len(list((run / "vis_data" / "vis_image").glob("val_0*.png"))) >= 4
     assert "pictures: " in (run / "train.log").read_text()
+
+
+def test_images_without_a_file_are_skipped_with_one_warning(caplog):
+    import logging
+    from types import SimpleNamespace
+    from unittest import mock
+
+    import torch
+
+    from core.structures import DetBatch, DetSample, Instances
+
+    hook = DetVisualizationHook(num_images=4)
+    hook._active = True
+    drawn = mock.Mock()
+    runner = SimpleNamespace(logger=logging.getLogger("pictures-test"),
+                             visualizer=SimpleNamespace(add_datasample=drawn))
+    batch = DetBatch(torch.zeros(2, 3, 8, 8), [DetSample(img_id=1), DetSample(img_id=2)])
+    loader = SimpleNamespace(dataset=SimpleNamespace(classes=("a",)))
+    with caplog.at_level(logging.WARNING, logger="pictures-test"):
+        for _ in range(2):
+            hook._draw(runner, batch, [Instances.empty(True)] * 2, "val", 1, loader)
+    drawn.assert_not_called()
+    assert [r.message for r in caplog.records] == [
+        "val image 1 has no img_path: DetVisualizationHook draws only images from files"]
