@@ -6,12 +6,18 @@
 * ``_delete_ = true`` inside a table replaces the inherited table instead of merging into it.
 * Overrides ``a.b.c=VALUE`` are parsed as TOML literals (bare words are strings); unknown keys
   are rejected unless new keys are allowed.
+* References ``"${a.b}"`` in string values are looked up in the merged config after the
+  overrides (see :func:`resolve_references`): a string that is one whole reference takes the
+  referenced value with its type (``classes = "${data.classes}"`` is a list), a reference
+  inside a longer string is replaced by the value's text (``"${data.root}/images"``). ``$${``
+  writes a literal ``${``. This is a lookup of keys and nothing else.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import re
 import sys
 from collections.abc import Iterable
 from importlib import resources
@@ -30,16 +36,79 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 BASE_KEY = "_base_"
 DELETE_KEY = "_delete_"
 PACKAGE_SEPARATOR = "::"
+REFERENCE = re.compile(r"\$(\$?)\{([^{}]*)\}")
 
 
 def load_config(
     path: str | Path, overrides: Iterable[str] = (), allow_new: bool = False
 ) -> dict[str, Any]:
-    """Read ``path`` with its bases merged and ``overrides`` (``"a.b=VALUE"``) applied."""
-    config = _load_with_bases(Path(path).resolve(), ())
+    """Read ``path`` with its bases merged, ``overrides`` (``"a.b=VALUE"``) applied and
+    references resolved."""
+    config = read_config(path)
     for override in overrides:
         apply_override(config, override, allow_new=allow_new)
-    return config
+    return resolve_references(config)
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """``path`` with its bases merged, references left as they are written."""
+    return _load_with_bases(Path(path).resolve(), ())
+
+
+def resolve_references(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` with every ``${dotted.key}`` reference in strings replaced.
+
+    ``"${a.b}"`` alone takes the value of ``a.b`` (any type, itself resolved first); inside a
+    longer string the value (a string, int or float) is inserted as text; ``$${`` is a
+    literal ``${``. List items are addressed by index (``${a.0}``).
+
+    :raises ConfigError: naming the key holding the reference, for a missing key, a cycle or
+        a table/list/bool inserted into a longer string.
+    """
+    def lookup(target: str, holder: str, chain: tuple[str, ...]) -> Any:
+        if holder.startswith(target + "."):
+            raise ConfigError(f"{holder}: reference ${{{target}}} names a table holding it")
+        if target in chain:
+            cycle = " -> ".join((*chain, target))
+            raise ConfigError(f"{holder}: reference cycle: {cycle}")
+        node: Any = config
+        for depth, part in enumerate(target.split(".")):
+            where = ".".join(target.split(".")[: depth + 1])
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                raise ConfigError(f"{holder}: reference ${{{target}}}: no key {where!r} in the "
+                                  "config")
+        return walk(node, target, (*chain, target))
+
+    def substitute(text: str, holder: str, chain: tuple[str, ...]) -> Any:
+        whole = REFERENCE.fullmatch(text)
+        if whole and not whole.group(1):
+            return lookup(whole.group(2).strip(), holder, chain)
+
+        def replace(match: re.Match[str]) -> str:
+            if match.group(1):
+                return "${" + match.group(2) + "}"
+            value = lookup(match.group(2).strip(), holder, chain)
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise ConfigError(f"{holder}: reference ${{{match.group(2)}}} inside a string "
+                                  f"must name a string or number, got {value!r}")
+            return str(value)
+
+        return REFERENCE.sub(replace, text)
+
+    def walk(node: Any, path: str, chain: tuple[str, ...]) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, f"{path}.{k}" if path else k, chain) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, f"{path}.{i}", chain) for i, v in enumerate(node)]
+        if isinstance(node, str) and "${" in node:
+            return substitute(node, path, chain or (path,))
+        return copy.deepcopy(node)
+
+    return walk(config, "", ())
 
 
 def _resolve_base(entry: Any, owner: Path, chain: tuple[Path, ...]) -> Path:

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from core.config import apply_override
+from core.config import apply_override, resolve_references
 from core.registry import Registries, default_value, join_path, merge_with_default
 
 
@@ -131,9 +131,18 @@ def complete_config(config: Mapping[str, Any], regs: Registries) -> dict[str, An
     return full
 
 
+def full_form(config: dict[str, Any], regs: Registries) -> dict[str, Any]:
+    """References resolved, the head's class count taken from the data, every default
+    filled in: what a run builds from."""
+    from core.engine.class_count import resolve_num_classes
+
+    return complete_config(resolve_num_classes(resolve_references(config)), regs)
+
+
 def resolve_config(config: dict[str, Any], overrides: Iterable[str], regs: Registries,
                    allow_new: bool = False) -> dict[str, Any]:
-    """Apply ``--set`` overrides, then fill in every default.
+    """Apply ``--set`` overrides to a config as read (references unresolved), then return its
+    :func:`full_form`.
 
     An override may name any key of the full form: a table the config does not write yet is
     created with the default's ``type``, so a default is changed without ``--set-new``.
@@ -141,5 +150,5 @@ def resolve_config(config: dict[str, Any], overrides: Iterable[str], regs: Regis
     """
     raw = copy.deepcopy(config)
     for override in overrides:
-        apply_override(raw, override, allow_new=allow_new, reference=complete_config(raw, regs))
-    return complete_config(raw, regs)
+        apply_override(raw, override, allow_new=allow_new, reference=full_form(raw, regs))
+    return full_form(raw, regs)

@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Any
 
-from core.config import dump_config, load_config
+from core.config import dump_config, read_config
 from core.errors import ConfigError, PlugdetError
 
 EXIT_OK = 0
@@ -21,12 +21,31 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The CLI's argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="python -m core.run", description="Train or evaluate a detector from a TOML config."
-    )
+TRAIN_EXAMPLES = """examples:
+  plugdet train plugins/retinanet/configs/retinanet_tinynet_fpn_demo_shapes.toml
+  plugdet train CONFIG --set train.max_epochs=30 --set default_hooks.curves=false
+  plugdet train CONFIG --set data.root=data/my_voc --set 'data.classes=["cat", "dog"]'
+  plugdet train CONFIG --resume             # continue the latest run of CONFIG
+  plugdet train CONFIG --print-config       # the merged config, references resolved
+"""
+TEST_EXAMPLES = """examples:
+  plugdet test CONFIG work_dirs/demo/RUN/best_coco_bbox_mAP_epoch_20.pth
+  plugdet test CONFIG CKPT --out results.json --tta
+"""
+
+
+def build_parser(prog: str = "python -m core.run", command: str | None = None,
+                 ) -> argparse.ArgumentParser:
+    """The CLI's argument parser: train or test (``command`` ``None``), or one of them."""
+    description = {None: "Train or evaluate a detector from a TOML config.",
+                   "train": "Train a detector from a TOML config.",
+                   "test": "Evaluate a checkpoint on the config's test set."}[command]
+    examples = {None: None, "train": TRAIN_EXAMPLES, "test": TEST_EXAMPLES}[command]
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=examples,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="path of the TOML config")
+    if command == "test":
+        parser.add_argument("test", metavar="CKPT", help="the checkpoint to evaluate")
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -43,27 +62,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="root of the run directories (default work_dirs/<config stem>); each run writes "
         "to <root>/<timestamp>/",
     )
-    parser.add_argument(
-        "--resume",
-        nargs="?",
-        const="latest",
-        metavar="CKPT",
-        help="continue training: the latest checkpoint of this config's runs, or CKPT",
-    )
-    parser.add_argument("--test", metavar="CKPT", help="evaluate CKPT instead of training")
-    parser.add_argument("--out", metavar="JSON", help="with --test: write metrics and predictions")
-    parser.add_argument("--tta", action="store_true", help="with --test: test-time augmentation")
+    if command != "test":
+        parser.add_argument(
+            "--resume",
+            nargs="?",
+            const="latest",
+            metavar="CKPT",
+            help="continue training: the latest checkpoint of this config's runs, or CKPT",
+        )
+    if command is None:
+        parser.add_argument("--test", metavar="CKPT", help="evaluate CKPT instead of training")
+    if command != "train":
+        parser.add_argument("--out", metavar="JSON", help="write metrics and predictions"
+                            + (" (with --test)" if command is None else ""))
+        parser.add_argument("--tta", action="store_true", help="test-time augmentation"
+                            + (" (with --test)" if command is None else ""))
     parser.add_argument(
         "--print-config", action="store_true",
         help="print the merged config, every component default filled in, as TOML and exit",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.set_defaults(test=None, resume=None, out=None, tta=False)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m core.run",
+         command: str | None = None) -> int:
+    """Run the CLI; returns the process exit code.
+
+    :param command: ``"train"`` or ``"test"`` for the ``plugdet`` subcommands' options.
+    """
+    args = build_parser(prog, command).parse_args(argv)
     try:
         config = full_config(args.config, args.overrides, allow_new=args.set_new)
         if args.print_config:
@@ -83,7 +112,7 @@ def full_config(path: str, overrides: list[str], allow_new: bool = False) -> dic
     from core.config_defaults import resolve_config
     from core.plugins import get_registries
 
-    return resolve_config(load_config(path), overrides, get_registries(), allow_new=allow_new)
+    return resolve_config(read_config(path), overrides, get_registries(), allow_new=allow_new)
 
 
 def _run(args: argparse.Namespace, config: dict) -> int:

@@ -17,7 +17,7 @@ TOP_LEVEL_KEYS = {
     "_base_", "default_scope", "seed", "deterministic", "amp", "load_from", "device", "sync_bn",
     "find_unused_parameters", "model", "train_dataloader", "val_dataloader", "test_dataloader",
     "val_evaluator", "test_evaluator", "optim", "param_schedulers", "train", "freeze",
-    "default_hooks", "custom_hooks", "vis_backends", "tta",
+    "default_hooks", "custom_hooks", "vis_backends", "tta", "data",
 }
 TRAIN_DEFAULTS: dict[str, Any] = {"by_epoch": True, "max_epochs": 12, "max_iters": None,
                                   "val_interval": 1, "test_at_end": False}

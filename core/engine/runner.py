@@ -178,7 +178,9 @@ class Runner:
         :param tta: test with test-time augmentation (the ``[tta]`` table's views).
         """
         from core.engine.builders import build_runner_parts
+        from core.engine.class_count import resolve_num_classes
 
+        cfg = resolve_num_classes(cfg)
         with buffered_component_logs() as records:
             parts = build_runner_parts(cfg, mode=mode, config_path=config_path, tta=tta)
         if work_dir is None:

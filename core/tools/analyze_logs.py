@@ -113,17 +113,29 @@ def curve_panels(runs: Sequence[RunLog], keys: Sequence[str]) -> list[list[Line]
 
 def plot_curves(runs: Sequence[RunLog], keys: Sequence[str], out_file: str | Path) -> Path:
     """One panel per key (see :func:`curve_panels`), saved as PNG."""
-    panels = curve_panels(runs, keys)
-    figure = Figure(figsize=(7, 2.8 * len(keys)), layout="constrained")
-    axes_list = figure.subplots(len(keys), 1, squeeze=False)[:, 0]
-    for axes, key, lines in zip(axes_list, keys, panels, strict=True):
+    return plot_panels(list(zip(keys, curve_panels(runs, keys), strict=True)), out_file)
+
+
+def plot_panels(panels: Sequence[tuple[str, list[Line]]], out_file: str | Path,
+                columns: int = 1) -> Path:
+    """Save ``(title, lines)`` panels as a PNG grid of ``columns`` columns, filled by rows.
+
+    :param panels: per panel its title and ``(label, [(step, value), ...])`` lines.
+    """
+    rows = max(math.ceil(len(panels) / columns), 1)
+    width = 7 if columns == 1 else 4 * columns
+    figure = Figure(figsize=(width, 2.8 * rows), layout="constrained")
+    axes_grid = figure.subplots(rows, columns, squeeze=False).ravel()
+    for axes, (title, lines) in zip(axes_grid, panels, strict=False):
         for label, points in lines:
             steps, values = zip(*points, strict=True)
             axes.plot(steps, values, label=label, marker="o" if len(points) < 20 else None,
                       markersize=3, linewidth=1.3)
-        axes.set(title=key, xlabel="iteration", ylabel=key)
+        axes.set(title=title, xlabel="iteration", ylabel=title)
         axes.grid(alpha=0.3)
         axes.legend(fontsize="small")
+    for axes in axes_grid[len(panels):]:
+        axes.set_axis_off()
     path = Path(out_file)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(figure)

@@ -84,10 +84,18 @@ def browse(config: str, out: Path, count: int, split: str, seed: int = 0) -> lis
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
+EXAMPLES = """examples:
+  {prog} CONFIG --out work_dirs/browse --n 8
+  {prog} CONFIG --out browse_val --split val --seed 1
+"""
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m core.tools.browse_dataset",
+         ) -> int:
+    """Run the tool; returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m core.tools.browse_dataset",
-        description="Save pipeline outputs with ground-truth boxes as PNG files.",
+        prog=prog, description="Save pipeline outputs with ground-truth boxes as PNG files.",
+        epilog=EXAMPLES.format(prog=prog), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("config", help="TOML config with a [<split>_dataloader.dataset] table")
     parser.add_argument("--out", type=Path, required=True, help="output folder")

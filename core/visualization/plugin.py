@@ -6,10 +6,13 @@ from core import impl
 from core.hookspecs import Register
 from core.visualization.backends.local import LocalVisBackend
 from core.visualization.hooks import (
+    CurvesHook,
     DetVisualizationHook,
     ParamHistogramHook,
     RunInfoHook,
+    RunSummaryHook,
     TestPlotsHook,
+    ValPlotsHook,
 )
 
 
@@ -24,3 +27,6 @@ def register_hooks(register: Register) -> None:
     register("ParamHistogramHook", ParamHistogramHook)
     register("RunInfoHook", RunInfoHook)
     register("TestPlotsHook", TestPlotsHook)
+    register("ValPlotsHook", ValPlotsHook)
+    register("CurvesHook", CurvesHook)
+    register("RunSummaryHook", RunSummaryHook)

@@ -39,7 +39,8 @@ def test_misspelled_component_exits_2_naming_the_closest(tmp_path):
 
 
 def test_wrong_type_in_config_exits_2_with_the_key_path(tmp_path):
-    result = run_cli("--set", "model.head.num_classes=five", "--work-dir", str(tmp_path / "w"),
+    result = run_cli("--set-new", "--set", "model.head.num_classes=five", "--work-dir",
+                     str(tmp_path / "w"),
                      cwd=tmp_path)  # fmt: skip
     assert result.returncode == 2
     assert "model.head.num_classes: expected int, got 'five'" in result.stderr

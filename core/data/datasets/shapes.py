@@ -13,6 +13,7 @@ from core.data.datasets.shapes_gen import (
     ANNOTATION_FILE,
     GENERATOR_VERSION,
     IMAGE_DIR,
+    SHAPE_CLASSES,
     ensure_generated,
 )
 from core.registry import component
@@ -47,6 +48,9 @@ class ShapesDataset(CocoDataset):
     :param strict: as in :class:`CocoDataset`.
     :param pipeline: transforms applied to every sample.
     """
+
+    #: The class names, known without generating the data.
+    CLASSES = SHAPE_CLASSES
 
     def __init__(
         self,

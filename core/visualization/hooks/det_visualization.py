@@ -9,6 +9,9 @@ from core.engine.hooks.base import PRIORITIES, Hook
 from core.errors import ConfigError
 from core.visualization.hooks.samples import load_original_image, samples_with_predictions
 
+#: The local vis backend's image folder inside the run directory.
+LOCAL_IMAGE_DIR = Path("vis_data") / "vis_image"
+
 if TYPE_CHECKING:
     from core.engine.runner import Runner
     from core.structures import DetBatch
@@ -25,7 +28,8 @@ class DetVisualizationHook(Hook):
     Validation images are drawn every ``interval`` epochs (epoch-based runs) or every
     ``interval``-th validation (iteration-based runs), named ``val/<image stem>`` at step =
     epoch (or iteration); test images once, named ``test/<image stem>`` at the same step.
-    Images go to every vis backend (``vis_data/vis_image/`` for the local one).
+    Images go to every vis backend (``vis_data/vis_image/`` for the local one). Images
+    without a file (``img_path`` empty) are skipped with one warning.
 
     :param interval: see above; must be >= 1.
     :param num_images: images drawn per validation/test pass.
@@ -61,6 +65,12 @@ class DetVisualizationHook(Hook):
         self._val_passes = 0
         self._active = False
         self._drawn = 0
+        self._warned = False
+
+    def pictures(self, runner: Runner) -> list[Path]:
+        """Where the local vis backend put the drawings (for the run's closing summary)."""
+        folder = runner.work_dir / LOCAL_IMAGE_DIR
+        return [folder] if folder.is_dir() else []
 
     def before_val(self, runner: Runner) -> None:
         self._val_passes += 1
@@ -88,6 +98,12 @@ class DetVisualizationHook(Hook):
         for sample in samples_with_predictions(batch, outputs):
             if self._drawn >= self.num_images:
                 return
+            if not sample.img_path:
+                if not self._warned:
+                    runner.logger.warning(f"{prefix} image {sample.img_id} has no img_path: "
+                                          "DetVisualizationHook draws only images from files")
+                    self._warned = True
+                continue
             name = Path(sample.img_path).stem or str(sample.img_id)
             runner.visualizer.add_datasample(
                 f"{prefix}/{name}", load_original_image(sample), sample, classes, step=step,

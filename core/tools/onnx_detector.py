@@ -1,0 +1,121 @@
+"""A dense single-stage detector as one tensor function, for export (ONNX).
+
+:class:`ExportableDetector` runs the detector's ``extract_feat`` and ``head(...)`` and then the
+head's post-processing (sigmoid scores, per-level top ``nms_pre``, box decoding clipped to the
+input, class-wise NMS, the best ``max_per_img`` per image) with fixed output shapes:
+
+    images (B, 3, H, W) normalised float -> boxes (B, K, 4) xyxy input pixels,
+                                            scores (B, K), labels (B, K) int64
+
+``K`` is the head's ``max_per_img``; unused rows have score 0 (and a zero box, label 0), so
+``scores > 0`` marks the detections. The result equals ``detector.predict`` on an image whose
+``img_shape`` is ``(H, W)`` and ``scale_factor`` 1 (up to the order of equal scores).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torchvision.ops import nms
+
+BOX_PARAMS = 4
+
+
+def _flatten_level(pred: Tensor, channels: int) -> Tensor:
+    """``(B, A * channels, H, W)`` -> ``(B, H * W * A, channels)``, the priors' order."""
+    num_images, _, height, width = pred.shape
+    pred = pred.view(num_images, -1, channels, height, width).permute(0, 3, 4, 1, 2)
+    return pred.reshape(num_images, -1, channels)
+
+
+def _dim(tensor: Tensor, index: int) -> Tensor | int:
+    """Size ``index`` of ``tensor``: a graph value while exporting, else an int."""
+    if torch.onnx.is_in_onnx_export():
+        return torch._shape_as_tensor(tensor)[index]
+    return tensor.shape[index]
+
+
+def _nms_by_key(boxes: Tensor, scores: Tensor, keys: Tensor, iou_threshold: float) -> Tensor:
+    """``torchvision.ops.batched_nms`` by its coordinate offsets, without its branch for
+    empty inputs (exported as an ONNX ``If`` that onnxruntime rejects at fixed sizes; the
+    candidates here are never empty).
+
+    :param boxes: ``(N, 4)`` xyxy. :param scores: ``(N,)``. :param keys: ``(N,)`` int groups.
+    :returns: kept indices, scores descending.
+    """
+    offsets = keys.to(boxes) * (boxes.max() + 1)
+    return nms(boxes + offsets[:, None], scores, iou_threshold)
+
+
+class ExportableDetector(nn.Module):
+    """Wrap a detector with ``extract_feat`` and a dense ``head`` (``forward``,
+    ``num_classes``, ``prior_generator``, ``bbox_coder``, ``postprocess`` settings).
+
+    :param detector: the trained detector (put in eval mode).
+    """
+
+    def __init__(self, detector: nn.Module) -> None:
+        super().__init__()
+        head = getattr(detector, "head", None)
+        needed = ("num_classes", "prior_generator", "bbox_coder", "postprocess")
+        if not hasattr(detector, "extract_feat") or head is None or not all(
+                hasattr(head, name) for name in needed):
+            raise TypeError(f"{type(detector).__name__}: export needs extract_feat() and a "
+                            f"dense head with {', '.join(needed)}")
+        self.detector = detector
+        self.max_per_img = head.postprocess.max_per_img
+        self.eval()
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:param images: ``(B, 3, H, W)`` normalised images.
+        :returns: ``boxes (B, K, 4)``, ``scores (B, K)``, ``labels (B, K)`` (see module doc)."""
+        head = self.detector.head
+        nms = head.postprocess
+        num_classes = head.num_classes
+        cls_scores, bbox_preds = head(self.detector.extract_feat(images))
+        scores, labels, prior_inds, offset = [], [], [], 0
+        for cls in cls_scores:
+            flat = _flatten_level(cls, num_classes).sigmoid().flatten(1)
+            num_priors = _dim(flat, 1) // num_classes
+            # zero-score padding keeps top-k at nms_pre on small maps; it is never valid
+            flat = torch.cat([flat, flat.new_zeros(flat.shape[0], nms.nms_pre)], dim=1)
+            top_scores, top_idx = flat.topk(nms.nms_pre, dim=1)
+            prior = torch.div(top_idx, num_classes, rounding_mode="floor")
+            scores.append(top_scores)
+            labels.append(top_idx % num_classes)
+            prior_inds.append(torch.clamp(prior, max=num_priors - 1) + offset)
+            offset = offset + num_priors
+        score, label, index = (torch.cat(scores, 1), torch.cat(labels, 1),
+                               torch.cat(prior_inds, 1))
+        priors = torch.cat([
+            head.prior_generator.single_level_grid_priors((_dim(c, 2), _dim(c, 3)), level,
+                                                          images.device)
+            for level, c in enumerate(cls_scores)])
+        deltas = torch.cat([_flatten_level(b, BOX_PARAMS) for b in bbox_preds], dim=1)
+        deltas = deltas.gather(1, index[:, :, None].expand(-1, -1, BOX_PARAMS))
+        max_shape = torch._shape_as_tensor(images)[2:].reshape(1, 1, 2)
+        boxes = head.bbox_coder.decode(priors[index], deltas, max_shape=max_shape)
+        return self._select(boxes, score, label, num_classes, nms)
+
+    def _select(self, boxes: Tensor, score: Tensor, label: Tensor, num_classes: int,
+                nms: nn.Module) -> tuple[Tensor, Tensor, Tensor]:
+        """Class-wise NMS per image over all ``(B, M)`` candidates, then the best K per image.
+
+        Candidates at or below the score threshold take part in the NMS but are dropped
+        after it: their scores are below every kept one, so they suppress nothing kept.
+        """
+        image = torch.arange(score.shape[0], device=score.device)[:, None].expand_as(label)
+        keep = _nms_by_key(boxes.reshape(-1, BOX_PARAMS), score.reshape(-1),
+                           (image * num_classes + label).reshape(-1), nms.iou_threshold)
+        kept = torch.zeros_like(score.reshape(-1)).index_fill(0, keep, 1.0).reshape(score.shape)
+        final = torch.where((kept > 0) & (score > nms.score_thr), score, torch.zeros_like(score))
+        count = self.max_per_img
+        final = torch.cat([final, final.new_zeros(final.shape[0], count)], dim=1)
+        boxes = torch.cat([boxes, boxes.new_zeros(boxes.shape[0], count, BOX_PARAMS)], dim=1)
+        label = torch.cat([label, label.new_zeros(label.shape[0], count)], dim=1)
+        top, order = final.topk(count, dim=1)
+        valid = top > 0
+        out_boxes = boxes.gather(1, order[:, :, None].expand(-1, -1, BOX_PARAMS))
+        out_boxes = torch.where(valid[:, :, None], out_boxes, torch.zeros_like(out_boxes))
+        out_labels = torch.where(valid, label.gather(1, order), torch.zeros_like(order))
+        return out_boxes, top, out_labels

@@ -1,0 +1,279 @@
+"""Run a trained detector on new images: files, folders and glob patterns.
+
+    python -m core.tools.predict CONFIG CKPT SOURCE [SOURCE ...] --out DIR
+
+Images go through the config's test pipeline (``test_dataloader``, else ``val_dataloader``)
+in batches. ``DIR`` receives every image drawn with its boxes, class names and scores
+(``<stem>.png``) and ``predictions.json``::
+
+    {"config", "checkpoint", "classes", "score_thr",
+     "images": [{"id", "file", "width", "height",
+                 "detections": [{"box": [x1, y1, x2, y2], "score", "label", "class"}]}],
+     "skipped": [{"file", "error"}]}
+
+with boxes in original image pixels. ``--coco`` also writes ``predictions_coco.json`` in the
+COCO results format (``image_id`` = the image's ``id`` above, ``category_id`` = label + 1,
+``bbox`` = ``[x, y, w, h]``). Files that cannot be read are named on stderr and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+from PIL import Image
+
+from core.config import load_config
+from core.data.loader import collate_samples
+from core.data.transforms.loading import read_image
+from core.data.transforms.tta import merge_tta_predictions
+from core.engine.progress import ProgressBar
+from core.engine.run_config import TTA_DEFAULTS, resolve_device
+from core.errors import ConfigError, DataError, PlugdetError
+from core.structures import DetSample, Instances
+from core.tools.cli import run_reporting_errors
+from core.tools.inference import (
+    build_test_transforms,
+    class_names,
+    eval_loader_table,
+    load_detector,
+)
+from core.visualization import Visualizer
+
+#: The formats the image decoder reads (what a folder source picks up).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif")
+GLOB_CHARACTERS = "*?["
+JSON_FILE = "predictions.json"
+COCO_FILE = "predictions_coco.json"
+
+EXAMPLES = """examples:
+  {prog} CONFIG work_dirs/demo/RUN/best.pth photos/ --out predictions
+  {prog} CONFIG CKPT 'shots/**/*.jpg' a.png --score-thr 0.5 --tta --coco
+"""
+
+
+@attrs.define
+class ImageResult:
+    """The detections of one image, boxes ``(N, 4)`` xyxy in its original pixels."""
+
+    id: int
+    file: Path
+    width: int
+    height: int
+    detections: Instances
+
+
+def collect_images(sources: Sequence[str]) -> list[Path]:
+    """Image files named by ``sources``: files, folders (their image files, sorted) and glob
+    patterns (``**`` recursive), each file once, in order of appearance.
+
+    :raises DataError: a source that is no file or folder and matches nothing.
+    """
+    found: dict[Path, None] = {}
+    for source in sources:
+        path = Path(source).expanduser()
+        if path.is_file():
+            matches = [path]
+        elif path.is_dir():
+            matches = sorted(p for p in path.iterdir()
+                             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif any(c in source for c in GLOB_CHARACTERS):
+            matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True)
+                             if Path(p).is_file())
+        else:
+            matches = []
+        if not matches:
+            raise DataError(f"{source}: no such image file or folder, or no image matches it")
+        found.update(dict.fromkeys(matches))
+    return list(found)
+
+
+def _batches(items: Sequence[Path], size: int) -> Iterable[list[tuple[int, Path]]]:
+    indexed = list(enumerate(items))
+    for start in range(0, len(indexed), size):
+        yield indexed[start:start + size]
+
+
+class Predictor:
+    """A detector with its test pipeline, turning image files into :class:`ImageResult`.
+
+    :param model: the detector in eval mode (``predict(batch)`` -> original-pixel boxes).
+    :param transforms: the test pipeline's transforms.
+    :param device: where the model runs.
+    :param tta: the transforms end in ``TestTimeAug``; merge the views' predictions.
+    :param tta_settings: ``iou_thr`` and ``max_per_img`` of the merge.
+    :param pad_value: padding value of the batch tensor (the loader's ``pad_value``).
+    :param size_divisor: batch size rounded up to a multiple (the loader's ``size_divisor``).
+    """
+
+    def __init__(self, model: torch.nn.Module, transforms: list[Any], device: torch.device,
+                 tta: bool = False, tta_settings: dict[str, Any] | None = None,
+                 pad_value: float = 0.0, size_divisor: int = 1) -> None:
+        self.model = model
+        self.transforms = transforms
+        self.device = device
+        self.tta = tta
+        self.tta_settings = {**TTA_DEFAULTS, **(tta_settings or {})}
+        self.pad_value = pad_value
+        self.size_divisor = size_divisor
+        self._rng = np.random.default_rng(0)
+
+    def load(self, index: int, path: Path) -> DetSample | list[DetSample]:
+        """The sample (or TTA views) of one file; DataError when it cannot be read."""
+        item: Any = DetSample(img_id=index, img_path=str(path))
+        for transform in self.transforms:
+            item = transform(item, self._rng)
+        return item
+
+    @torch.no_grad()
+    def predict(self, items: Sequence[DetSample | list[DetSample]]) -> list[ImageResult]:
+        """Detections of loaded samples, one result per image, in the order given."""
+        batch = collate_samples(items, pad_value=self.pad_value, size_divisor=self.size_divisor)
+        preds = [p.to("cpu") for p in self.model.predict(batch.to(self.device))]
+        samples = batch.samples
+        if self.tta:
+            samples, preds = merge_tta_predictions(
+                samples, preds, iou_thr=self.tta_settings["iou_thr"],
+                max_per_img=self.tta_settings["max_per_img"])
+        return [ImageResult(int(s.img_id), Path(s.img_path), int(s.ori_shape[1]),
+                            int(s.ori_shape[0]), pred) for s, pred in zip(samples, preds,
+                                                                           strict=True)]
+
+
+def detection_records(result: ImageResult, classes: Sequence[str],
+                      score_thr: float) -> list[dict[str, Any]]:
+    """The detections of ``result`` scoring at least ``score_thr``, highest score first."""
+    det = result.detections
+    order = torch.argsort(det.scores, descending=True, stable=True)
+    return [{"box": [round(float(v), 3) for v in det.boxes[i]], "score": float(det.scores[i]),
+             "label": int(det.labels[i]), "class": classes[int(det.labels[i])]}
+            for i in order.tolist() if float(det.scores[i]) >= score_thr]
+
+
+def coco_records(image_id: int, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """COCO results entries (``bbox`` as ``[x, y, w, h]``, ``category_id`` = label + 1)."""
+    return [{"image_id": image_id, "category_id": r["label"] + 1,
+             "bbox": [r["box"][0], r["box"][1], r["box"][2] - r["box"][0],
+                      r["box"][3] - r["box"][1]], "score": r["score"]} for r in records]
+
+
+def _output_names(files: Sequence[Path]) -> dict[Path, str]:
+    """``<stem>.png`` per file, ``<stem>_<n>.png`` where two files share a stem."""
+    names: dict[Path, str] = {}
+    taken: set[str] = set()
+    for file in files:
+        name, count = f"{file.stem}.png", 1
+        while name in taken:
+            name, count = f"{file.stem}_{count}.png", count + 1
+        taken.add(name)
+        names[file] = name
+    return names
+
+
+def run_predict(args: argparse.Namespace) -> str:
+    """Predict every source image; returns the summary line."""
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size: expected >= 1, got {args.batch_size}")
+    cfg = load_config(args.config, args.overrides, allow_new=args.set_new)
+    device = resolve_device(args.device)
+    files = collect_images(args.sources)
+    model = load_detector(cfg, args.checkpoint, device)
+    _, loader = eval_loader_table(cfg)
+    head = getattr(model, "head", None)
+    classes = class_names(cfg, int(getattr(head, "num_classes", 0)))
+    predictor = Predictor(model, build_test_transforms(cfg, args.tta), device, tta=args.tta,
+                          tta_settings=cfg.get("tta"), pad_value=loader.get("pad_value", 0.0),
+                          size_divisor=loader.get("size_divisor", 1))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = _output_names(files)
+    visualizer = Visualizer(name="predict")
+    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    images: list[dict[str, Any]] = []
+    coco: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    for batch in _batches(files, args.batch_size):
+        items = []
+        for index, path in batch:
+            try:
+                items.append(predictor.load(index, path))
+            except DataError as exc:
+                if bar is not None:
+                    bar.clear()
+                print(f"skipped: {exc}", file=sys.stderr)
+                skipped.append({"file": str(path), "error": str(exc)})
+        for result in predictor.predict(items) if items else []:
+            records = detection_records(result, classes, args.score_thr)
+            rgb = read_image(result.file).permute(1, 2, 0).numpy()
+            drawn = visualizer.draw_instances(rgb, result.detections, classes,
+                                              score_thr=args.score_thr)
+            Image.fromarray(drawn).save(out / names[result.file])
+            images.append({"id": result.id, "file": str(result.file), "width": result.width,
+                           "height": result.height, "detections": records})
+            coco += coco_records(result.id, records)
+        if bar is not None:
+            bar.update(batch[-1][0] + 1, len(files), f"images -> {out}")
+    if bar is not None:
+        bar.finish()
+    if not images:
+        raise DataError(f"none of the {len(files)} images could be read (see above)")
+    payload = {"config": str(args.config), "checkpoint": str(args.checkpoint),
+               "classes": list(classes), "score_thr": args.score_thr, "images": images,
+               "skipped": skipped}
+    (out / JSON_FILE).write_text(json.dumps(payload, indent=1), encoding="utf-8")
+    if args.coco:
+        (out / COCO_FILE).write_text(json.dumps(coco), encoding="utf-8")
+    count = sum(len(i["detections"]) for i in images)
+    note = f"; skipped {len(skipped)} unreadable: " + ", ".join(
+        s["file"] for s in skipped) if skipped else ""
+    return f"{len(images)} images, {count} detections -> {out / JSON_FILE}{note}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``predict`` (shared with ``plugdet predict``)."""
+    parser.add_argument("config", help="the TOML config the checkpoint was trained with")
+    parser.add_argument("checkpoint", help="a checkpoint (.pth) of that config")
+    parser.add_argument("sources", nargs="+", metavar="SOURCE",
+                        help="image files, folders of images or glob patterns")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="folder for the drawn images and predictions.json")
+    parser.add_argument("--score-thr", type=float, default=0.3,
+                        help="detections scoring lower are left out (default 0.3)")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per batch (default 8)")
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation (the config's [tta] views)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="where to run (default auto: CUDA when available)")
+    parser.add_argument("--coco", action="store_true",
+                        help="also write predictions_coco.json in COCO results format")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config key, as for training")
+    parser.add_argument("--set-new", action="store_true",
+                        help="allow --set to add keys the config lacks")
+
+
+def build_parser(prog: str = "python -m core.tools.predict") -> argparse.ArgumentParser:
+    """The predict command's parser."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
+                                     epilog=EXAMPLES.format(prog=prog),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m core.tools.predict") -> int:
+    """Run the tool; returns the exit status."""
+    args = build_parser(prog).parse_args(argv)
+    return run_reporting_errors(lambda: run_predict(args), PlugdetError)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

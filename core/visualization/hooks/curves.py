@@ -1,0 +1,75 @@
+"""CurvesHook: one ``curves.png`` of the run (losses, learning rate, validation metrics)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.engine.hooks.base import PRIORITIES, Hook
+from core.tools.analyze_logs import SCALAR_FILE, Line, plot_panels, read_scalars
+
+if TYPE_CHECKING:
+    from core.engine.runner import Runner
+
+LOSS_PREFIX = "train/loss"
+LR_KEY = "train/lr"
+VAL_PREFIX = "val/"
+CURVE_COLUMNS = 3
+
+
+def curve_panels(series: dict[str, list[tuple[int, float]]]) -> list[tuple[str, list[Line]]]:
+    """The panels of ``curves.png``: every loss term in one, the learning rate, then one per
+    validation metric (panels without points are left out).
+
+    :param series: ``name -> [(iteration, value), ...]`` as read from ``scalars.json``.
+    """
+    losses = [(name.removeprefix("train/"), points) for name, points in sorted(series.items())
+              if name.startswith(LOSS_PREFIX)]
+    panels: list[tuple[str, list[Line]]] = [("loss", losses)] if losses else []
+    if LR_KEY in series:
+        panels.append(("lr", [("lr", series[LR_KEY])]))
+    panels += [(name.removeprefix(VAL_PREFIX), [(name, points)])
+               for name, points in sorted(series.items()) if name.startswith(VAL_PREFIX)]
+    return panels
+
+
+class CurvesHook(Hook):
+    """Redraw ``work_dir/<file_name>`` after each validation and at the end of training.
+
+    Reads the scalars the logger sent to the local vis backend (``vis_data/scalars.json``), so
+    the curves cover a resumed run's earlier part too; without ``LocalVisBackend`` it draws
+    nothing and says so once.
+
+    :param file_name: the image's name inside the run directory.
+    """
+
+    priority = PRIORITIES["LOW"]  # after the logger has written the metrics
+
+    def __init__(self, file_name: str = "curves.png") -> None:
+        self.file_name = file_name
+        self._warned = False
+
+    def pictures(self, runner: Runner) -> list[Path]:
+        """What this hook wrote (for the run's closing summary)."""
+        path = runner.work_dir / self.file_name
+        return [path] if path.is_file() else []
+
+    def after_val(self, runner: Runner, metrics: dict[str, float]) -> None:
+        self._draw(runner)
+
+    def after_train(self, runner: Runner) -> None:
+        self._draw(runner)
+
+    def _draw(self, runner: Runner) -> None:
+        if runner.rank != 0:
+            return
+        scalar_file = runner.work_dir / SCALAR_FILE
+        if not scalar_file.is_file():
+            if not self._warned:
+                runner.logger.warning(f"no curves: {scalar_file} is missing (the curves need "
+                                      "the LocalVisBackend)")
+                self._warned = True
+            return
+        panels = curve_panels(read_scalars(scalar_file))
+        if panels:
+            plot_panels(panels, runner.work_dir / self.file_name, columns=CURVE_COLUMNS)
