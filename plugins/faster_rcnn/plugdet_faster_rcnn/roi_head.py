@@ -47,6 +47,27 @@ def proposal_priors(proposals: Sequence[Instances], device: torch.device | str) 
                   boxes=boxes, valid=valid)
 
 
+@attrs.frozen
+class RoITargets:
+    """The sampled RoIs of a batch and their targets.
+
+    :ivar rois: ``(K, 5)`` ``(image index, x1, y1, x2, y2)`` sampled RoIs.
+    :ivar labels: ``(K,)`` int64 class of each RoI, ``num_classes`` for background.
+    :ivar is_pos: ``(K,)`` bool, positive RoIs.
+    :ivar box_targets: ``(P, encode_size)`` encoded gt boxes of the positives, in order.
+    """
+
+    rois: Tensor
+    labels: Tensor
+    is_pos: Tensor
+    box_targets: Tensor
+
+    @property
+    def avg_factor(self) -> int:
+        """The losses' normaliser: the number of sampled RoIs (at least 1)."""
+        return max(len(self.labels), 1)
+
+
 class StandardRoIHead(nn.Module):
     """Refines proposals (contract :class:`core.contracts.RoIHead`).
 
@@ -113,6 +134,38 @@ class StandardRoIHead(nn.Module):
         gt = GTBatch.from_samples(samples, priors.boxes.device)
         return self.sampler.sample(self.assigner.assign(priors, gt), priors, gt), gt
 
+    def targets(self, proposals: Sequence[Instances], samples: list[DetSample]) -> RoITargets:
+        """Sampled RoIs and what their losses need.
+
+        :param proposals: per image, ``img_shape`` pixels (no gradient).
+        :param samples: with ``gt`` in ``img_shape`` pixels.
+        """
+        sampling, gt = self.sample(proposals, samples)
+        image, index = (sampling.pos_mask | sampling.neg_mask).nonzero(as_tuple=True)
+        boxes = sampling.priors.boxes[image, index]
+        assigned = sampling.assign_result
+        is_pos = sampling.pos_mask[image, index]
+        labels = torch.where(is_pos, assigned.labels[image, index], self.num_classes)
+        pos_gt = gt.boxes[image[is_pos], assigned.gt_inds[image, index][is_pos] - 1]
+        return RoITargets(rois=torch.cat([image[:, None].to(boxes.dtype), boxes], dim=1),
+                          labels=labels, is_pos=is_pos,
+                          box_targets=self.bbox_coder.encode(boxes[is_pos], pos_gt))
+
+    def loss_by_rois(self, cls: Tensor, deltas: Tensor, targets: RoITargets
+                     ) -> dict[str, Tensor]:
+        """``{"loss_cls", "loss_bbox", "roi_num_pos"}`` from the sampled RoIs' outputs.
+
+        :param cls: ``(K, C + 1)`` class logits of ``targets.rois``.
+        :param deltas: ``(K, C, encode_size)`` class-specific deltas.
+        """
+        pos_deltas = deltas[targets.is_pos, targets.labels[targets.is_pos]]
+        return {
+            "loss_cls": self.loss_cls(cls, targets.labels, avg_factor=targets.avg_factor),
+            "loss_bbox": self.loss_bbox(pos_deltas, targets.box_targets,
+                                        avg_factor=targets.avg_factor),
+            NUM_POS_KEY: cls.new_tensor(float(targets.is_pos.sum())),
+        }
+
     def loss(self, feats: tuple[Tensor, ...], proposals: list[Instances],
              samples: list[DetSample]) -> dict[str, Tensor]:
         """``{"loss_cls", "loss_bbox", "roi_num_pos"}`` of the sampled RoIs.
@@ -121,22 +174,8 @@ class StandardRoIHead(nn.Module):
         :param proposals: per image, ``img_shape`` pixels (no gradient).
         :param samples: with ``gt`` in ``img_shape`` pixels.
         """
-        sampling, gt = self.sample(proposals, samples)
-        image, index = (sampling.pos_mask | sampling.neg_mask).nonzero(as_tuple=True)
-        boxes = sampling.priors.boxes[image, index]
-        cls, deltas = self(feats, torch.cat([image[:, None].to(boxes.dtype), boxes], dim=1))
-        assigned = sampling.assign_result
-        is_pos = sampling.pos_mask[image, index]
-        labels = torch.where(is_pos, assigned.labels[image, index], self.num_classes)
-        avg_factor = max(len(labels), 1)
-        pos_gt = gt.boxes[image[is_pos], assigned.gt_inds[image, index][is_pos] - 1]
-        pos_deltas = deltas[is_pos, labels[is_pos]]
-        targets = self.bbox_coder.encode(boxes[is_pos], pos_gt)
-        return {
-            "loss_cls": self.loss_cls(cls, labels, avg_factor=avg_factor),
-            "loss_bbox": self.loss_bbox(pos_deltas, targets, avg_factor=avg_factor),
-            NUM_POS_KEY: cls.new_tensor(float(is_pos.sum())),
-        }
+        targets = self.targets(proposals, samples)
+        return self.loss_by_rois(*self(feats, targets.rois), targets)
 
     # ---- testing -----------------------------------------------------------------------
 
