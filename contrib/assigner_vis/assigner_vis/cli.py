@@ -11,13 +11,16 @@ from typing import Any
 from PIL import Image
 
 from assigner_vis.positives import collect_positives
-from assigner_vis.render import render_positives
+from assigner_vis.render import render_positives, render_roi_samples
+from assigner_vis.roi_samples import collect_roi_samples, has_roi_stage
 from core.config import load_config
 from core.errors import ConfigError
 from core.visualization import Visualizer
 from core.visualization.hooks.samples import load_original_image
 
 SUMMARY_FILE = "positives.json"
+#: Summary of a two-stage detector's sampled RoIs; their PNGs end in ``_rois.png``.
+ROI_SUMMARY_FILE = "roi_samples.json"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,7 +61,8 @@ def loader_table(cfg: dict[str, Any], split: str, keep_pipeline: bool) -> dict[s
 
 
 def run(args: argparse.Namespace) -> list[Path]:
-    """Write the PNGs and ``positives.json``; returns the PNG paths."""
+    """Write the PNGs and ``positives.json`` (for a two-stage detector also the sampled RoIs:
+    ``<image>_rois.png`` and ``roi_samples.json``); returns the PNG paths."""
     from core.data.loader import build_dataloader
     from core.plugins import get_registries
 
@@ -72,7 +76,8 @@ def run(args: argparse.Namespace) -> list[Path]:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     visualizer = Visualizer(name="assigner_vis")
-    written, summary = [], []
+    two_stage = has_roi_stage(detector)
+    written, summary, roi_summary = [], [], []
     for batch in loader:
         for positives in collect_positives(detector, batch):
             sample = positives.sample
@@ -82,9 +87,20 @@ def run(args: argparse.Namespace) -> list[Path]:
             Image.fromarray(image).save(path)
             written.append(path)
             summary.append(positives.as_dict())
+        if two_stage:
+            for rois in collect_roi_samples(detector, batch):
+                sample = rois.sample
+                image = render_roi_samples(visualizer, load_original_image(sample), rois,
+                                           classes)
+                path = out_dir / f"{Path(sample.img_path).stem or sample.img_id}_rois.png"
+                Image.fromarray(image).save(path)
+                roi_summary.append(rois.as_dict())
         if len(written) >= args.n:
             break
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    if two_stage:
+        (out_dir / ROI_SUMMARY_FILE).write_text(json.dumps(roi_summary, indent=1),
+                                                encoding="utf-8")
     visualizer.close()
     return written
 

@@ -69,7 +69,8 @@ class ImagePositives:
 
 
 def _head_of(detector: nn.Module) -> Any:
-    head = getattr(detector, "head", None)
+    """The dense head of a single-stage detector, or the proposal head of a two-stage one."""
+    head = getattr(detector, "head", None) or getattr(detector, "rpn_head", None)
     if head is None or not callable(getattr(head, "get_assignments", None)):
         raise ConfigError(
             f"model: {type(detector).__name__} has no head with a "

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from assigner_vis.positives import ImagePositives
+from assigner_vis.roi_samples import RoISamples
 from core.structures import Instances
 from core.visualization import Visualizer
 from core.visualization.visualizer import gt_in_original_frame
@@ -113,4 +114,49 @@ def render_positives(
         font_sizes=LEGEND_FONT_PX,
         colors=colors,
     )
+    return np.concatenate([body, visualizer.get_image()], axis=0)
+
+
+#: Colours of sampled RoIs: positives, negatives.
+POSITIVE_ROI_COLOR = (60, 220, 60)
+NEGATIVE_ROI_COLOR = (150, 150, 150)
+
+
+def render_roi_samples(
+    visualizer: Visualizer,
+    image: np.ndarray,
+    rois: RoISamples,
+    classes: Sequence[str],
+    min_width: int = 512,
+) -> np.ndarray:
+    """Draw ground truth (class colours), the sampled negative RoIs (grey, thin) and positive
+    RoIs (green, dashed), and a legend band below.
+
+    :param image: the original image ``(H, W, 3)`` uint8 RGB.
+    :returns: ``(s * H + legend, s * W, 3)`` uint8 RGB with ``s = max(1, min_width / W)``.
+    """
+    scale = max(1.0, min_width / image.shape[1])
+    if scale > 1:
+        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+        image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+    gt = gt_in_original_frame(rois.sample)
+    visualizer.set_image(visualizer.draw_instances(image, Instances(gt.boxes * scale,
+                                                                    gt.labels), classes))
+    if len(rois.neg_boxes_original):
+        visualizer.draw_bboxes(rois.neg_boxes_original * scale, edge_colors=NEGATIVE_ROI_COLOR,
+                               line_widths=1, alpha=0.5)
+    if len(rois.pos_boxes_original):
+        visualizer.draw_bboxes(rois.pos_boxes_original * scale, edge_colors=POSITIVE_ROI_COLOR,
+                               line_styles="--", line_widths=1, alpha=0.9)
+    body = visualizer.get_image()
+    lines = [f"{len(rois.sample.gt)} gt boxes; RoI stage samples "
+             f"(gt boxes added as proposals included):",
+             f"{len(rois.pos_boxes)} positive RoIs (green)",
+             f"{len(rois.neg_boxes)} negative RoIs (grey)"]
+    colors = [(255, 255, 255), POSITIVE_ROI_COLOR, NEGATIVE_ROI_COLOR]
+    lines, colors = _wrap(lines, colors, body.shape[1])
+    band = np.zeros((LEGEND_LINE_PX * len(lines) + 6, body.shape[1], 3), np.uint8)
+    visualizer.set_image(band).draw_texts(
+        lines, [[4, 3 + LEGEND_LINE_PX * i] for i in range(len(lines))],
+        font_sizes=LEGEND_FONT_PX, colors=colors)
     return np.concatenate([body, visualizer.get_image()], axis=0)

@@ -250,18 +250,23 @@ class DenseHead(nn.Module):
         return self.predict_by_feat(*self(feats), samples)
 
     def predict_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
-                        samples: list[DetSample]) -> list[Instances]:
-        """Per-level scores -> candidates -> decoded boxes -> NMS."""
+                        samples: list[DetSample], postprocess: Any = None) -> list[Instances]:
+        """Per-level scores -> candidates -> decoded boxes -> NMS.
+
+        :param postprocess: the selection and NMS to use instead of ``self.postprocess``
+            (e.g. a proposal head's training-time settings).
+        """
+        postprocess = self.postprocess if postprocess is None else postprocess
         priors = self.priors_of(cls_scores)
         level_scores = [self.scores_from_logits(flatten_level(c, self.num_classes))
                         for c in cls_scores]
-        candidates = self.postprocess.select(level_scores)
+        candidates = postprocess.select(level_scores)
         reg = flatten_levels(bbox_preds, self.bbox_coder.encode_size)
         index = candidates.prior_inds
         values = reg.gather(1, index[:, :, None].expand(-1, -1, reg.shape[-1]))
         img_shapes = torch.tensor([s.img_shape for s in samples], device=reg.device)
         boxes = self.decode(priors, values, index, max_shape=img_shapes[:, None, :])
-        return self.postprocess(boxes, candidates)
+        return postprocess(boxes, candidates)
 
     # ---- insight -----------------------------------------------------------------------
 

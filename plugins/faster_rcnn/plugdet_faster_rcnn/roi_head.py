@@ -1,0 +1,206 @@
+"""The RoI head of Faster R-CNN: proposals -> assign -> sample -> RoIAlign features ->
+Shared2FC box head -> softmax classification and class-specific box regression."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import attrs
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pad_sequence
+
+from core.contracts import GTBatch, Priors, SampleResult
+from core.errors import ConfigError
+from core.models.build import build_part
+from core.registry import component
+from core.structures import DetSample, Instances
+from plugdet_faster_rcnn.bbox_head import Shared2FCBBoxHead
+from plugdet_faster_rcnn.roi_extractor import rois_from_boxes
+
+#: Key of the sampled positive RoIs in the loss dict (logged as ``train/roi_num_pos``).
+NUM_POS_KEY = "roi_num_pos"
+#: ``nms_pre`` that keeps every (RoI, class) pair above the score threshold.
+ALL_PAIRS = 1_000_000
+
+DEFAULT_ROI_EXTRACTOR = {"type": "MultiLevelRoIAlign", "featmap_strides": [4, 8, 16, 32],
+                         "out_size": 7, "sampling_ratio": 0, "aligned": True}
+DEFAULT_ASSIGNER = {"type": "MaxIoUAssigner", "pos_iou_thr": 0.5, "neg_iou_thr": 0.5,
+                    "min_pos_iou": 0.5, "allow_low_quality_matches": False}
+DEFAULT_SAMPLER = {"type": "RandomSampler", "num": 512, "pos_fraction": 0.25,
+                   "add_gt_as_proposals": True}
+DEFAULT_CODER = {"type": "DeltaXYWHBBoxCoder", "target_stds": [0.1, 0.1, 0.2, 0.2]}
+DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss", "use_sigmoid": False}
+DEFAULT_LOSS_BBOX = {"type": "L1Loss"}
+DEFAULT_POSTPROCESS = {"type": "MultiClassNMS", "score_thr": 0.05, "nms_pre": ALL_PAIRS,
+                       "iou_threshold": 0.5, "max_per_img": 100}
+
+
+def proposal_priors(proposals: Sequence[Instances], device: torch.device | str) -> Priors:
+    """Per-image proposals padded to one length: ``(B, R, 4)`` boxes with ``valid (B, R)``."""
+    boxes = pad_sequence([p.boxes.to(device) for p in proposals], batch_first=True)
+    counts = torch.tensor([len(p) for p in proposals], device=device)
+    valid = torch.arange(boxes.shape[1], device=device)[None, :] < counts[:, None]
+    return Priors(points=(boxes[..., :2] + boxes[..., 2:]) / 2,
+                  strides=boxes.new_zeros(boxes.shape[:2]), level_sizes=(boxes.shape[1],),
+                  boxes=boxes, valid=valid)
+
+
+@attrs.frozen
+class RoITargets:
+    """The sampled RoIs of a batch and their targets.
+
+    :ivar rois: ``(K, 5)`` ``(image index, x1, y1, x2, y2)`` sampled RoIs.
+    :ivar labels: ``(K,)`` int64 class of each RoI, ``num_classes`` for background.
+    :ivar is_pos: ``(K,)`` bool, positive RoIs.
+    :ivar box_targets: ``(P, encode_size)`` encoded gt boxes of the positives, in order.
+    """
+
+    rois: Tensor
+    labels: Tensor
+    is_pos: Tensor
+    box_targets: Tensor
+
+    @property
+    def avg_factor(self) -> int:
+        """The losses' normaliser: the number of sampled RoIs (at least 1)."""
+        return max(len(self.labels), 1)
+
+
+class StandardRoIHead(nn.Module):
+    """Refines proposals (contract :class:`core.contracts.RoIHead`).
+
+    Training: proposals are assigned to the gt (``assigner``), the gt boxes are added as
+    proposals and a fixed number per image sampled (``sampler``); the sampled RoIs' features
+    (``roi_extractor``) go through :class:`Shared2FCBBoxHead`; softmax cross-entropy with a
+    background class over all sampled RoIs, and the box loss on the positives' deltas of
+    their gt class (``bbox_coder`` targets), both normalised by the sampled count.
+    Test: per-class boxes decoded and clipped, boxes under ``min_bbox_size`` dropped, then
+    per-class NMS (``postprocess``).
+
+    :param num_classes: foreground classes C (class C is background).
+    :param in_channels: channels of the pyramid levels.
+    :param fc_channels: width of the two shared FC layers.
+    :param min_bbox_size: smallest width and height of a detection (pixels).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 80,
+        in_channels: int = 256,
+        fc_channels: int = 1024,
+        roi_extractor: Annotated[Any, component("roi_extractor")] = DEFAULT_ROI_EXTRACTOR,
+        assigner: Annotated[Any, component("assigner")] = DEFAULT_ASSIGNER,
+        sampler: Annotated[Any, component("sampler")] = DEFAULT_SAMPLER,
+        bbox_coder: Annotated[Any, component("coder")] = DEFAULT_CODER,
+        loss_cls: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_CLS,
+        loss_bbox: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_BBOX,
+        postprocess: Annotated[Any, component("postprocess")] = DEFAULT_POSTPROCESS,
+        min_bbox_size: float = 1e-2,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ConfigError(f"num_classes: expected a positive int, got {num_classes}")
+        self.num_classes = num_classes
+        self.roi_extractor = build_part("roi_extractor", roi_extractor, "roi_extractor")
+        self.assigner = build_part("assigner", assigner, "assigner")
+        self.sampler = build_part("sampler", sampler, "sampler")
+        self.bbox_coder = build_part("coder", bbox_coder, "bbox_coder")
+        self.loss_cls = build_part("loss", loss_cls, "loss_cls")
+        self.loss_bbox = build_part("loss", loss_bbox, "loss_bbox")
+        self.postprocess = build_part("postprocess", postprocess, "postprocess")
+        self.min_bbox_size = min_bbox_size
+        self.bbox_head = Shared2FCBBoxHead(num_classes, in_channels,
+                                           self.roi_extractor.out_size, fc_channels,
+                                           self.bbox_coder.encode_size)
+
+    def forward(self, feats: tuple[Tensor, ...], rois: Tensor) -> tuple[Tensor, Tensor]:
+        """:param feats: pyramid levels ``(B, C_in, H_l, W_l)``.
+        :param rois: ``(K, 5)`` ``(image index, x1, y1, x2, y2)``.
+        :returns: ``(K, C + 1)`` class logits and ``(K, C, encode_size)`` deltas."""
+        return self.bbox_head(self.roi_extractor.extract(feats, rois))
+
+    # ---- training ----------------------------------------------------------------------
+
+    def sample(self, proposals: Sequence[Instances], samples: list[DetSample]
+               ) -> tuple[SampleResult, GTBatch]:
+        """Assign the proposals and sample RoIs as training does.
+
+        :returns: ``(B, M + R)`` sampling (gt boxes first when the sampler adds them; the
+            RoIs are ``result.priors.boxes``) and the padded ground truth.
+        """
+        priors = proposal_priors(proposals, proposals[0].boxes.device if proposals else "cpu")
+        gt = GTBatch.from_samples(samples, priors.boxes.device)
+        return self.sampler.sample(self.assigner.assign(priors, gt), priors, gt), gt
+
+    def targets(self, proposals: Sequence[Instances], samples: list[DetSample]) -> RoITargets:
+        """Sampled RoIs and what their losses need.
+
+        :param proposals: per image, ``img_shape`` pixels (no gradient).
+        :param samples: with ``gt`` in ``img_shape`` pixels.
+        """
+        sampling, gt = self.sample(proposals, samples)
+        image, index = (sampling.pos_mask | sampling.neg_mask).nonzero(as_tuple=True)
+        boxes = sampling.priors.boxes[image, index]
+        assigned = sampling.assign_result
+        is_pos = sampling.pos_mask[image, index]
+        labels = torch.where(is_pos, assigned.labels[image, index], self.num_classes)
+        pos_gt = gt.boxes[image[is_pos], assigned.gt_inds[image, index][is_pos] - 1]
+        return RoITargets(rois=torch.cat([image[:, None].to(boxes.dtype), boxes], dim=1),
+                          labels=labels, is_pos=is_pos,
+                          box_targets=self.bbox_coder.encode(boxes[is_pos], pos_gt))
+
+    def loss_by_rois(self, cls: Tensor, deltas: Tensor, targets: RoITargets
+                     ) -> dict[str, Tensor]:
+        """``{"loss_cls", "loss_bbox", "roi_num_pos"}`` from the sampled RoIs' outputs.
+
+        :param cls: ``(K, C + 1)`` class logits of ``targets.rois``.
+        :param deltas: ``(K, C, encode_size)`` class-specific deltas.
+        """
+        pos_deltas = deltas[targets.is_pos, targets.labels[targets.is_pos]]
+        return {
+            "loss_cls": self.loss_cls(cls, targets.labels, avg_factor=targets.avg_factor),
+            "loss_bbox": self.loss_bbox(pos_deltas, targets.box_targets,
+                                        avg_factor=targets.avg_factor),
+            NUM_POS_KEY: cls.new_tensor(float(targets.is_pos.sum())),
+        }
+
+    def loss(self, feats: tuple[Tensor, ...], proposals: list[Instances],
+             samples: list[DetSample]) -> dict[str, Tensor]:
+        """``{"loss_cls", "loss_bbox", "roi_num_pos"}`` of the sampled RoIs.
+
+        :param feats: pyramid levels ``(B, C_in, H_l, W_l)``.
+        :param proposals: per image, ``img_shape`` pixels (no gradient).
+        :param samples: with ``gt`` in ``img_shape`` pixels.
+        """
+        targets = self.targets(proposals, samples)
+        return self.loss_by_rois(*self(feats, targets.rois), targets)
+
+    # ---- testing -----------------------------------------------------------------------
+
+    def predict(self, feats: tuple[Tensor, ...], proposals: list[Instances],
+                samples: list[DetSample]) -> list[Instances]:
+        """Detections per image in ``img_shape`` pixels (clipped to it)."""
+        device = feats[0].device
+        priors = proposal_priors(proposals, device)
+        image, index = priors.valid.nonzero(as_tuple=True)
+        boxes = priors.boxes[image, index]
+        cls, deltas = self(feats, rois_from_boxes([p.boxes.to(device) for p in proposals]))
+        img_shapes = torch.tensor([s.img_shape for s in samples], device=device)
+        decoded = self.bbox_coder.decode(boxes[:, None, :], deltas,
+                                         max_shape=img_shapes[image][:, None, :])  # (K, C, 4)
+        scores = cls.softmax(dim=-1)[:, : self.num_classes]
+        num_images, num_rois = priors.valid.shape
+        padded_scores = scores.new_zeros((num_images, num_rois, self.num_classes))
+        padded_scores[image, index] = scores
+        padded_boxes = decoded.new_zeros((num_images, num_rois, self.num_classes, 4))
+        padded_boxes[image, index] = decoded
+        candidates = self.postprocess.select([padded_scores])
+        batch = torch.arange(num_images, device=device)[:, None]
+        cand_boxes = padded_boxes[batch, candidates.prior_inds, candidates.labels]
+        sizes = cand_boxes[..., 2:] - cand_boxes[..., :2]
+        large = (sizes >= self.min_bbox_size).all(dim=-1)
+        real = priors.valid.gather(1, candidates.prior_inds)
+        candidates = attrs.evolve(candidates, valid=candidates.valid & large & real)
+        return self.postprocess(cand_boxes, candidates)

@@ -1,0 +1,146 @@
+"""Region proposal network head (Ren et al., 2015) on the shared dense-head path."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+from core.contracts import Predictions, Priors
+from core.errors import ConfigError
+from core.models.build import build_part
+from core.models.heads import DenseHead
+from core.models.heads.dense_head import NUM_POS_KEY, DenseTargets
+from core.registry import component
+from core.structures import DetSample, Instances
+
+CONV_KERNEL = 3
+INIT_STD = 0.01
+#: One objectness logit per anchor; positives are class 0, background is class 1.
+NUM_OBJECTNESS = 1
+OBJECT_LABEL = 0
+#: Loss-dict keys of this stage (they must differ from the RoI head's).
+LOSS_KEYS = {"loss_cls": "loss_rpn_cls", "loss_bbox": "loss_rpn_bbox",
+             NUM_POS_KEY: "rpn_num_pos"}
+
+DEFAULT_PRIOR_GENERATOR = {
+    "type": "AnchorGenerator",
+    "strides": [4, 8, 16, 32, 64],
+    "ratios": [0.5, 1.0, 2.0],
+    "octave_base_scale": 8.0,
+    "scales_per_octave": 1,
+}
+DEFAULT_ASSIGNER = {"type": "MaxIoUAssigner", "pos_iou_thr": 0.7, "neg_iou_thr": 0.3,
+                    "min_pos_iou": 0.3}
+DEFAULT_SAMPLER = {"type": "RandomSampler", "num": 256, "pos_fraction": 0.5}
+DEFAULT_CODER = {"type": "DeltaXYWHBBoxCoder"}
+DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss", "use_sigmoid": True}
+DEFAULT_LOSS_BBOX = {"type": "L1Loss"}
+DEFAULT_TEST_PROPOSALS = {"type": "ProposalNMS", "nms_pre": 1000, "iou_threshold": 0.7,
+                          "max_per_img": 1000}
+DEFAULT_TRAIN_PROPOSALS = {"type": "ProposalNMS", "nms_pre": 2000, "iou_threshold": 0.7,
+                           "max_per_img": 2000}
+
+
+@attrs.frozen
+class SampledTargets(DenseTargets):
+    """Targets of a randomly sampled dense head: the losses are normalised by the number of
+    sampled anchors (positives and negatives), as torchvision and MMDetection do."""
+
+    @property
+    def avg_factor(self) -> int:
+        """Sampled anchors over the batch (at least 1)."""
+        return max(self.sampling.num_pos + self.sampling.num_neg, 1)
+
+
+class RPNHead(DenseHead):
+    """A 3x3 conv + ReLU shared by all levels, then 1x1 convs predicting per anchor one
+    class-agnostic objectness logit and ``bbox_coder.encode_size`` box deltas.
+
+    Priors, assign -> sample -> targets, the losses and decode -> select -> NMS are
+    :class:`DenseHead`'s; this head labels every positive as "object", normalises by the
+    sampled count and returns proposals.
+
+    :param in_channels: channels of each input level.
+    :param feat_channels: channels of the shared conv.
+    :param postprocess: proposal selection at test time (``predict``).
+    :param train_postprocess: proposal selection in training (``loss_and_proposals``).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 256,
+        feat_channels: int = 256,
+        prior_generator: Annotated[Any, component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
+        assigner: Annotated[Any, component("assigner")] = DEFAULT_ASSIGNER,
+        sampler: Annotated[Any, component("sampler")] = DEFAULT_SAMPLER,
+        bbox_coder: Annotated[Any, component("coder")] = DEFAULT_CODER,
+        loss_cls: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_CLS,
+        loss_bbox: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_BBOX,
+        postprocess: Annotated[Any, component("postprocess")] = DEFAULT_TEST_PROPOSALS,
+        train_postprocess: Annotated[Any, component("postprocess")] = DEFAULT_TRAIN_PROPOSALS,
+    ) -> None:
+        super().__init__(NUM_OBJECTNESS, prior_generator, assigner, sampler, bbox_coder,
+                         loss_cls, loss_bbox, postprocess)
+        self.train_postprocess = build_part("postprocess", train_postprocess,
+                                            "train_postprocess")
+        num_priors = set(self.prior_generator.num_base_priors)
+        if len(num_priors) != 1:
+            raise ConfigError(
+                "prior_generator: every level needs the same number of anchors per cell "
+                f"(the convs are shared), got {sorted(num_priors)}"
+            )
+        self.num_base_priors = num_priors.pop()
+        self.rpn_conv = nn.Conv2d(in_channels, feat_channels, CONV_KERNEL,
+                                  padding=CONV_KERNEL // 2)
+        self.rpn_cls = nn.Conv2d(feat_channels, self.num_base_priors * NUM_OBJECTNESS, 1)
+        self.rpn_reg = nn.Conv2d(feat_channels,
+                                 self.num_base_priors * self.bbox_coder.encode_size, 1)
+        for conv in (self.rpn_conv, self.rpn_cls, self.rpn_reg):
+            nn.init.normal_(conv.weight, std=INIT_STD)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, feats: tuple[Tensor, ...]) -> tuple[list[Tensor], list[Tensor]]:
+        """:param feats: per level ``(B, in_channels, H_l, W_l)``.
+        :returns: objectness logits per level ``(B, A, H_l, W_l)`` and deltas per level
+            ``(B, A * encode_size, H_l, W_l)``."""
+        objectness, deltas = [], []
+        for x in feats:
+            hidden = torch.relu(self.rpn_conv(x))
+            objectness.append(self.rpn_cls(hidden))
+            deltas.append(self.rpn_reg(hidden))
+        return objectness, deltas
+
+    def targets(self, priors: Priors, samples: list[DetSample],
+                pred: Predictions | None = None) -> SampledTargets:
+        """:meth:`DenseHead.targets` with class-agnostic labels (every positive is
+        :data:`OBJECT_LABEL`) and the sampled count as the losses' normaliser."""
+        dense = super().targets(priors, samples, pred)
+        labels = torch.where(dense.sampling.pos_mask, OBJECT_LABEL, NUM_OBJECTNESS)
+        fields = attrs.asdict(dense, recurse=False)
+        return SampledTargets(**{**fields, "labels": labels})
+
+    def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+                     samples: list[DetSample]) -> dict[str, Tensor]:
+        """``{"loss_rpn_cls", "loss_rpn_bbox", "rpn_num_pos"}``."""
+        losses = super().loss_by_feat(cls_scores, bbox_preds, samples)
+        return {LOSS_KEYS[key]: value for key, value in losses.items()}
+
+    def loss_and_proposals(self, feats: tuple[Tensor, ...], samples: list[DetSample]
+                           ) -> tuple[dict[str, Tensor], list[Instances]]:
+        """Losses and per-image training proposals (``train_postprocess``, no gradient).
+
+        :param feats: neck outputs, per level ``(B, C_in, H_l, W_l)``.
+        :param samples: with ``gt`` in ``img_shape`` pixels.
+        :returns: the loss dict and one ``Instances`` of proposals per image.
+        """
+        objectness, deltas = self(feats)
+        losses = self.loss_by_feat(objectness, deltas, samples)
+        with torch.no_grad():
+            proposals = self.predict_by_feat([o.detach() for o in objectness],
+                                             [d.detach() for d in deltas], samples,
+                                             self.train_postprocess)
+        return losses, proposals
+

@@ -1,0 +1,190 @@
+"""Interoperation with torchvision's Faster R-CNN: matching config, weight conversion, and
+running torchvision's model on already-batched tensors.
+
+torchvision's ``GeneralizedRCNN.forward`` resizes and normalises images with its
+``GeneralizedRCNNTransform``. To compare like with like, :class:`TorchvisionRunner` skips that
+transform and calls the model's own parts (backbone, RPN, RoI heads) on exactly the
+``(B, 3, H, W)`` tensor our detector receives; use H and W that are multiples of the largest
+stride (64). torchvision's class 0 is the background, ours is the last class: weights and
+labels are shifted accordingly.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from contextlib import contextmanager
+from typing import Any
+
+from torch import Tensor, nn
+from torchvision.models.detection import FasterRCNN as TVFasterRCNN
+from torchvision.models.detection.image_list import ImageList
+
+#: Strides of torchvision's FPN levels (P2-P6) and of the RoIAlign levels (P2-P5).
+TV_STRIDES = [4, 8, 16, 32, 64]
+TV_ROI_STRIDES = [4, 8, 16, 32]
+TV_ANCHOR_SIZES = [[32], [64], [128], [256], [512]]
+TV_FPN_CHANNELS = 256
+TV_FC_CHANNELS = 1024
+TV_SMOOTH_L1_BETA = 1 / 9
+TV_ROI_SAMPLING_RATIO = 2
+RESNET_IN_CHANNELS = [256, 512, 1024, 2048]
+BOX_SIZE = 4
+#: torchvision's background class index.
+TV_BACKGROUND = 0
+
+_DIRECT_PREFIXES = {
+    "backbone.body.": "backbone.",
+    "rpn.head.conv.0.0.": "rpn_head.rpn_conv.",
+    "rpn.head.cls_logits.": "rpn_head.rpn_cls.",
+    "rpn.head.bbox_pred.": "rpn_head.rpn_reg.",
+    "roi_heads.box_head.fc6.": "roi_head.bbox_head.shared_fcs.1.",
+    "roi_heads.box_head.fc7.": "roi_head.bbox_head.shared_fcs.3.",
+}
+_INDEXED_PREFIXES = {
+    "backbone.fpn.inner_blocks.": "neck.lateral_convs.",
+    "backbone.fpn.layer_blocks.": "neck.fpn_convs.",
+}
+_CLS_SCORE = "roi_heads.box_predictor.cls_score."
+_BBOX_PRED = "roi_heads.box_predictor.bbox_pred."
+
+
+def torchvision_like_config(num_classes: int, detections_per_img: int = 100
+                            ) -> dict[str, Any]:
+    """Model table of our Faster R-CNN built like torchvision's ``fasterrcnn_resnet50_fpn``
+    (v1): C2-C5 into the FPN, P6 by max pooling, one anchor size per level, its matchers
+    (low-quality rule: the prior's best gt), smooth L1 with beta 1/9, RoIAlign with sampling
+    ratio 2 and ``aligned=False``, and trainable BatchNorm (torchvision without weights).
+
+    :param num_classes: foreground classes (torchvision's ``num_classes - 1``).
+    :param detections_per_img: detections kept per image.
+    """
+    smooth_l1 = {"type": "SmoothL1Loss", "beta": TV_SMOOTH_L1_BETA}
+    return {
+        "type": "FasterRCNN",
+        "backbone": {"type": "ResNet", "depth": 50, "out_indices": [0, 1, 2, 3]},
+        "neck": {"type": "FPN", "in_channels": RESNET_IN_CHANNELS,
+                 "out_channels": TV_FPN_CHANNELS, "num_outs": len(TV_STRIDES)},
+        "rpn_head": {
+            "type": "RPNHead",
+            "in_channels": TV_FPN_CHANNELS,
+            "feat_channels": TV_FPN_CHANNELS,
+            "prior_generator": {"type": "AnchorGenerator", "strides": TV_STRIDES,
+                                "sizes": TV_ANCHOR_SIZES, "ratios": [0.5, 1.0, 2.0],
+                                "round_base_anchors": True},
+            "assigner": {"type": "MaxIoUAssigner", "pos_iou_thr": 0.7, "neg_iou_thr": 0.3,
+                         "min_pos_iou": 0.0, "low_quality_gt": "best"},
+            "loss_bbox": smooth_l1,
+            "postprocess": {"type": "ProposalNMS", "nms_pre": 1000, "max_per_img": 1000},
+            "train_postprocess": {"type": "ProposalNMS", "nms_pre": 2000,
+                                  "max_per_img": 2000},
+        },
+        "roi_head": {
+            "type": "StandardRoIHead",
+            "num_classes": num_classes,
+            "in_channels": TV_FPN_CHANNELS,
+            "fc_channels": TV_FC_CHANNELS,
+            "roi_extractor": {"type": "MultiLevelRoIAlign", "featmap_strides": TV_ROI_STRIDES,
+                              "sampling_ratio": TV_ROI_SAMPLING_RATIO, "aligned": False},
+            "loss_bbox": smooth_l1,
+            "postprocess": {"type": "MultiClassNMS", "max_per_img": detections_per_img},
+        },
+    }
+
+
+def _rename(key: str) -> str:
+    for old, new in _DIRECT_PREFIXES.items():
+        if key.startswith(old):
+            return new + key[len(old):]
+    for old, new in _INDEXED_PREFIXES.items():
+        if key.startswith(old):
+            index, _, param = key[len(old):].split(".")
+            return f"{new}{index}.{param}"
+    raise KeyError(f"no counterpart for torchvision Faster R-CNN parameter {key!r}")
+
+
+def convert_torchvision_state(tv_state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Rename a torchvision Faster R-CNN (v1) state dict to our parameter names; the class
+    predictor's background row moves from first to last and the background's box deltas
+    are dropped (our regression has one box per foreground class).
+
+    :raises KeyError: for a parameter without counterpart.
+    """
+    state = {}
+    for key, value in tv_state.items():
+        if key.startswith(_CLS_SCORE):
+            order = [*range(TV_BACKGROUND + 1, len(value)), TV_BACKGROUND]
+            state["roi_head.bbox_head.fc_cls." + key[len(_CLS_SCORE):]] = value[order]
+        elif key.startswith(_BBOX_PRED):
+            state["roi_head.bbox_head.fc_reg." + key[len(_BBOX_PRED):]] = value[BOX_SIZE:]
+        else:
+            state[_rename(key)] = value
+    return state
+
+
+def load_torchvision_weights(ours: nn.Module, tv_model: TVFasterRCNN) -> None:
+    """Copy every parameter and buffer of ``tv_model`` into ``ours`` (strict)."""
+    ours.load_state_dict(convert_torchvision_state(tv_model.state_dict()), strict=True)
+
+
+class TorchvisionRunner:
+    """Runs a torchvision Faster R-CNN on a pre-batched, pre-normalised ``(B, 3, H, W)``
+    tensor; labels are ours (foreground ``0..C-1``) on the way in and out."""
+
+    def __init__(self, model: TVFasterRCNN) -> None:
+        self.model = model
+
+    def features(self, images: Tensor) -> OrderedDict[str, Tensor]:
+        """Pyramid levels ``(B, 256, H_l, W_l)`` by torchvision's names."""
+        return self.model.backbone(images)
+
+    def anchors(self, images: Tensor) -> list[Tensor]:
+        """Per image ``(N, 4)`` RPN anchors of all levels."""
+        feats = list(self.features(images).values())
+        return self.model.rpn.anchor_generator(self._image_list(images), feats)
+
+    @staticmethod
+    def _image_list(images: Tensor, image_sizes: list[tuple[int, int]] | None = None
+                    ) -> ImageList:
+        sizes = image_sizes or [tuple(images.shape[-2:])] * len(images)
+        return ImageList(images, [tuple(s) for s in sizes])
+
+    def proposals(self, images: Tensor, image_sizes: list[tuple[int, int]]) -> list[Tensor]:
+        """Test-time proposals ``(R_i, 4)`` per image."""
+        proposals, _ = self.model.rpn(self._image_list(images, image_sizes),
+                                      self.features(images))
+        return proposals
+
+    def predict(self, images: Tensor, image_sizes: list[tuple[int, int]]
+                ) -> list[dict[str, Tensor]]:
+        """Detections (``boxes``, ``scores``, ``labels`` ours) in ``image_sizes`` pixels."""
+        feats = self.features(images)
+        image_list = self._image_list(images, image_sizes)
+        proposals, _ = self.model.rpn(image_list, feats)
+        detections, _ = self.model.roi_heads(feats, proposals, image_list.image_sizes)
+        return [{**d, "labels": d["labels"] - 1} for d in detections]
+
+    def loss(self, images: Tensor, targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+        """Training losses of the RPN and RoI heads (targets' labels ours), the heads in
+        training mode and the backbone as it is."""
+        tv_targets = [{"boxes": t["boxes"], "labels": t["labels"] + 1} for t in targets]
+        feats = self.features(images)
+        image_list = self._image_list(images)
+        with _training(self.model.rpn, self.model.roi_heads):
+            proposals, rpn_losses = self.model.rpn(image_list, feats, tv_targets)
+            _, roi_losses = self.model.roi_heads(feats, proposals, image_list.image_sizes,
+                                                 tv_targets)
+        return {**rpn_losses, **roi_losses}
+
+
+@contextmanager
+def _training(*modules: nn.Module) -> Any:
+    modes = [m.training for m in modules]
+    for module in modules:
+        module.train()
+    try:
+        yield
+    finally:
+        for module, mode in zip(modules, modes, strict=True):
+            module.train(mode)
+
+
