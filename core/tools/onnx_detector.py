@@ -18,14 +18,9 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import nms
 
+from core.models.heads import flatten_level, flatten_levels
+
 BOX_PARAMS = 4
-
-
-def _flatten_level(pred: Tensor, channels: int) -> Tensor:
-    """``(B, A * channels, H, W)`` -> ``(B, H * W * A, channels)``, the priors' order."""
-    num_images, _, height, width = pred.shape
-    pred = pred.view(num_images, -1, channels, height, width).permute(0, 3, 4, 1, 2)
-    return pred.reshape(num_images, -1, channels)
 
 
 def _dim(tensor: Tensor, index: int) -> Tensor | int:
@@ -75,7 +70,7 @@ class ExportableDetector(nn.Module):
         cls_scores, bbox_preds = head(self.detector.extract_feat(images))
         scores, labels, prior_inds, offset = [], [], [], 0
         for cls in cls_scores:
-            flat = _flatten_level(cls, num_classes).sigmoid().flatten(1)
+            flat = head.scores_from_logits(flatten_level(cls, num_classes)).flatten(1)
             num_priors = _dim(flat, 1) // num_classes
             # zero-score padding keeps top-k at nms_pre on small maps; it is never valid
             flat = torch.cat([flat, flat.new_zeros(flat.shape[0], nms.nms_pre)], dim=1)
@@ -91,8 +86,8 @@ class ExportableDetector(nn.Module):
             head.prior_generator.single_level_grid_priors((_dim(c, 2), _dim(c, 3)), level,
                                                           images.device)
             for level, c in enumerate(cls_scores)])
-        deltas = torch.cat([_flatten_level(b, BOX_PARAMS) for b in bbox_preds], dim=1)
-        deltas = deltas.gather(1, index[:, :, None].expand(-1, -1, BOX_PARAMS))
+        deltas = flatten_levels(bbox_preds, head.bbox_coder.encode_size)
+        deltas = deltas.gather(1, index[:, :, None].expand(-1, -1, deltas.shape[-1]))
         max_shape = torch._shape_as_tensor(images)[2:].reshape(1, 1, 2)
         boxes = head.bbox_coder.decode(priors[index], deltas, max_shape=max_shape)
         return self._select(boxes, score, label, num_classes, nms)
