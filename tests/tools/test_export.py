@@ -19,7 +19,7 @@ from .conftest import DEMO
 pytest.importorskip("onnxruntime")
 
 # score_thr 0 keeps every candidate: all max_per_img rows are real detections to compare
-ALL_SCORES = ["model.head.score_thr=0.0"]
+ALL_SCORES = ["model.head.postprocess.score_thr=0.0"]
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ def predicted(tiny_demo, tmp_path_factory):
     """``--test --out`` of the tiny model, then predict on copies of the same 4 test images
     plus a corrupt, a grayscale and an RGBA image."""
     root = tmp_path_factory.mktemp("predict")
-    head = ["--set", f"model.head.score_thr={SCORE_THR}"]
+    head = ["--set", f"model.head.postprocess.score_thr={SCORE_THR}"]
     test = _run(["-m", "core.run", str(DEMO), *TINY_RUN, *head, "--test",
                  str(tiny_demo.checkpoint), "--out", str(root / "test.json"), "--work-dir",
                  str(root / "work")], tiny_demo.env, root)
@@ -126,7 +126,7 @@ def test_tta_runs_and_keeps_original_pixels(predicted, tiny_demo, tmp_path):
     _, images, _, _ = predicted
     result = _run(["-m", "core.tools.predict", str(DEMO), str(tiny_demo.checkpoint),
                    str(images / "gray.png"), "--out", str(tmp_path), "--tta", "--score-thr",
-                   SCORE_THR, "--set", f"model.head.score_thr={SCORE_THR}"], tiny_demo.env,
+                   SCORE_THR, "--set", f"model.head.postprocess.score_thr={SCORE_THR}"], tiny_demo.env,
                   tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (entry,) = json.loads((tmp_path / "predictions.json").read_text())["images"]
