@@ -127,3 +127,34 @@ def test_images_without_a_file_are_skipped_with_one_warning(caplog):
     drawn.assert_not_called()
     assert [r.message for r in caplog.records] == [
         "val image 1 has no img_path: DetVisualizationHook draws only images from files"]
+
+
+def test_curves_are_redrawn_after_a_validation_at_most_every_min_interval(tmp_path,
+                                                                           monkeypatch):
+    import json
+    import logging
+    import types
+
+    from core.visualization.hooks import curves
+
+    (tmp_path / "vis_data").mkdir()
+    (tmp_path / "vis_data/scalars.json").write_text(
+        json.dumps({"train/loss": 1.0, "step": 1}) + "\n")
+    drawn, clock = [], [0.0]
+    monkeypatch.setattr(curves, "plot_panels", lambda panels, path, columns: drawn.append(
+        clock[0]))
+    monkeypatch.setattr(curves.time, "monotonic", lambda: clock[0])
+    runner = types.SimpleNamespace(rank=0, work_dir=tmp_path, logger=logging.getLogger("t"))
+    hook = CurvesHook(min_interval=30.0)
+    for now in (5.0, 20.0, 40.0, 60.0, 71.0):  # validations
+        clock[0] = now
+        hook.after_val(runner, {})
+    clock[0] = 75.0
+    hook.after_train(runner)  # the end of training always draws
+    assert drawn == [5.0, 40.0, 71.0, 75.0]
+    every_time = CurvesHook(min_interval=0.0)
+    drawn.clear()
+    for now in (1.0, 2.0):
+        clock[0] = now
+        every_time.after_val(runner, {})
+    assert drawn == [1.0, 2.0]
