@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from core.config import apply_override, resolve_references
+from core.config import apply_override, read_config, resolve_references
 from core.registry import Registries, default_value, join_path, merge_with_default
 
 
@@ -152,3 +152,13 @@ def resolve_config(config: dict[str, Any], overrides: Iterable[str], regs: Regis
     for override in overrides:
         apply_override(raw, override, allow_new=allow_new, reference=full_form(raw, regs))
     return full_form(raw, regs)
+
+
+def load_full_config(path: str, overrides: Iterable[str] = (), allow_new: bool = False
+                     ) -> dict[str, Any]:
+    """The config at ``path`` with ``overrides`` applied, in its :func:`full_form`: what
+    ``--print-config`` prints, what a run saves as ``config.toml`` and what every tool
+    builds from."""
+    from core.plugins import get_registries
+
+    return resolve_config(read_config(path), overrides, get_registries(), allow_new=allow_new)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
-from core.config import dump_config, read_config
+from core.config import dump_config
+from core.config_defaults import load_full_config
 from core.errors import ConfigError, PlugdetError
 
 EXIT_OK = 0
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m core.run",
     """
     args = build_parser(prog, command).parse_args(argv)
     try:
-        config = full_config(args.config, args.overrides, allow_new=args.set_new)
+        config = load_full_config(args.config, args.overrides, allow_new=args.set_new)
         if args.print_config:
             sys.stdout.write(dump_config(config))
             return EXIT_OK
@@ -104,15 +104,6 @@ def main(argv: list[str] | None = None, prog: str = "python -m core.run",
             raise
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-
-
-def full_config(path: str, overrides: list[str], allow_new: bool = False) -> dict[str, Any]:
-    """The config at ``path`` with ``overrides`` applied and every default filled in: what
-    ``--print-config`` prints, what the run saves as ``config.toml`` and builds."""
-    from core.config_defaults import resolve_config
-    from core.plugins import get_registries
-
-    return resolve_config(read_config(path), overrides, get_registries(), allow_new=allow_new)
 
 
 def _run(args: argparse.Namespace, config: dict) -> int:

@@ -67,7 +67,7 @@ def resolve_num_classes(cfg: dict[str, Any]) -> dict[str, Any]:
 
     Left out of ``[model.head]``, the count is set to the number of classes of the first of
     :data:`DATASET_KEYS` whose classes are known; given, it must equal that number. Configs
-    without a ``[model.head]`` table are returned unchanged.
+    without a ``[model.head]`` table, or without any dataset table, are returned unchanged.
 
     :returns: a copy of ``cfg`` (``cfg`` itself is not modified).
     :raises ConfigError: the count differs from a dataset's classes (naming both keys and
@@ -80,6 +80,9 @@ def resolve_num_classes(cfg: dict[str, Any]) -> dict[str, Any]:
     known = _known_classes(cfg)
     count = head.get("num_classes")
     if count is None:
+        if not any(isinstance(cfg.get(key), dict) and "dataset" in cfg[key]
+                   for key in DATASET_KEYS):
+            return cfg  # a model alone (model_info, tests): the head's own default
         if not known:
             raise ConfigError(
                 "model.head.num_classes: not set, and the classes of the datasets are only "

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.config import load_config
+from core.config_defaults import load_full_config
 from core.engine.run_config import resolve_device
 from core.errors import ConfigError, PlugdetError
 from core.structures import DetBatch, DetSample, Instances
@@ -160,7 +160,7 @@ def run_export(args: argparse.Namespace) -> str:
     if args.format != "onnx":
         raise ConfigError(f"--format: only 'onnx' is supported, got {args.format!r}")
     onnx, _ = _import_onnx()
-    cfg = load_config(args.config, args.overrides, allow_new=args.set_new)
+    cfg = load_full_config(args.config, args.overrides, allow_new=args.set_new)
     model = load_detector(cfg, args.checkpoint, resolve_device("cpu"))
     size = tuple(args.size) if args.size else default_size(cfg)
     images = check_image(cfg, args.image, None if args.dynamic and args.image else size)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from core.config import load_config
+from core.config_defaults import load_full_config
 from core.errors import ConfigError
 from core.tools.cli import run_reporting_errors
 from core.visualization import Visualizer
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = args.work_dir or str(Path("work_dirs") / Path(args.config).stem / "graph")
 
     def work() -> str:
-        cfg = load_config(args.config, overrides=args.overrides)
+        cfg = load_full_config(args.config, overrides=args.overrides)
         event_dir = write_graph(cfg, work_dir, tuple(args.shape))
         return f"model graph written to {event_dir}; view: tensorboard --logdir {work_dir}"
 

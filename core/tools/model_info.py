@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
-from core.config import load_config
+from core.config_defaults import load_full_config
 from core.errors import ConfigError
 from core.tools.cli import run_reporting_errors
 from core.tools.model_graph import DetectorGraph
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def work() -> str:
-        cfg = load_config(args.config, overrides=args.overrides)
+        cfg = load_full_config(args.config, overrides=args.overrides)
         info = model_info(cfg, tuple(args.shape), args.depth)
         return f"{Path(args.config).name}\n{format_info(info)}"
 

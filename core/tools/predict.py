@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.config import load_config
+from core.config_defaults import load_full_config
 from core.data.loader import collate_samples
 from core.data.transforms.loading import read_image
 from core.data.transforms.tta import merge_tta_predictions
@@ -182,7 +182,7 @@ def run_predict(args: argparse.Namespace) -> str:
     """Predict every source image; returns the summary line."""
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size: expected >= 1, got {args.batch_size}")
-    cfg = load_config(args.config, args.overrides, allow_new=args.set_new)
+    cfg = load_full_config(args.config, args.overrides, allow_new=args.set_new)
     device = resolve_device(args.device)
     files = collect_images(args.sources)
     model = load_detector(cfg, args.checkpoint, device)

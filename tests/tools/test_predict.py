@@ -126,8 +126,8 @@ def test_tta_runs_and_keeps_original_pixels(predicted, tiny_demo, tmp_path):
     _, images, _, _ = predicted
     result = _run(["-m", "core.tools.predict", str(DEMO), str(tiny_demo.checkpoint),
                    str(images / "gray.png"), "--out", str(tmp_path), "--tta", "--score-thr",
-                   SCORE_THR, "--set", f"model.head.postprocess.score_thr={SCORE_THR}"], tiny_demo.env,
-                  tmp_path)
+                   SCORE_THR, "--set", f"model.head.postprocess.score_thr={SCORE_THR}"],
+                  tiny_demo.env, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (entry,) = json.loads((tmp_path / "predictions.json").read_text())["images"]
     boxes = np.array([d["box"] for d in entry["detections"]])

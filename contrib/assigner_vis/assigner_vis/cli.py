@@ -13,7 +13,7 @@ from PIL import Image
 from assigner_vis.positives import collect_positives
 from assigner_vis.render import render_positives, render_roi_samples
 from assigner_vis.roi_samples import collect_roi_samples, has_roi_stage
-from core.config import load_config
+from core.config_defaults import load_full_config
 from core.errors import ConfigError
 from core.visualization import Visualizer
 from core.visualization.hooks.samples import load_original_image
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> list[Path]:
 
     if args.n < 1:
         raise ConfigError(f"--n: expected a positive number of images, got {args.n}")
-    cfg = load_config(args.config, overrides=args.overrides)
+    cfg = load_full_config(args.config, overrides=args.overrides)
     detector = get_registries().build("detector", cfg["model"], path="model").eval()
     loader = build_dataloader(loader_table(cfg, args.split, args.train_pipeline),
                               path=f"{args.split}_dataloader", seed=cfg.get("seed", 0))
