@@ -15,6 +15,7 @@ import sys
 from core.config import dump_config
 from core.config_defaults import load_full_config
 from core.errors import ConfigError, PlugdetError
+from core.tools.cli import add_override_arguments
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -46,17 +47,7 @@ def build_parser(prog: str = "python -m core.run", command: str | None = None,
     parser.add_argument("config", help="path of the TOML config")
     if command == "test":
         parser.add_argument("test", metavar="CKPT", help="the checkpoint to evaluate")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key (VALUE is a TOML literal; bare words are strings)",
-    )
-    parser.add_argument(
-        "--set-new", action="store_true", help="allow --set to add keys the config lacks"
-    )
+    add_override_arguments(parser)
     parser.add_argument(
         "--work-dir",
         help="root of the run directories (default work_dirs/<config stem>); each run writes "

@@ -1,8 +1,9 @@
-"""The common ending of the command-line tools: a summary line and exit status 0, or
-``error: MESSAGE`` on stderr and exit status 2."""
+"""What the command-line tools share: the config override options, and the common ending (a
+summary line and exit status 0, or ``error: MESSAGE`` on stderr and exit status 2)."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 
@@ -25,3 +26,15 @@ def run_reporting_errors(
         return ERROR_EXIT_STATUS
     print(summary)
     return 0
+
+
+def add_override_arguments(parser: argparse.ArgumentParser, allow_new: bool = True) -> None:
+    """``--set KEY=VALUE`` (repeatable, into ``args.overrides``) and, with ``allow_new``,
+    ``--set-new``; the same meaning as for training."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="override a config key (VALUE is a TOML literal; bare words are "
+                             "strings); repeatable")
+    if allow_new:
+        parser.add_argument("--set-new", action="store_true",
+                            help="allow --set to add keys the config lacks")

@@ -28,7 +28,7 @@ from core.config_defaults import load_full_config
 from core.engine.run_config import resolve_device
 from core.errors import ConfigError, PlugdetError
 from core.structures import DetBatch, DetSample, Instances
-from core.tools.cli import run_reporting_errors
+from core.tools.cli import add_override_arguments, run_reporting_errors
 from core.tools.inference import build_test_transforms, eval_loader_table, load_detector
 from core.tools.onnx_detector import ExportableDetector
 
@@ -188,10 +188,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="input size (default: the test pipeline's Resize scale)")
     parser.add_argument("--image", help="image for the check (default: seeded random pixels)")
     parser.add_argument("--out", help="output file (default: the checkpoint with .onnx)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a config key, as for training")
-    parser.add_argument("--set-new", action="store_true",
-                        help="allow --set to add keys the config lacks")
+    add_override_arguments(parser)
 
 
 def build_parser(prog: str = "python -m core.tools.export") -> argparse.ArgumentParser:

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from core.config_defaults import load_full_config
 from core.errors import ConfigError
-from core.tools.cli import run_reporting_errors
+from core.tools.cli import add_override_arguments, run_reporting_errors
 from core.visualization import Visualizer
 
 DEFAULT_SHAPE = (256, 256)
@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", help="output dir (default work_dirs/<config stem>/graph)")
     parser.add_argument("--shape", nargs=2, type=int, default=DEFAULT_SHAPE,
                         metavar=("H", "W"), help="input size (default 256 256)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="config override (repeatable)")
+    add_override_arguments(parser, allow_new=False)
     args = parser.parse_args(argv)
     work_dir = args.work_dir or str(Path("work_dirs") / Path(args.config).stem / "graph")
 

@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from core.config_defaults import load_full_config
 from core.errors import ConfigError
-from core.tools.cli import run_reporting_errors
+from core.tools.cli import add_override_arguments, run_reporting_errors
 from core.tools.model_graph import DetectorGraph
 
 DEFAULT_SHAPE = (800, 1333)  # the COCO test scale
@@ -189,14 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_DEPTH,
         help=f"list modules this many levels below the detector (default {DEFAULT_DEPTH})",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override (repeatable)",
-    )
+    add_override_arguments(parser, allow_new=False)
     args = parser.parse_args(argv)
 
     def work() -> str:

@@ -39,7 +39,7 @@ from core.engine.progress import ProgressBar
 from core.engine.run_config import TTA_DEFAULTS, resolve_device
 from core.errors import ConfigError, DataError, PlugdetError
 from core.structures import DetSample, Instances
-from core.tools.cli import run_reporting_errors
+from core.tools.cli import add_override_arguments, run_reporting_errors
 from core.tools.inference import (
     build_test_transforms,
     class_names,
@@ -254,10 +254,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where to run (default auto: CUDA when available)")
     parser.add_argument("--coco", action="store_true",
                         help="also write predictions_coco.json in COCO results format")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a config key, as for training")
-    parser.add_argument("--set-new", action="store_true",
-                        help="allow --set to add keys the config lacks")
+    add_override_arguments(parser)
 
 
 def build_parser(prog: str = "python -m core.tools.predict") -> argparse.ArgumentParser:

@@ -15,6 +15,7 @@ from assigner_vis.render import render_positives, render_roi_samples
 from assigner_vis.roi_samples import collect_roi_samples, has_roi_stage
 from core.config_defaults import load_full_config
 from core.errors import ConfigError
+from core.tools.cli import add_override_arguments
 from core.visualization import Visualizer
 from core.visualization.hooks.samples import load_original_image
 
@@ -38,8 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="keep the split's own pipeline (random augmentation included); "
                         "default: the deterministic val_dataloader pipeline")
     parser.add_argument("--show-prior", action="store_true", help="draw the positive priors")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="config override (repeatable)")
+    add_override_arguments(parser, allow_new=False)
     return parser.parse_args(argv)
 
 
