@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -25,7 +27,7 @@ def max_pool_same(x: Tensor, kernel_size: int) -> Tensor:
     return F.max_pool2d(x, kernel_size, stride=1, padding=kernel_size // 2)
 
 
-class _PyramidPooling(nn.Module):
+class _PyramidPooling(nn.Module, metaclass=abc.ABCMeta):
     """``x (B, C, H, W) -> fuse(cat[r, pools(r)]) (B, C_out, H, W)`` with ``r = reduce(x)``;
     subclasses define the pools. Non-residual: it changes the features from the start."""
 
@@ -37,8 +39,9 @@ class _PyramidPooling(nn.Module):
         self.reduce = conv_bn_silu(in_channels, hidden)
         self.fuse = conv_bn_silu(hidden * (num_pools + 1), out_channels or in_channels)
 
+    @abc.abstractmethod
     def pools(self, x: Tensor) -> list[Tensor]:
-        raise NotImplementedError
+        """The pooled maps of the reduced input, each ``(B, C_hidden, H, W)``."""
 
     def forward(self, x: Tensor) -> Tensor:
         """:param x: ``(B, C, H, W)``. :returns: ``(B, C_out, H, W)``."""
