@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from collections.abc import Callable
 
 import torch
@@ -32,6 +31,7 @@ from plugdet_faster_rcnn.torchvision_compat import (
     load_torchvision_weights,
     torchvision_like_config,
 )
+from timing import interleaved_best
 from torchvision.models.detection import fasterrcnn_resnet50_fpn
 from torchvision.models.detection.roi_heads import fastrcnn_loss
 from torchvision.models.detection.rpn import concat_box_prediction_layers
@@ -72,21 +72,6 @@ def unit_features(model: torch.nn.Module, images: torch.Tensor) -> None:
             block[0].weight /= level.std()
             block[0].bias /= level.std()
 
-
-def interleaved_best(fns: dict[str, Callable[[], object]], warmup: int, repeats: int
-                     ) -> dict[str, float]:
-    """Best (least) seconds of each function, run in turn so that load changes on a shared
-    machine hit both alike."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: min(values) for name, values in times.items()}
 
 
 def main() -> None:

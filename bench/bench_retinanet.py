@@ -27,7 +27,6 @@ Python, assignment or loss code cannot go below it.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 from functools import partial
 
@@ -38,6 +37,7 @@ from plugdet_retinanet.torchvision_compat import (
     load_torchvision_weights,
     torchvision_like_config,
 )
+from timing import interleaved_best
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 from torchvision.models.detection import RetinaNet as TVRetinaNet
@@ -101,23 +101,6 @@ def random_targets(batch: int, size: int, generator: torch.Generator) -> list[In
         )
     return targets
 
-
-def interleaved_best(
-    fns: dict[str, Callable[[], object]], warmup: int, repeats: int
-) -> dict[str, float]:
-    """Best (least) seconds of each function over ``repeats`` runs, run in turn so that load
-    changes on a shared machine hit all of them alike; the least time is the one least
-    disturbed by other processes."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: min(values) for name, values in times.items()}
 
 
 def train_step(
