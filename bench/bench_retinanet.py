@@ -45,7 +45,6 @@ from torchvision.models.detection import retinanet_resnet50_fpn
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
-from core.engine.losses import sum_losses
 from core.plugins import get_registries
 from core.structures import DetBatch, DetSample, Instances
 
@@ -108,7 +107,8 @@ def train_step(
 ) -> None:
     """Forward with loss, backward and one SGD step."""
     optimizer.zero_grad(set_to_none=True)
-    total, _ = sum_losses(loss_fn())  # the loss terms; logged scalars such as num_pos aside
+    # torchvision names its terms freely; ours add logged scalars (num_pos) without gradients
+    total = sum(value for value in loss_fn().values() if value.requires_grad)
     total.backward()
     optimizer.step()
 
