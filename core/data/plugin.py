@@ -6,6 +6,7 @@ from core import impl
 from core.data.datasets.coco import CocoDataset
 from core.data.datasets.shapes import ShapesDataset
 from core.data.datasets.voc import VocDataset
+from core.data.datasets.yolo import YoloDataset
 from core.data.transforms.geometric import Pad, RandomCrop, RandomFlip, RandomResize, Resize
 from core.data.transforms.loading import LoadImage
 from core.data.transforms.mix import MixUp, Mosaic
@@ -16,9 +17,10 @@ from core.hookspecs import Register
 
 @impl
 def register_datasets(register: Register) -> None:
-    """COCO JSON, Pascal VOC XML and the generated shapes set."""
+    """COCO JSON, Pascal VOC XML, YOLO text labels and the generated shapes set."""
     register("CocoDataset", CocoDataset)
     register("VocDataset", VocDataset)
+    register("YoloDataset", YoloDataset)
     register("ShapesDataset", ShapesDataset)
 
 

@@ -1,0 +1,172 @@
+"""YOLO-format dataset (ultralytics layout): a dataset YAML, image folders, one label file
+per image with ``class cx cy w h`` lines normalised to 0..1.
+
+Config::
+
+    [train_dataloader.dataset]
+    type = "YoloDataset"
+    data_yaml = "data/raccoon_yolo/raccoon.yaml"
+    split = "train"                 # a key of the YAML: train, val or test
+
+See :mod:`core.data.datasets.yolo_yaml` for the YAML and where label files are found.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, NamedTuple
+
+from core.data.datasets.base import DetDataset
+from core.data.datasets.coco import check_box
+from core.data.datasets.image_size import ExifMode, MismatchMode
+from core.data.datasets.records import AnnotatedBox, ImageRecord, record_from_boxes
+from core.data.datasets.yolo_yaml import class_names, label_path, read_yaml, split_images
+from core.registry import component
+
+#: columns of a label line: class, centre x, centre y, width, height.
+COLUMNS = 5
+#: box edges this far (normalised) past the image border are rounding of the written
+#: coordinates and are clamped silently; further out they are clipped and counted.
+ROUNDING = 1e-5
+
+
+class LabelLine(NamedTuple):
+    """One valid label line: class id and the normalised ``(cx, cy, w, h)`` box."""
+
+    label: int
+    box: tuple[float, float, float, float]
+
+
+def parse_label_line(text: str, num_classes: int) -> LabelLine | tuple[str, str]:
+    """A :class:`LabelLine`, or ``(reason, message)`` when the line is bad.
+
+    Reasons: ``malformed_box`` (not 5 numbers), ``unknown_class`` (class id not an integer in
+    ``0..num_classes-1``), ``outside_box`` (a value outside 0..1), ``degenerate_box`` (zero
+    width or height).
+    """
+    fields = text.split()
+    if len(fields) != COLUMNS:
+        return "malformed_box", f"expected {COLUMNS} columns 'class cx cy w h', got {len(fields)}"
+    try:
+        values = [float(f) for f in fields]
+    except ValueError:
+        return "malformed_box", f"non-numeric value in {text.strip()!r}"
+    if not all(math.isfinite(v) for v in values):
+        return "malformed_box", f"non-finite value in {text.strip()!r}"
+    cls, cx, cy, w, h = values
+    if cls != int(cls) or not 0 <= int(cls) < num_classes:
+        return "unknown_class", f"class id {fields[0]} is not one of 0..{num_classes - 1}"
+    if not all(0.0 <= v <= 1.0 for v in (cx, cy, w, h)):
+        return "outside_box", f"box {fields[1:]} has values outside 0..1 (not normalised?)"
+    if w <= 0.0 or h <= 0.0:
+        return "degenerate_box", f"box {fields[1:]} has zero width or height"
+    return LabelLine(int(cls), (cx, cy, w, h))
+
+
+def to_pixels(box: tuple[float, float, float, float], width: int, height: int) -> list[float]:
+    """Normalised ``(cx, cy, w, h)`` -> absolute ``[x1, y1, x2, y2]`` in a ``width x height``
+    image; edges within :data:`ROUNDING` past the border are put on it."""
+    cx, cy, w, h = box
+
+    def edge(value: float, size: int) -> float:
+        if -ROUNDING <= value < 0.0 or 1.0 < value <= 1.0 + ROUNDING:
+            value = min(max(value, 0.0), 1.0)
+        return value * size
+
+    return [edge(cx - w / 2, width), edge(cy - h / 2, height),
+            edge(cx + w / 2, width), edge(cy + h / 2, height)]
+
+
+class YoloDataset(DetDataset):
+    """Images and boxes of a YOLO-format (ultralytics) dataset.
+
+    Classes come from the YAML's ``names``; label ``i`` is class id ``i`` and
+    ``label_to_cat_id`` is ``label + 1``. An image whose label file is missing or empty is a
+    background image (no boxes). Bad label lines (wrong column count, non-numbers, values
+    outside 0..1, unknown class id, zero-size box) are skipped with the file and line number
+    and counted in ``dataset.skipped`` (``malformed_box``, ``outside_box``, ``unknown_class``,
+    ``degenerate_box``), or raise :class:`~core.errors.DataError` with ``strict``; boxes
+    reaching past the image border are clipped (``clipped_box`` in ``dataset.repaired``).
+    Image sizes are read from the file headers.
+
+    :param data_yaml: the dataset YAML (relative to the working directory unless absolute).
+    :param split: the YAML key naming the images: ``"train"``, ``"val"`` or ``"test"``.
+    :param filter_empty_gt: leave out images without any box (background images).
+    :param strict: raise :class:`DataError` on the first bad item instead of skipping it.
+    :param exif_orientation: ``"apply"`` (default) turns images by their EXIF orientation:
+        labels refer to the turned image, as ultralytics reads them; ``"auto"`` and
+        ``"ignore"`` use the stored pixels (label files record no size to decide by).
+    :param size_mismatch: accepted for symmetry with the other datasets (no recorded sizes).
+    :param pipeline: transforms applied to every sample.
+    """
+
+    def __init__(
+        self,
+        data_yaml: str,
+        split: str = "train",
+        filter_empty_gt: bool = False,
+        strict: bool = False,
+        exif_orientation: ExifMode = "apply",
+        size_mismatch: MismatchMode = "skip",
+        pipeline: Annotated[list[Any], component("transform")] = [],  # noqa: B006
+    ) -> None:
+        super().__init__(pipeline, strict, exif_orientation, size_mismatch)
+        source = Path(data_yaml).expanduser()
+        content = read_yaml(source)
+        self.classes = class_names(content, source)
+        self.label_to_cat_id = {label: label + 1 for label in range(len(self.classes))}
+        self.filter_empty_gt = filter_empty_gt
+        self._skips.source = f"YoloDataset({source}, {split})"
+        records = []
+        for img_id, image in enumerate(split_images(content, split, source)):
+            record = self._record(img_id, image)
+            if record is not None:
+                records.append(record)
+        self.set_records(records, f"{source} [{split}]")
+
+    def _read_labels(self, path: Path) -> list[LabelLine] | None:
+        """Valid lines of a label file (``[]`` if missing); ``None`` if unreadable."""
+        if not path.is_file():
+            return []
+        try:
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            self._skips.skip("bad_label", f"{path}: unreadable label file ({exc})")
+            return None
+        labels = []
+        for number, text in enumerate(lines, start=1):
+            if not text.strip():
+                continue
+            parsed = parse_label_line(text, len(self.classes))
+            if isinstance(parsed, LabelLine):
+                labels.append(parsed)
+            else:
+                reason, message = parsed
+                self._skips.skip(reason, f"{path}:{number}: {message}")
+        return labels
+
+    def _record(self, img_id: int, image: Path) -> ImageRecord | None:
+        if not image.is_file():
+            self._skips.skip("missing_image", f"image file {image} not found")
+            return None
+        labels_file = label_path(image)
+        lines = self._read_labels(labels_file)
+        if lines is None:
+            return None
+        size = self._image_size(None, image, str(labels_file))
+        if size is None:
+            return None
+        objects = []
+        for index, line in enumerate(lines):
+            box = check_box(to_pixels(line.box, size.width, size.height), size.width,
+                            size.height, f"{labels_file}: box {index}", self._skips,
+                            self.repaired)
+            if box is not None:
+                objects.append(AnnotatedBox(box, line.label, ignore=False))
+        record = record_from_boxes(img_id, str(image), size.height, size.width, objects,
+                                   size.exif_transpose)
+        if self.filter_empty_gt and not len(record.boxes):
+            self._skips.omit("empty_gt", f"{image}: no boxes (filter_empty_gt = true)")
+            return None
+        return record
