@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -15,26 +16,48 @@ if TYPE_CHECKING:
 
 
 class EMAHook(Hook):
-    """Keeps ``ema = (1 - momentum) * ema + momentum * weights`` after every iteration.
+    """Keeps ``ema = (1 - m) * ema + m * weights`` after every iteration.
+
+    ``m`` is ``momentum``, or with ``ramp_tau > 0`` (the YOLO recipe, as ultralytics'
+    ``ModelEMA`` and MMYOLO's ``ExpMomentumEMA``) it starts near 1 and decays to
+    ``momentum``: at update ``u = 1, 2, ...``
+
+        m(u) = momentum + (1 - momentum) * exp(-u / ramp_tau)
+
+    i.e. the average keeps weight ``d = (1 - momentum) * (1 - exp(-u / ramp_tau))``; YOLO
+    configs use ``momentum = 0.0001`` (``decay = 0.9999``) and ``ramp_tau = 2000``. ``u``
+    counts iterations after ``begin_iter`` (``runner.iter - begin_iter``), so it is restored
+    exactly on resume.
 
     Validation and testing run with the averaged weights (swapped in and out); checkpoints
     store them under ``ema_state_dict``.
 
-    :param momentum: weight of the current model in each update.
+    :param momentum: weight of the current model in each update (its floor with a ramp).
     :param update_buffers: average buffers too (otherwise they are copied).
     :param begin_iter: iterations before averaging starts (the average copies until then).
+    :param ramp_tau: iterations of the exponential momentum ramp; 0 (default): fixed
+        ``momentum``.
     """
 
     priority = PRIORITIES["ABOVE_NORMAL"]
 
     def __init__(self, momentum: float = 0.0002, update_buffers: bool = False,
-                 begin_iter: int = 0) -> None:
+                 begin_iter: int = 0, ramp_tau: float = 0.0) -> None:
         if not 0.0 < momentum < 1.0:
             raise ConfigError(f"EMAHook.momentum: expected 0 < momentum < 1, got {momentum}")
+        if ramp_tau < 0:
+            raise ConfigError(f"EMAHook.ramp_tau: expected >= 0 (0: no ramp), got {ramp_tau}")
         self.momentum = momentum
         self.update_buffers = update_buffers
         self.begin_iter = begin_iter
+        self.ramp_tau = ramp_tau
         self.ema_state: dict[str, torch.Tensor] = {}
+
+    def momentum_at(self, update: int) -> float:
+        """The weight of the current model in update ``update`` (1-based)."""
+        if not self.ramp_tau:
+            return self.momentum
+        return self.momentum + (1.0 - self.momentum) * math.exp(-update / self.ramp_tau)
 
     def _copy_from_model(self, runner: Runner) -> None:
         self.ema_state = {k: v.detach().clone() for k, v in runner.model.state_dict().items()}
@@ -48,12 +71,13 @@ class EMAHook(Hook):
                          outputs: dict[str, float]) -> None:
         """Fold the updated weights into the average."""
         params = {name for name, _ in runner.model.named_parameters()}
+        momentum = self.momentum_at(runner.iter - self.begin_iter)
         for key, value in runner.model.state_dict().items():
             averaged = key in params or self.update_buffers
             if runner.iter <= self.begin_iter or not averaged or not value.is_floating_point():
                 self.ema_state[key].copy_(value)
             else:
-                self.ema_state[key].lerp_(value.detach(), self.momentum)
+                self.ema_state[key].lerp_(value.detach(), momentum)
 
     def _swap(self, runner: Runner) -> None:
         model_state = runner.model.state_dict()
