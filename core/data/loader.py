@@ -144,3 +144,21 @@ def build_dataloader(
         generator=torch.Generator().manual_seed(seed),
         persistent_workers=cfg.get("persistent_workers", num_workers > 0) and num_workers > 0,
     )
+
+
+def restart_workers(loader: DataLoader) -> None:
+    """Make the next ``iter(loader)`` start fresh worker processes.
+
+    Persistent workers keep the copy of the dataset made when they started, so a change of
+    the dataset (such as a new pipeline) reaches them only through new workers. The loader's
+    generator is put back to its seed, so the new workers get the same seeds as the workers
+    of a run started (or resumed) afresh at this point.
+    """
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is not None:
+        shutdown = getattr(iterator, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+        loader._iterator = None
+    if loader.generator is not None:
+        loader.generator.manual_seed(loader.generator.initial_seed())

@@ -8,16 +8,19 @@ from core.engine.hooks import (
     EvaluationHook,
     LoggerHook,
     ParamSchedulerHook,
+    PipelineSwitchHook,
 )
 from core.hookspecs import Register
 
 
 @impl
 def register_hooks(register: Register) -> None:
-    """Logger, checkpoint, param scheduler, evaluation, EMA and early stopping hooks."""
+    """Logger, checkpoint, param scheduler, evaluation, EMA, early stopping and pipeline
+    switch hooks."""
     register("LoggerHook", LoggerHook)
     register("CheckpointHook", CheckpointHook)
     register("ParamSchedulerHook", ParamSchedulerHook)
     register("EvaluationHook", EvaluationHook)
     register("EMAHook", EMAHook)
     register("EarlyStoppingHook", EarlyStoppingHook)
+    register("PipelineSwitchHook", PipelineSwitchHook)

@@ -7,6 +7,7 @@ from core.engine.hooks.ema import EMAHook
 from core.engine.hooks.evaluation import EvaluationHook
 from core.engine.hooks.logger import LoggerHook
 from core.engine.hooks.param_scheduler import ParamSchedulerHook
+from core.engine.hooks.pipeline_switch import PipelineSwitchHook
 
 __all__ = [
     "PRIORITIES",
@@ -17,4 +18,5 @@ __all__ = [
     "Hook",
     "LoggerHook",
     "ParamSchedulerHook",
+    "PipelineSwitchHook",
 ]
