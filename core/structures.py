@@ -86,6 +86,10 @@ class Instances:
         )
 
 
+#: ``DetSample.meta`` key of the letterbox shift (see :attr:`DetSample.pad_offset`).
+PAD_OFFSET_KEY = "pad_offset"
+
+
 @attrs.define
 class DetSample:
     """One image with its meta data, ground truth and (after inference) predictions.
@@ -102,7 +106,8 @@ class DetSample:
     :ivar gt: ground-truth boxes in ``img_shape`` coordinates.
     :ivar ignore: ignore regions (iscrowd, difficult) in ``img_shape`` coordinates.
     :ivar pred: predictions in ``ori_shape`` coordinates, or ``None``.
-    :ivar meta: anything else a stage wants to carry along.
+    :ivar meta: anything else a stage wants to carry along; ``meta["pad_offset"]``
+        (:data:`PAD_OFFSET_KEY`) is the ``(dx, dy)`` shift of a letterbox resize.
     """
 
     img_id: int = 0
@@ -118,6 +123,13 @@ class DetSample:
     ignore: Instances = attrs.field(factory=Instances)
     pred: Instances | None = None
     meta: dict[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def pad_offset(self) -> tuple[float, float]:
+        """``(dx, dy)`` pixels the image was shifted by inside ``img_shape`` (a letterbox's
+        centring padding): ``img = ori * scale_factor + pad_offset``; ``(0, 0)`` if none."""
+        dx, dy = self.meta.get(PAD_OFFSET_KEY, (0.0, 0.0))
+        return float(dx), float(dy)
 
     def to(self, device: torch.device | str) -> DetSample:
         """A copy whose tensors live on ``device``."""

@@ -2,9 +2,9 @@
 
 Ground truth of a sample is stored in ``img_shape`` coordinates (after the test pipeline's
 resize and flip); :func:`record_from_sample` maps it back to the original image, undoing the
-flip and dividing by ``scale_factor``, so it lines up with predictions (which the detector
-already returns in original coordinates). Test pipelines may therefore resize, flip and pad,
-but not crop.
+flip, removing a letterbox's ``pad_offset`` and dividing by ``scale_factor``, so it lines up
+with predictions (which the detector already returns in original coordinates). Test
+pipelines may therefore resize (also letterbox), flip and pad, but not crop.
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ def to_original(sample: DetSample, instances: Instances) -> torch.Tensor:
     boxes = instances.boxes.detach().to("cpu", torch.float32)
     if sample.flip and sample.flip_direction is not None and len(boxes):
         boxes = flip_boxes(boxes, sample.img_shape, sample.flip_direction)
+    dx, dy = sample.pad_offset
     sx, sy = sample.scale_factor
-    return boxes / boxes.new_tensor([sx, sy, sx, sy])
+    return (boxes - boxes.new_tensor([dx, dy, dx, dy])) / boxes.new_tensor([sx, sy, sx, sy])
 
 
 def record_from_sample(sample: DetSample) -> ImageResult:

@@ -39,8 +39,8 @@ def _scalar(value: Any) -> float:
 def to_original_frame(instances: Instances, sample: DetSample) -> Instances:
     """``instances`` mapped from ``sample.img_shape`` back to ``sample.ori_shape`` coordinates.
 
-    Undoes the flip (``horizontal``, ``vertical`` or ``diagonal``) and then the resize; the
-    result lives on the CPU.
+    Undoes the flip (``horizontal``, ``vertical`` or ``diagonal``), the letterbox shift
+    (``sample.pad_offset``) and then the resize; the result lives on the CPU.
     """
     instances = instances.to("cpu")
     boxes = instances.boxes.detach().float().clone()
@@ -51,7 +51,9 @@ def to_original_frame(instances: Instances, sample: DetSample) -> Instances:
             boxes[:, [0, 2]] = width - boxes[:, [2, 0]]
         if direction in ("vertical", "diagonal"):
             boxes[:, [1, 3]] = height - boxes[:, [3, 1]]
+    dx, dy = sample.pad_offset
     scale_x, scale_y = sample.scale_factor
+    boxes -= torch.tensor([dx, dy, dx, dy], dtype=boxes.dtype)
     boxes /= torch.tensor([scale_x, scale_y, scale_x, scale_y], dtype=boxes.dtype)
     return Instances(boxes=boxes, labels=instances.labels, scores=instances.scores)
 

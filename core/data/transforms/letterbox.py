@@ -1,0 +1,62 @@
+"""Letterbox resize: keep the aspect ratio, pad to a fixed size with the image centred."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch.nn.functional as F
+
+from core.data.transforms.boxes import map_instances, translate_boxes
+from core.data.transforms.geometric import resize_sample
+from core.errors import DataError
+from core.structures import PAD_OFFSET_KEY, DetSample
+
+
+class LetterResize:
+    """Resize by one factor to fit ``scale = (H, W)`` and pad to exactly ``(H, W)``.
+
+    The factor is ``min(H / h, W / w)`` (at most 1 unless ``allow_scale_up``); the resized
+    image (sides rounded) sits in the middle, the padding split evenly (the odd pixel goes
+    to the bottom/right) and filled with ``pad_value``. Boxes follow. ``img_shape`` and
+    ``pad_shape`` become ``(H, W)``, ``scale_factor`` the per-axis factors actually applied,
+    and ``meta["pad_offset"]`` the ``(left, top)`` shift, so that predictions map back exactly:
+    ``ori = (img - pad_offset) / scale_factor`` (done by
+    :func:`core.models.postprocess.rescale_to_original` and the metric records). A flip
+    belongs after this transform; it does not combine with ``TestTimeAug``.
+
+    :param scale: ``(H, W)`` of the output.
+    :param pad_value: value of the padding pixels.
+    :param allow_scale_up: enlarge images smaller than ``scale`` (else only shrink).
+    """
+
+    def __init__(self, scale: tuple[int, int] = (640, 640), pad_value: float = 114.0,
+                 allow_scale_up: bool = True) -> None:
+        if len(scale) != 2 or min(scale) <= 0:
+            raise ValueError(f"scale must be a positive (H, W), got {scale}")
+        self.scale = (int(scale[0]), int(scale[1]))
+        self.pad_value = pad_value
+        self.allow_scale_up = allow_scale_up
+
+    def __call__(self, sample: DetSample, rng: np.random.Generator) -> DetSample:
+        if sample.image is None:
+            raise DataError(f"LetterResize: sample img_id={sample.img_id} ({sample.img_path}) "
+                            "has no image; put LoadImage first in the pipeline")
+        target_h, target_w = self.scale
+        h, w = int(sample.image.shape[1]), int(sample.image.shape[2])
+        ratio = min(target_h / h, target_w / w)
+        if not self.allow_scale_up:
+            ratio = min(ratio, 1.0)
+        new_h = min(target_h, max(1, round(h * ratio)))
+        new_w = min(target_w, max(1, round(w * ratio)))
+        prev_dx, prev_dy = sample.pad_offset
+        sample = resize_sample(sample, (new_h, new_w))
+        top, left = (target_h - new_h) // 2, (target_w - new_w) // 2
+        bottom, right = target_h - new_h - top, target_w - new_w - left
+        if top or bottom or left or right:
+            sample.image = F.pad(sample.image, (left, right, top, bottom), value=self.pad_value)
+        sample.gt = map_instances(sample.gt, translate_boxes(sample.gt.boxes, left, top))
+        sample.ignore = map_instances(sample.ignore,
+                                      translate_boxes(sample.ignore.boxes, left, top))
+        sx, sy = new_w / w, new_h / h
+        sample.meta[PAD_OFFSET_KEY] = (prev_dx * sx + left, prev_dy * sy + top)
+        sample.img_shape = sample.pad_shape = (target_h, target_w)
+        return sample
