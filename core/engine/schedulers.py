@@ -16,6 +16,17 @@ Config (``[[param_schedulers]]``, applied multiplicatively in order)::
 Types: ``LinearWarmup`` (start_factor), ``Step`` (step_size, gamma), ``MultiStep``
 (milestones, gamma), ``Cosine`` (eta_min; period end - begin), ``Poly`` (power; over
 end - begin). ``begin`` defaults to 0, ``end`` to the run's length in the scheduler's unit.
+A per-iteration scheduler of an epoch-based run may give ``end_epochs = N``: it then ends
+at ``max(end, N * iterations per epoch)`` (``end`` defaults to 0 then), e.g. the YOLO warm-up
+over ``max(3 epochs, 1000 iterations)``::
+
+    [[param_schedulers]]
+    type = "LinearWarmup"
+    by_epoch = false
+    start_factor = 0.001
+    end = 1000
+    end_epochs = 3
+
 A scheduler's torch object is created when its window begins, so several schedulers chain.
 """
 
@@ -45,7 +56,7 @@ _FACTORIES: dict[str, tuple[set[str], Callable[..., LRScheduler]]] = {
         opt, total_iters=span, power=o.get("power", 1.0))),
 }
 _REQUIRED = {"Step": ("step_size",), "MultiStep": ("milestones",)}
-_COMMON_KEYS = {"type", "by_epoch", "begin", "end"}
+_COMMON_KEYS = {"type", "by_epoch", "begin", "end", "end_epochs"}
 #: Scheduler attributes saved in checkpoints (plain types only).
 _STATE_KEYS = ("last_epoch", "_step_count", "base_lrs", "_last_lr")
 
@@ -98,11 +109,29 @@ class WindowedScheduler:
                 setattr(self.scheduler, key, state[key])
 
 
+def _end_from_epochs(entry: dict[str, Any], path: str, by_epoch: bool,
+                     max_epochs: int | None, max_iters: int) -> int:
+    """``max(end, end_epochs * iterations per epoch)`` of a per-iteration scheduler."""
+    epochs = entry["end_epochs"]
+    if by_epoch or not max_epochs:
+        raise ConfigError(f"{path}.end_epochs: only for a per-iteration scheduler "
+                          f"(by_epoch = false) of an epoch-based run")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ConfigError(f"{path}.end_epochs: expected an integer >= 0, got {epochs!r}")
+    end = entry.get("end", 0)
+    if isinstance(end, bool) or not isinstance(end, int):
+        raise ConfigError(f"{path}.end: expected an integer, got {end!r}")
+    return max(end, epochs * (max_iters // max_epochs))
+
+
 def _window(entry: dict[str, Any], path: str, by_epoch: bool, max_epochs: int | None,
             max_iters: int) -> tuple[int, int]:
     length = max_epochs if by_epoch else max_iters
     begin = entry.get("begin", 0)
-    end = entry.get("end", length)
+    if "end_epochs" in entry:
+        end = _end_from_epochs(entry, path, by_epoch, max_epochs, max_iters)
+    else:
+        end = entry.get("end", length)
     if end is None:
         raise ConfigError(f"{path}.end: needed for a per-epoch scheduler in an iteration run")
     if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin < end):

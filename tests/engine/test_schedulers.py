@@ -78,3 +78,24 @@ def test_bad_scheduler_configs(entry, message):
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     with pytest.raises(ConfigError, match=message):
         ParamSchedulers.from_config(optimizer, [entry], 3, 30)
+
+
+@pytest.mark.parametrize(("end", "end_epochs", "warmup_iters"), [(4, 2, 20), (25, 2, 25),
+                                                                 (None, 1, 10)])
+def test_warmup_over_the_longer_of_epochs_and_iterations(end, end_epochs, warmup_iters):
+    entry = {"type": "LinearWarmup", "start_factor": 0.01, "by_epoch": False,
+             "end_epochs": end_epochs, **({} if end is None else {"end": end})}
+    lrs = _lrs([entry])
+    # the YOLO warm-up: linear from 0.01 to 1 over max(end_epochs epochs, end iterations)
+    expected = [0.01 + 0.99 * min(it, warmup_iters) / warmup_iters for it in range(30)]
+    assert lrs == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ({"type": "LinearWarmup", "by_epoch": True, "end_epochs": 1}, "only for a per-iteration"),
+    ({"type": "LinearWarmup", "by_epoch": False, "end_epochs": -1}, "integer >= 0"),
+    ({"type": "LinearWarmup", "by_epoch": False, "end_epochs": 1, "end": "x"}, "an integer"),
+])
+def test_bad_end_epochs_names_the_key(entry, message):
+    with pytest.raises(ConfigError, match=rf"param_schedulers\[0\]\.end(_epochs)?: .*{message}"):
+        _lrs([entry])
