@@ -13,7 +13,8 @@ Config (``[[param_schedulers]]``, applied multiplicatively in order)::
     milestones = [8, 11]
     gamma = 0.1
 
-Types: ``LinearWarmup`` (start_factor), ``Step`` (step_size, gamma), ``MultiStep``
+Types: ``LinearWarmup`` (start_factor), ``Linear`` (start_factor = 1, end_factor = 0.01:
+the YOLO decay to ``lrf = 0.01``), ``Step`` (step_size, gamma), ``MultiStep``
 (milestones, gamma), ``Cosine`` (eta_min; period end - begin), ``Poly`` (power; over
 end - begin). ``begin`` defaults to 0, ``end`` to the run's length in the scheduler's unit.
 A per-iteration scheduler of an epoch-based run may give ``end_epochs = N``: it then ends
@@ -46,6 +47,9 @@ LRScheduler = lr_scheduler.LRScheduler
 _FACTORIES: dict[str, tuple[set[str], Callable[..., LRScheduler]]] = {
     "LinearWarmup": ({"start_factor"}, lambda opt, span, o: lr_scheduler.LinearLR(
         opt, start_factor=o.get("start_factor", 0.001), end_factor=1.0, total_iters=span)),
+    "Linear": ({"start_factor", "end_factor"}, lambda opt, span, o: lr_scheduler.LinearLR(
+        opt, start_factor=o.get("start_factor", 1.0), end_factor=o.get("end_factor", 0.01),
+        total_iters=span)),
     "Step": ({"step_size", "gamma"}, lambda opt, span, o: lr_scheduler.StepLR(
         opt, step_size=o["step_size"], gamma=o.get("gamma", 0.1))),
     "MultiStep": ({"milestones", "gamma"}, lambda opt, span, o: lr_scheduler.MultiStepLR(

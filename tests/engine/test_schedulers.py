@@ -99,3 +99,13 @@ def test_warmup_over_the_longer_of_epochs_and_iterations(end, end_epochs, warmup
 def test_bad_end_epochs_names_the_key(entry, message):
     with pytest.raises(ConfigError, match=rf"param_schedulers\[0\]\.end(_epochs)?: .*{message}"):
         _lrs([entry])
+
+
+def test_yolo_schedule_warmup_then_linear_decay_to_lrf():
+    lrs = _lrs([{"type": "LinearWarmup", "start_factor": 0.1, "by_epoch": False, "end": 5},
+                {"type": "Linear", "by_epoch": True, "end_factor": 0.01}])
+    # per epoch e: 1 - (1 - 0.01) * e / 3 (ultralytics' linear lf with lrf = 0.01), times warm-up
+    for it in range(30):
+        epoch_factor = 1 - 0.99 * (it // ITERS_PER_EPOCH) / 3
+        warmup = 0.1 + 0.9 * min(it, 5) / 5
+        assert lrs[it] == pytest.approx(epoch_factor * warmup)
