@@ -69,7 +69,7 @@ def test_poly_and_step_per_epoch():
 
 
 @pytest.mark.parametrize(("entry", "message"), [
-    ({"type": "Linear"}, "unknown scheduler 'Linear'"),
+    ({"type": "Exponential"}, "unknown scheduler 'Exponential'"),
     ({"type": "MultiStep"}, r"param_schedulers\[0\].milestones: required"),
     ({"type": "Cosine", "gamma": 0.1}, r"unknown keys \['gamma'\]"),
     ({"type": "Cosine", "begin": 5, "end": 2}, "begin < end"),
