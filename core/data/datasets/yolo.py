@@ -19,7 +19,7 @@ from typing import Annotated, Any, NamedTuple
 
 from core.data.datasets.base import DetDataset
 from core.data.datasets.coco import check_box
-from core.data.datasets.image_size import ExifMode, MismatchMode
+from core.data.datasets.image_size import ExifMode
 from core.data.datasets.records import AnnotatedBox, ImageRecord, record_from_boxes
 from core.data.datasets.yolo_yaml import class_names, label_path, read_yaml, split_images
 from core.registry import component
@@ -97,7 +97,6 @@ class YoloDataset(DetDataset):
     :param exif_orientation: ``"apply"`` (default) turns images by their EXIF orientation:
         labels refer to the turned image, as ultralytics reads them; ``"auto"`` and
         ``"ignore"`` use the stored pixels (label files record no size to decide by).
-    :param size_mismatch: accepted for symmetry with the other datasets (no recorded sizes).
     :param pipeline: transforms applied to every sample.
     """
 
@@ -108,10 +107,9 @@ class YoloDataset(DetDataset):
         filter_empty_gt: bool = False,
         strict: bool = False,
         exif_orientation: ExifMode = "apply",
-        size_mismatch: MismatchMode = "skip",
         pipeline: Annotated[list[Any], component("transform")] = [],  # noqa: B006
     ) -> None:
-        super().__init__(pipeline, strict, exif_orientation, size_mismatch)
+        super().__init__(pipeline, strict, exif_orientation)
         source = Path(data_yaml).expanduser()
         content = read_yaml(source)
         self.classes = class_names(content, source)
