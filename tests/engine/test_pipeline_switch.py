@@ -1,10 +1,22 @@
 """PipelineSwitchHook: mosaic off for the last epochs, through worker processes and resume."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 import yaml
-from engine_toy import toy_config
+from engine_toy import (
+    CLI,
+    cli_env,
+    load_weights,
+    only_run_dir,
+    run_cli,
+    toy_config,
+    write_config,
+)
 from PIL import Image
+from test_cli_resume import _last_checkpoint, _sigkill_when
 
 from core.engine.checkpoint import load_checkpoint
 from core.engine.hooks import Hook, PipelineSwitchHook
@@ -120,3 +132,30 @@ def test_bad_settings_are_config_errors(tmp_path, data_yaml):
                   train={"by_epoch": False, "max_iters": 2})
     with pytest.raises(ConfigError, match="needs an epoch-based run"):
         Runner.from_config(cfg, work_dir=str(tmp_path / "r")).train()
+
+
+@pytest.mark.slow  # three CLI processes: about 45 s on a busy 2-core machine
+def test_sigkill_after_the_switch_then_cli_resume_is_exact(tmp_path, data_yaml):
+    """The CLI run with a persistent worker process, killed mid-epoch after the switch."""
+    cfg = _config(data_yaml, 1, {"switch_epoch": 1},
+                  default_hooks={"checkpoint": {"iter_interval": 1, "max_keep": 0}})
+    config = write_config(tmp_path / "toy.toml", cfg)
+    straight = run_cli(str(config), "--work-dir", str(tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stderr
+    runs = tmp_path / "runs"
+    process = subprocess.Popen(
+        [sys.executable, str(CLI), str(config), "--work-dir", str(runs),
+         "--set-new", "--set", "model.delay=0.3"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=cli_env())
+    _sigkill_when(lambda: _last_checkpoint(runs) == "iter_6.pth", process)
+    run_dir = only_run_dir(runs)
+    resumed_from = (run_dir / "last_checkpoint").read_text()
+    state = load_checkpoint(run_dir / resumed_from)
+    assert state["meta"]["epoch"] == 1 and state["pipeline_switch"]["switched"] is True
+    result = run_cli(str(config), "--work-dir", str(runs), "--resume")
+    assert result.returncode == 0, result.stderr
+    log = (run_dir / "train.log").read_text()
+    assert log.count("training pipeline switched") == 2  # before the kill and on resume
+    reference = load_weights(only_run_dir(tmp_path / "straight") / "epoch_3.pth")
+    final = load_weights(run_dir / "epoch_3.pth")
+    assert all(torch.equal(final[k], reference[k]) for k in reference)
