@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from core import impl
 from core.hookspecs import Register
-from core.models.assigners import ATSSAssigner, MaxIoUAssigner
+from core.models.assigners import (
+    ATSSAssigner,
+    DynamicSoftLabelAssigner,
+    MaxIoUAssigner,
+    SimOTAAssigner,
+)
 from core.models.backbones import ResNet, TinyNet
 from core.models.coders import DeltaXYWHBBoxCoder
 from core.models.detectors import SingleStageDetector, TwoStageDetector
@@ -56,6 +61,8 @@ def register_prior_generators(register: Register) -> None:
 def register_assigners(register: Register) -> None:
     register("MaxIoUAssigner", MaxIoUAssigner)
     register("ATSSAssigner", ATSSAssigner)
+    register("SimOTAAssigner", SimOTAAssigner)
+    register("DynamicSoftLabelAssigner", DynamicSoftLabelAssigner)
 
 
 @impl

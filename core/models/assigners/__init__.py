@@ -2,7 +2,10 @@
 ignored (contract: :class:`core.contracts.Assigner`)."""
 
 from core.models.assigners.atss_assigner import ATSSAssigner
+from core.models.assigners.dynamic_soft_label_assigner import DynamicSoftLabelAssigner
 from core.models.assigners.max_iou_assigner import MaxIoUAssigner
 from core.models.assigners.quality_matcher import QualityMatcher
+from core.models.assigners.sim_ota_assigner import SimOTAAssigner
 
-__all__ = ["ATSSAssigner", "MaxIoUAssigner", "QualityMatcher"]
+__all__ = ["ATSSAssigner", "DynamicSoftLabelAssigner", "MaxIoUAssigner", "QualityMatcher",
+           "SimOTAAssigner"]
