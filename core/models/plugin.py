@@ -11,7 +11,7 @@ from core.models.assigners import (
     SimOTAAssigner,
 )
 from core.models.backbones import ResNet, TinyNet
-from core.models.coders import DeltaXYWHBBoxCoder
+from core.models.coders import DeltaXYWHBBoxCoder, LogDistancePointCoder
 from core.models.detectors import SingleStageDetector, TwoStageDetector
 from core.models.enhance import (
     CBAM,
@@ -74,6 +74,7 @@ def register_samplers(register: Register) -> None:
 @impl
 def register_coders(register: Register) -> None:
     register("DeltaXYWHBBoxCoder", DeltaXYWHBBoxCoder)
+    register("LogDistancePointCoder", LogDistancePointCoder)
 
 
 @impl

@@ -1,5 +1,6 @@
 """Box coders: boxes <-> regression targets relative to priors."""
 
 from core.models.coders.delta_xywh import DeltaXYWHBBoxCoder
+from core.models.coders.log_distance import LogDistancePointCoder
 
-__all__ = ["DeltaXYWHBBoxCoder"]
+__all__ = ["DeltaXYWHBBoxCoder", "LogDistancePointCoder"]

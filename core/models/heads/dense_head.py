@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from core.contracts import GTBatch, Predictions, Priors, SampleResult
 from core.errors import ConfigError
 from core.models.build import build_part
+from core.models.heads.assign_stats import assignment_stats
 from core.structures import DetSample, Instances
 
 #: Key of the number of positives in a head's loss dict (logged as ``train/num_pos``).
@@ -210,7 +211,7 @@ class DenseHead(nn.Module):
                             gt.boxes[pos_image, pos_gt])
 
     def loss(self, feats: tuple[Tensor, ...], samples: list[DetSample]) -> dict[str, Tensor]:
-        """Losses of a batch and the logged ``num_pos``.
+        """Losses of a batch and the logged scalars (``num_pos``, assigner statistics).
 
         :param feats: neck outputs, per level ``(B, C_in, H_l, W_l)``.
         :param samples: with ``gt`` in ``img_shape`` coordinates.
@@ -219,7 +220,8 @@ class DenseHead(nn.Module):
 
     def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
                      samples: list[DetSample]) -> dict[str, Tensor]:
-        """``{"loss_cls", "loss_bbox", "num_pos"}`` from raw outputs (see the class doc)."""
+        """``{"loss_cls", "loss_bbox"}`` from raw outputs (see the class doc) and the
+        logged scalars of :meth:`scalars`."""
         priors = self.priors_of(cls_scores)
         cls, reg = self.flat_outputs(cls_scores, bbox_preds)
         targets = self.targets(priors, samples, self.predictions(priors, cls, reg))
@@ -231,7 +233,14 @@ class DenseHead(nn.Module):
             avg_factor=targets.avg_factor,
         )
         return {"loss_cls": loss_cls, "loss_bbox": self.box_loss(reg, targets),
-                NUM_POS_KEY: cls.new_tensor(float(targets.num_pos))}
+                **self.scalars(targets)}
+
+    def scalars(self, targets: DenseTargets) -> dict[str, Tensor]:
+        """What the engine logs next to the losses: ``num_pos`` and the assigner statistics
+        of :func:`~core.models.heads.assign_stats.assignment_stats` (``assign/...``)."""
+        num_pos = targets.sampling.pos_mask.sum().float()
+        return {NUM_POS_KEY: num_pos, **assignment_stats(targets.sampling, targets.gt,
+                                                         targets.priors.level_sizes)}
 
     def box_loss(self, reg: Tensor, targets: DenseTargets) -> Tensor:
         """``loss_bbox`` of the positives: ``reg`` is ``(B, N, encode_size)``."""

@@ -21,9 +21,11 @@ INIT_STD = 0.01
 #: One objectness logit per anchor; positives are class 0, background is class 1.
 NUM_OBJECTNESS = 1
 OBJECT_LABEL = 0
-#: Loss-dict keys of this stage (they must differ from the RoI head's).
+#: Loss-dict keys of this stage (they must differ from the RoI head's); the other scalars
+#: (assigner statistics) get :data:`KEY_PREFIX`.
 LOSS_KEYS = {"loss_cls": "loss_rpn_cls", "loss_bbox": "loss_rpn_bbox",
              NUM_POS_KEY: "rpn_num_pos"}
+KEY_PREFIX = "rpn_"
 
 DEFAULT_PRIOR_GENERATOR = {
     "type": "AnchorGenerator",
@@ -124,9 +126,9 @@ class RPNHead(DenseHead):
 
     def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
                      samples: list[DetSample]) -> dict[str, Tensor]:
-        """``{"loss_rpn_cls", "loss_rpn_bbox", "rpn_num_pos"}``."""
+        """``{"loss_rpn_cls", "loss_rpn_bbox", "rpn_num_pos", "rpn_assign/..."}``."""
         losses = super().loss_by_feat(cls_scores, bbox_preds, samples)
-        return {LOSS_KEYS[key]: value for key, value in losses.items()}
+        return {LOSS_KEYS.get(key, KEY_PREFIX + key): value for key, value in losses.items()}
 
     def loss_and_proposals(self, feats: tuple[Tensor, ...], samples: list[DetSample]
                            ) -> tuple[dict[str, Tensor], list[Instances]]:

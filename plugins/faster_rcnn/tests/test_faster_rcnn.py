@@ -146,8 +146,9 @@ def test_detector_losses_backward_and_predictions():
                    torch.tensor([0, 2]))
     images = torch.randn(2, 3, IMAGE, IMAGE)
     losses = detector.loss(DetBatch(images, [sample(gt), sample()]))  # image 1 has no gt
-    assert set(losses) == {"loss_rpn_cls", "loss_rpn_bbox", "rpn_num_pos", "loss_cls",
-                           "loss_bbox", "roi_num_pos"}
+    assert {k for k in losses if not k.startswith("rpn_assign/")} == {
+        "loss_rpn_cls", "loss_rpn_bbox", "rpn_num_pos", "loss_cls", "loss_bbox", "roi_num_pos"}
+    assert losses["rpn_assign/gt_without_pos"] == 0  # both boxes of image 0 have positives
     assert all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
     assert losses["rpn_num_pos"] >= 2 and losses["roi_num_pos"] >= 2
     sum(v for k, v in losses.items() if k.startswith("loss")).backward()

@@ -62,7 +62,11 @@ def batch():
 def test_loss_reports_num_pos_and_backpropagates():
     model = build().train()
     losses = model.loss(batch())
-    assert set(losses) == {"loss_cls", "loss_bbox", "num_pos"}
+    stats = {"assign/pos_per_gt_mean", "assign/pos_per_gt_min", "assign/gt_without_pos",
+             *(f"assign/num_pos_level{level}" for level in range(4))}
+    assert set(losses) == {"loss_cls", "loss_bbox", "num_pos", *stats}
+    levels = sum(losses[f"assign/num_pos_level{level}"] for level in range(4))
+    assert levels == losses["num_pos"]
     assert all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
     (losses["loss_cls"] + losses["loss_bbox"]).backward()
     assert model.head.retina_cls.weight.grad.abs().sum() > 0
