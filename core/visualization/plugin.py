@@ -9,6 +9,7 @@ from core.visualization.hooks import (
     CurvesHook,
     DetVisualizationHook,
     ParamHistogramHook,
+    PositiveSamplesHook,
     RunInfoHook,
     RunSummaryHook,
     TestPlotsHook,
@@ -25,6 +26,7 @@ def register_vis_backends(register: Register) -> None:
 def register_hooks(register: Register) -> None:
     register("DetVisualizationHook", DetVisualizationHook)
     register("ParamHistogramHook", ParamHistogramHook)
+    register("PositiveSamplesHook", PositiveSamplesHook)
     register("RunInfoHook", RunInfoHook)
     register("TestPlotsHook", TestPlotsHook)
     register("ValPlotsHook", ValPlotsHook)
