@@ -144,6 +144,8 @@ def test_nested_config_errors_name_the_path():
         "retinanet_tinynet_fpn_demo_shapes.toml",
         "retinanet_r50_fpn_atss_1x_coco.toml",
         "retinanet_tinynet_fpn_atss_demo_shapes.toml",
+        "retinanet_tinynet_fpn_points_simota_demo_shapes.toml",
+        "retinanet_tinynet_fpn_points_dsl_demo_shapes.toml",
     ],
 )
 def test_shipped_configs_build(name):
@@ -156,7 +158,10 @@ def test_shipped_configs_build(name):
         == {"coco": 80, "raccoon": 1, "shapes": 5}[name.rsplit("_", 1)[1].removesuffix(".toml")]
     )
     assigner = type(model.head.assigner).__name__
-    assert assigner == ("ATSSAssigner" if "atss" in name else "MaxIoUAssigner")
+    by_name = {"atss": "ATSSAssigner", "simota": "SimOTAAssigner",
+               "dsl": "DynamicSoftLabelAssigner"}
+    expected = next((v for k, v in by_name.items() if f"_{k}_" in name), "MaxIoUAssigner")
+    assert assigner == expected
 
 
 def test_decoded_box_regression_with_giou_loss():
