@@ -23,7 +23,9 @@ TINY_MODEL = {
     "head": {"type": "RetinaHead", "num_classes": 2, "in_channels": 8, "feat_channels": 8,
              "stacked_convs": 1,
              "prior_generator": {"type": "AnchorGenerator", "strides": [8, 16, 32],
-                                 "ratios": [1.0], "scales_per_octave": 1}},
+                                 "ratios": [1.0], "scales_per_octave": 1},
+             # draws from the global generator: the hook must leave it where it was
+             "sampler": {"type": "RandomSampler", "num": 16, "pos_fraction": 0.5}},
 }
 
 
