@@ -1,6 +1,7 @@
-"""Shortened demo runs with PositiveSamplesHook on and the TensorBoard backend: the grids
-arrive at the configured steps and the assigner statistics are logged everywhere (event
-files read back with TensorBoard's own reader)."""
+"""Shortened demo runs with PositiveSamplesHook on and the local, TensorBoard and wandb
+(offline) backends: the grids arrive at the configured steps and the assigner statistics are
+logged everywhere (event files read back with TensorBoard's own reader, the wandb run file with
+plugdet-wandb's)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from plugdet_wandb import read_offline_run
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from core.config import load_config
@@ -30,7 +32,8 @@ SHORT_RUN = [
     "default_hooks.val_plots=false",
     "default_hooks.positive_samples.enabled=true",
     "default_hooks.positive_samples.interval=3",
-    'vis_backends=[{type = "LocalVisBackend"}, {type = "TensorboardVisBackend"}]',
+    'vis_backends=[{type = "LocalVisBackend"}, {type = "TensorboardVisBackend"}, '
+    '{type = "WandbVisBackend", mode = "offline"}]',
 ]
 
 
@@ -63,6 +66,11 @@ def check_run(run: Path) -> None:
     assert all(f"train/{key}" in local[0] for key in STATS)
     pngs = sorted(p.name for p in (run / "vis_data" / "vis_image").glob("train_positive*"))
     assert pngs == [f"train_positive_samples_{step}.png" for step in (3, 6)]
+    (wandb_dir,) = (run / "vis_data" / "wandb").glob("offline-run-*")
+    history = read_offline_run(wandb_dir).history
+    assert [row["global_step"] for row in history if f"{IMAGE_TAG}.width" in row] == [3, 6]
+    stat_steps = [row["global_step"] for row in history if "train/assign/pos_per_gt_mean" in row]
+    assert stat_steps == [2, 4, 6, 8]
     log = (run / "train.log").read_text()
     assert "assign/pos_per_gt_mean: " in log and "PositiveSamplesHook: 2 drawings" in log
 

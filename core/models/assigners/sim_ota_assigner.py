@@ -46,7 +46,11 @@ class SimOTAAssigner:
     prior's class probabilities against the box's one-hot class, summed over classes, in
     float32. Every box takes its ``k = max(1, int(sum of its topk largest candidate IoUs))``
     cheapest candidates; a prior chosen by several boxes goes to the one of lowest cost among
-    them. Everything else is negative; ignore regions are not used.
+    them (the references compare every box; see
+    :func:`~core.models.assigners.dynamic_k.resolve_claims`). Everything else is negative;
+    ignore regions are not used. This is MMDetection's and MMYOLO's SimOTA (in-box or
+    in-square candidates, radius 2.5); later official YOLOX uses the square alone with radius
+    1.5 (``center_radius = 1.5`` gives the radius, not the square-only candidates).
 
     The centres are the priors' points as given: YOLOX predicts from cell corners (offset 0)
     and assigns with the cell centres (+0.5 stride), which is what a ``PointGenerator`` with
