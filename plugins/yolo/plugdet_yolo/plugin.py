@@ -1,11 +1,14 @@
-"""Entry point of the ``plugdet-yolo`` distribution: registers the YOLO backbones and necks."""
+"""Entry point of the ``plugdet-yolo`` distribution: registers the YOLO backbones, necks,
+heads and the detector."""
 
 from __future__ import annotations
 
 from core import impl
 from core.hookspecs import Register
 from plugdet_yolo.backbones import YOLOv5CSPDarknet, YOLOv8CSPDarknet
+from plugdet_yolo.detector import YOLODetector
 from plugdet_yolo.necks import YOLOv5PAFPN, YOLOv8PAFPN
+from plugdet_yolo.yolov8_head import YOLOv8Head
 
 
 @impl
@@ -18,3 +21,13 @@ def register_backbones(register: Register) -> None:
 def register_necks(register: Register) -> None:
     register("YOLOv5PAFPN", YOLOv5PAFPN)
     register("YOLOv8PAFPN", YOLOv8PAFPN)
+
+
+@impl
+def register_heads(register: Register) -> None:
+    register("YOLOv8Head", YOLOv8Head)
+
+
+@impl
+def register_detectors(register: Register) -> None:
+    register("YOLODetector", YOLODetector)
