@@ -9,9 +9,10 @@ from core.models.assigners import (
     DynamicSoftLabelAssigner,
     MaxIoUAssigner,
     SimOTAAssigner,
+    TaskAlignedAssigner,
 )
 from core.models.backbones import ResNet, TinyNet
-from core.models.coders import DeltaXYWHBBoxCoder, LogDistancePointCoder
+from core.models.coders import DeltaXYWHBBoxCoder, DistancePointBBoxCoder, LogDistancePointCoder
 from core.models.detectors import SingleStageDetector, TwoStageDetector
 from core.models.enhance import (
     CBAM,
@@ -22,7 +23,15 @@ from core.models.enhance import (
     NonLocal2d,
     SELayer,
 )
-from core.models.losses import CrossEntropyLoss, FocalLoss, GIoULoss, L1Loss, SmoothL1Loss
+from core.models.losses import (
+    CIoULoss,
+    CrossEntropyLoss,
+    DistributionFocalLoss,
+    FocalLoss,
+    GIoULoss,
+    L1Loss,
+    SmoothL1Loss,
+)
 from core.models.necks import FPN
 from core.models.postprocess import MultiClassNMS
 from core.models.priors import AnchorGenerator, PointGenerator
@@ -63,6 +72,7 @@ def register_assigners(register: Register) -> None:
     register("ATSSAssigner", ATSSAssigner)
     register("SimOTAAssigner", SimOTAAssigner)
     register("DynamicSoftLabelAssigner", DynamicSoftLabelAssigner)
+    register("TaskAlignedAssigner", TaskAlignedAssigner)
 
 
 @impl
@@ -75,6 +85,7 @@ def register_samplers(register: Register) -> None:
 def register_coders(register: Register) -> None:
     register("DeltaXYWHBBoxCoder", DeltaXYWHBBoxCoder)
     register("LogDistancePointCoder", LogDistancePointCoder)
+    register("DistancePointBBoxCoder", DistancePointBBoxCoder)
 
 
 @impl
@@ -84,6 +95,8 @@ def register_losses(register: Register) -> None:
     register("L1Loss", L1Loss)
     register("SmoothL1Loss", SmoothL1Loss)
     register("GIoULoss", GIoULoss)
+    register("CIoULoss", CIoULoss)
+    register("DistributionFocalLoss", DistributionFocalLoss)
 
 
 @impl

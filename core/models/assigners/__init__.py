@@ -6,6 +6,7 @@ from core.models.assigners.dynamic_soft_label_assigner import DynamicSoftLabelAs
 from core.models.assigners.max_iou_assigner import MaxIoUAssigner
 from core.models.assigners.quality_matcher import QualityMatcher
 from core.models.assigners.sim_ota_assigner import SimOTAAssigner
+from core.models.assigners.task_aligned_assigner import TaskAlignedAssigner
 
 __all__ = ["ATSSAssigner", "DynamicSoftLabelAssigner", "MaxIoUAssigner", "QualityMatcher",
-           "SimOTAAssigner"]
+           "SimOTAAssigner", "TaskAlignedAssigner"]
