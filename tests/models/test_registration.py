@@ -10,7 +10,8 @@ EXPECTED = {
     "assigner": {"MaxIoUAssigner"},
     "sampler": {"PseudoSampler", "RandomSampler"},
     "coder": {"DeltaXYWHBBoxCoder"},
-    "loss": {"FocalLoss", "CrossEntropyLoss", "L1Loss", "SmoothL1Loss", "GIoULoss"},
+    "loss": {"FocalLoss", "CrossEntropyLoss", "L1Loss", "SmoothL1Loss", "GIoULoss",
+             "CIoULoss"},
 }
 
 
