@@ -1,0 +1,20 @@
+"""Entry point of the ``plugdet-yolo`` distribution: registers the YOLO backbones and necks."""
+
+from __future__ import annotations
+
+from core import impl
+from core.hookspecs import Register
+from plugdet_yolo.backbones import YOLOv5CSPDarknet, YOLOv8CSPDarknet
+from plugdet_yolo.necks import YOLOv5PAFPN, YOLOv8PAFPN
+
+
+@impl
+def register_backbones(register: Register) -> None:
+    register("YOLOv5CSPDarknet", YOLOv5CSPDarknet)
+    register("YOLOv8CSPDarknet", YOLOv8CSPDarknet)
+
+
+@impl
+def register_necks(register: Register) -> None:
+    register("YOLOv5PAFPN", YOLOv5PAFPN)
+    register("YOLOv8PAFPN", YOLOv8PAFPN)
