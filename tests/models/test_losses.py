@@ -95,7 +95,8 @@ def _ciou(a: list[float], b: list[float]) -> float:
 def test_ciou_loss_follows_the_definition():
     a = torch.tensor([[0.0, 0.0, 10.0, 10.0], [5.0, 5.0, 20.0, 30.0], [1.0, 2.0, 9.0, 4.0]])
     b = torch.tensor([[2.0, 2.0, 12.0, 12.0], [30.0, 30.0, 40.0, 45.0], [1.0, 2.0, 9.0, 4.0]])
-    expected = torch.tensor([1 - _ciou(p, t) for p, t in zip(a.tolist(), b.tolist())])
+    expected = torch.tensor([1 - _ciou(p, t) for p, t in
+                             zip(a.tolist(), b.tolist(), strict=True)])
     torch.testing.assert_close(CIoULoss(reduction="none")(a, b), expected)
     assert CIoULoss()(a[2:], b[2:]).item() == pytest.approx(0.0, abs=1e-6)
     weight = torch.tensor([1.0, 0.0, 2.0])

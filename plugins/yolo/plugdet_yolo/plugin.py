@@ -6,6 +6,9 @@ from core import impl
 from core.hookspecs import Register
 from plugdet_yolo.backbones import YOLOv5CSPDarknet, YOLOv8CSPDarknet
 from plugdet_yolo.necks import YOLOv5PAFPN, YOLOv8PAFPN
+from plugdet_yolo.yolov5_assigner import YOLOv5ShapeMatchAssigner
+from plugdet_yolo.yolov5_coder import YOLOv5BoxCoder
+from plugdet_yolo.yolov5_head import YOLOv5Head
 
 
 @impl
@@ -18,3 +21,18 @@ def register_backbones(register: Register) -> None:
 def register_necks(register: Register) -> None:
     register("YOLOv5PAFPN", YOLOv5PAFPN)
     register("YOLOv8PAFPN", YOLOv8PAFPN)
+
+
+@impl
+def register_heads(register: Register) -> None:
+    register("YOLOv5Head", YOLOv5Head)
+
+
+@impl
+def register_assigners(register: Register) -> None:
+    register("YOLOv5ShapeMatchAssigner", YOLOv5ShapeMatchAssigner)
+
+
+@impl
+def register_coders(register: Register) -> None:
+    register("YOLOv5BoxCoder", YOLOv5BoxCoder)

@@ -19,6 +19,7 @@ from core.models.heads.dense_head import NUM_POS_KEY, DenseTargets, flatten_leve
 from core.models.losses.reduction import zero_loss
 from core.registry import component
 from core.structures import DetSample, Instances
+from plugdet_yolo.layers import make_divisible
 
 LOGGER = logging.getLogger("plugdet.models")
 
@@ -67,7 +68,10 @@ class YOLOv5Head(DenseHead):
     multiplies on top.
 
     :param num_classes: foreground classes C.
-    :param in_channels: channels of each input level.
+    :param in_channels: channels of each input level before widening (the neck's
+        ``out_channels``).
+    :param widen_factor: multiplies ``in_channels`` (rounded up to a multiple of 8), as the
+        backbone's and neck's.
     :param obj_level_weights: objectness weight per level, finest first.
     :param box_gain: box loss gain before the level scaling.
     :param cls_gain: class loss gain before the class and level scaling.
@@ -79,6 +83,7 @@ class YOLOv5Head(DenseHead):
         self,
         num_classes: int = 80,
         in_channels: tuple[int, ...] = (256, 512, 1024),
+        widen_factor: float = 1.0,
         prior_generator: Annotated[Any, component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
         assigner: Annotated[Any, component("assigner")] = DEFAULT_ASSIGNER,
         sampler: Annotated[Any, component("sampler")] = DEFAULT_SAMPLER,
@@ -108,9 +113,10 @@ class YOLOv5Head(DenseHead):
                               "the cell corner; set it to 0")
         self.num_base_priors = list(self.prior_generator.num_base_priors)
         self.outputs_per_prior = BOX_CHANNELS + OBJ_CHANNELS + num_classes
+        self.in_channels = [make_divisible(c, widen_factor) for c in in_channels]
         self.convs = nn.ModuleList(
             nn.Conv2d(channels, priors * self.outputs_per_prior, kernel_size=1)
-            for channels, priors in zip(in_channels, self.num_base_priors, strict=True))
+            for channels, priors in zip(self.in_channels, self.num_base_priors, strict=True))
         self.obj_level_weights = [float(w) for w in obj_level_weights]
         level_scale = REFERENCE_LEVELS / num_levels
         self.box_weight = box_gain * level_scale
