@@ -17,14 +17,7 @@ from core.models.enhance import (
     NonLocal2d,
     SELayer,
 )
-from core.models.losses import (
-    CIoULoss,
-    CrossEntropyLoss,
-    FocalLoss,
-    GIoULoss,
-    L1Loss,
-    SmoothL1Loss,
-)
+from core.models.losses import CrossEntropyLoss, FocalLoss, GIoULoss, L1Loss, SmoothL1Loss
 from core.models.necks import FPN
 from core.models.postprocess import MultiClassNMS
 from core.models.priors import AnchorGenerator, PointGenerator
@@ -83,7 +76,6 @@ def register_losses(register: Register) -> None:
     register("L1Loss", L1Loss)
     register("SmoothL1Loss", SmoothL1Loss)
     register("GIoULoss", GIoULoss)
-    register("CIoULoss", CIoULoss)
 
 
 @impl

@@ -10,8 +10,7 @@ EXPECTED = {
     "assigner": {"MaxIoUAssigner"},
     "sampler": {"PseudoSampler", "RandomSampler"},
     "coder": {"DeltaXYWHBBoxCoder"},
-    "loss": {"FocalLoss", "CrossEntropyLoss", "L1Loss", "SmoothL1Loss", "GIoULoss",
-             "CIoULoss"},
+    "loss": {"FocalLoss", "CrossEntropyLoss", "L1Loss", "SmoothL1Loss", "GIoULoss"},
 }
 
 

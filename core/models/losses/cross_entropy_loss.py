@@ -41,14 +41,12 @@ class CrossEntropyLoss(WeightedLoss):
         avg_factor: float | Tensor | None = None,
     ) -> Tensor:
         """:param pred: ``(N, C)`` logits. :param target: ``(N,)`` int64 labels
-        (``[0, C)`` for softmax, ``[0, C]`` with background ``C`` for sigmoid), or with
-        ``use_sigmoid`` ``(N, C)`` float soft targets in ``[0, 1]`` (e.g. an IoU).
+        (``[0, C)`` for softmax, ``[0, C]`` with background ``C`` for sigmoid).
         :param weight: ``(N,)`` sample weights. :param avg_factor: normaliser for "mean".
         :returns: scalar (or per-element loss with reduction "none")."""
         class_weight = None if self.class_weight is None else pred.new_tensor(self.class_weight)
         if self.use_sigmoid:
-            binary = (target.to(pred.dtype) if target.dim() == pred.dim()
-                      else one_hot_without_background(target, pred))
+            binary = one_hot_without_background(target, pred)
             loss = F.binary_cross_entropy_with_logits(pred, binary, reduction="none")
             if class_weight is not None:
                 loss = loss * class_weight

@@ -18,9 +18,6 @@ class GIoULoss(WeightedLoss):
     :param reduction: "none", "mean" or "sum".
     """
 
-    #: ``(pred (N, 4), target (N, 4), reduction, eps) -> (N,)`` element losses.
-    element_loss = staticmethod(generalized_box_iou_loss)
-
     def forward(
         self,
         pred: Tensor,
@@ -33,7 +30,7 @@ class GIoULoss(WeightedLoss):
         :param avg_factor: normaliser for "mean". :returns: scalar (or ``(N,)``)."""
         if target.numel() == 0:
             return zero_loss(pred)
-        loss = self.element_loss(pred, target, reduction="none", eps=EPS)
+        loss = generalized_box_iou_loss(pred, target, reduction="none", eps=EPS)
         if weight is not None and weight.dim() == 2:
             weight = weight.mean(dim=-1)
         return self.weigh_and_reduce(loss, weight, avg_factor)
