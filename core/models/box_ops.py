@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchvision.ops import box_iou
+from torchvision.ops import box_iou, complete_box_iou_loss
 
 
 def box_iof(boxes: Tensor, regions: Tensor, valid: Tensor) -> Tensor:
@@ -41,3 +41,15 @@ def gt_prior_iou(gt_boxes: Tensor, prior_boxes: Tensor) -> Tensor:
         iou = box_iou(gt_boxes.reshape(-1, 4), prior_boxes)
         return iou.view(num_images, max_gts, prior_boxes.shape[0])
     return torch.stack([box_iou(g, p) for g, p in zip(gt_boxes, prior_boxes, strict=True)])
+
+
+def aligned_ciou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
+    """Complete IoU of matching rows: IoU minus the squared centre distance over the squared
+    diagonal of the enclosing box minus the aspect-ratio term ``alpha * v`` (torchvision's
+    ``complete_box_iou_loss`` is ``1 - CIoU``).
+
+    :param boxes1: ``(K, 4)`` xyxy with positive widths and heights.
+    :param boxes2: ``(K, 4)`` xyxy with positive widths and heights.
+    :returns: ``(K,)`` CIoU, at most 1.
+    """
+    return 1.0 - complete_box_iou_loss(boxes1, boxes2, reduction="none", eps=eps)

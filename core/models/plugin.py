@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from core import impl
 from core.hookspecs import Register
-from core.models.assigners import ATSSAssigner, MaxIoUAssigner
+from core.models.assigners import ATSSAssigner, MaxIoUAssigner, TaskAlignedAssigner
 from core.models.backbones import ResNet, TinyNet
-from core.models.coders import DeltaXYWHBBoxCoder
+from core.models.coders import DeltaXYWHBBoxCoder, DistancePointBBoxCoder
 from core.models.detectors import SingleStageDetector, TwoStageDetector
 from core.models.enhance import (
     CBAM,
@@ -17,7 +17,15 @@ from core.models.enhance import (
     NonLocal2d,
     SELayer,
 )
-from core.models.losses import CrossEntropyLoss, FocalLoss, GIoULoss, L1Loss, SmoothL1Loss
+from core.models.losses import (
+    CIoULoss,
+    CrossEntropyLoss,
+    DistributionFocalLoss,
+    FocalLoss,
+    GIoULoss,
+    L1Loss,
+    SmoothL1Loss,
+)
 from core.models.necks import FPN
 from core.models.postprocess import MultiClassNMS
 from core.models.priors import AnchorGenerator, PointGenerator
@@ -56,6 +64,7 @@ def register_prior_generators(register: Register) -> None:
 def register_assigners(register: Register) -> None:
     register("MaxIoUAssigner", MaxIoUAssigner)
     register("ATSSAssigner", ATSSAssigner)
+    register("TaskAlignedAssigner", TaskAlignedAssigner)
 
 
 @impl
@@ -67,6 +76,7 @@ def register_samplers(register: Register) -> None:
 @impl
 def register_coders(register: Register) -> None:
     register("DeltaXYWHBBoxCoder", DeltaXYWHBBoxCoder)
+    register("DistancePointBBoxCoder", DistancePointBBoxCoder)
 
 
 @impl
@@ -76,6 +86,8 @@ def register_losses(register: Register) -> None:
     register("L1Loss", L1Loss)
     register("SmoothL1Loss", SmoothL1Loss)
     register("GIoULoss", GIoULoss)
+    register("CIoULoss", CIoULoss)
+    register("DistributionFocalLoss", DistributionFocalLoss)
 
 
 @impl

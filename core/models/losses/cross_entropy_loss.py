@@ -13,8 +13,9 @@ class CrossEntropyLoss(WeightedLoss):
     """Cross-entropy over class logits.
 
     With ``use_sigmoid`` each of the C classes is an independent binary problem and label ``C``
-    means background (all-zero target); otherwise a softmax over the C logits (include a
-    background logit in C yourself).
+    means background (all-zero target), or the target is an ``(N, C)`` float matrix of soft
+    targets in ``[0, 1]`` (e.g. IoU or alignment scores); otherwise a softmax over the C
+    logits (include a background logit in C yourself).
 
     :param use_sigmoid: binary cross-entropy per class instead of softmax.
     :param class_weight: optional per-class weights (length C).
@@ -41,12 +42,14 @@ class CrossEntropyLoss(WeightedLoss):
         avg_factor: float | Tensor | None = None,
     ) -> Tensor:
         """:param pred: ``(N, C)`` logits. :param target: ``(N,)`` int64 labels
-        (``[0, C)`` for softmax, ``[0, C]`` with background ``C`` for sigmoid).
+        (``[0, C)`` for softmax, ``[0, C]`` with background ``C`` for sigmoid), or with
+        sigmoid ``(N, C)`` float soft targets.
         :param weight: ``(N,)`` sample weights. :param avg_factor: normaliser for "mean".
         :returns: scalar (or per-element loss with reduction "none")."""
         class_weight = None if self.class_weight is None else pred.new_tensor(self.class_weight)
         if self.use_sigmoid:
-            binary = one_hot_without_background(target, pred)
+            soft = target.is_floating_point() and target.shape == pred.shape
+            binary = target if soft else one_hot_without_background(target, pred)
             loss = F.binary_cross_entropy_with_logits(pred, binary, reduction="none")
             if class_weight is not None:
                 loss = loss * class_weight

@@ -1,0 +1,39 @@
+"""Distribution focal loss (Li et al., Generalized Focal Loss, NeurIPS 2020)."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from core.models.losses.reduction import WeightedLoss, zero_loss
+
+
+class DistributionFocalLoss(WeightedLoss):
+    """Cross-entropy of a discretised distance to its two neighbouring bins, weighted
+    linearly: a target ``t`` between bins ``l = floor(t)`` and ``l + 1`` gives
+    ``CE(pred, l) * (l + 1 - t) + CE(pred, l + 1) * (t - l)``.
+
+    The targets must lie in ``[0, n_bins - 1)`` (heads clamp them, e.g. YOLOv8 to
+    ``n_bins - 1 - 0.01``).
+
+    :param loss_weight: multiplies the loss.
+    :param reduction: "none", "mean" or "sum".
+    """
+
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | Tensor | None = None,
+    ) -> Tensor:
+        """:param pred: ``(N, n_bins)`` logits over the bins. :param target: ``(N,)`` float
+        distances in bin units. :param weight: ``(N,)``. :param avg_factor: normaliser for
+        "mean". :returns: scalar (or ``(N,)``)."""
+        if target.numel() == 0:
+            return zero_loss(pred)
+        left = target.long()
+        right_weight = target - left
+        loss = (F.cross_entropy(pred, left, reduction="none") * (1 - right_weight)
+                + F.cross_entropy(pred, left + 1, reduction="none") * right_weight)
+        return self.weigh_and_reduce(loss, weight, avg_factor)
