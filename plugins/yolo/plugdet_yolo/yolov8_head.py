@@ -1,0 +1,183 @@
+"""YOLOv8 head: decoupled class and box branches per level, box sides regressed as
+distributions over ``reg_max`` bins (distribution focal loss), task-aligned assignment."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import torch
+from torch import Tensor, nn
+
+from core.errors import ConfigError
+from core.models.build import build_part
+from core.models.heads import DenseHead
+from core.models.heads.dense_head import NUM_POS_KEY, flatten_levels
+from core.models.losses.targets import one_hot_without_background
+from core.registry import component
+from core.structures import DetSample, Instances
+from plugdet_yolo.layers import ConvBNSiLU, make_divisible
+
+BRANCH_KERNEL = 3
+BRANCH_CONVS = 2
+NUM_SIDES = 4
+#: Distance targets stay this far below the last bin (both bins of the DFL exist).
+DFL_TARGET_MARGIN = 0.01
+#: Bias init of the class predictor: 5 objects per 640 x 640 image spread over the classes.
+PRIOR_OBJECTS = 5.0
+PRIOR_IMAGE_SIZE = 640.0
+BOX_BIAS = 1.0
+#: Class-branch width is at least ``min(num_classes, CLS_WIDTH_CAP)``.
+CLS_WIDTH_CAP = 100
+MIN_REG_WIDTH = 16
+
+DEFAULT_PRIOR_GENERATOR = {"type": "PointGenerator", "strides": [8, 16, 32], "offset": 0.5}
+DEFAULT_ASSIGNER = {"type": "TaskAlignedAssigner", "topk": 10, "alpha": 0.5, "beta": 6.0,
+                    "eps": 1e-9}
+DEFAULT_SAMPLER = {"type": "PseudoSampler"}
+DEFAULT_CODER = {"type": "DistancePointBBoxCoder"}
+DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss", "use_sigmoid": True, "loss_weight": 0.5}
+DEFAULT_LOSS_BBOX = {"type": "CIoULoss", "loss_weight": 7.5}
+DEFAULT_LOSS_DFL = {"type": "DistributionFocalLoss", "loss_weight": 1.5}
+DEFAULT_POSTPROCESS = {"type": "MultiClassNMS", "score_thr": 0.001, "nms_pre": 30000,
+                       "iou_threshold": 0.7, "max_per_img": 300}
+
+
+class YOLOv8Head(DenseHead):
+    """Per level, a class branch (two 3x3 conv-BN-SiLU, 1x1 conv to C logits) and a box
+    branch (two 3x3 conv-BN-SiLU, 1x1 conv to ``4 * reg_max`` logits); nothing is shared
+    between levels. Each box side is a softmax over ``reg_max`` bins whose expectation is the
+    distance from the prior point in stride units (the integral lives here, the coder maps
+    distances to boxes).
+
+    Losses over the task-aligned positives, all divided by the sum ``S`` of their soft
+    targets (at least 1): sigmoid cross-entropy of every prior against ``onehot * soft
+    target`` (gain 0.5), ``(1 - CIoU)`` weighted by the soft target (gain 7.5) and the
+    distribution focal loss of the four sides to their distances clamped to
+    ``[0, reg_max - 1 - 0.01]``, averaged over the sides and weighted by the soft target
+    (gain 1.5). With ``loss_scale_by_batch`` all three are multiplied by the number of
+    images, as both references do (the recipe's SGD lr of 0.01 assumes it).
+
+    :param num_classes: foreground classes C.
+    :param in_channels: channels of each input level before widening.
+    :param widen_factor: multiplies ``in_channels`` (as the neck's).
+    :param reg_max: bins per box side.
+    :param loss_dfl: the distribution loss of the box sides.
+    :param loss_scale_by_batch: multiply the losses by the number of images.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 80,
+        in_channels: tuple[int, ...] = (256, 512, 1024),
+        widen_factor: float = 1.0,
+        reg_max: int = 16,
+        prior_generator: Annotated[Any, component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
+        assigner: Annotated[Any, component("assigner")] = DEFAULT_ASSIGNER,
+        sampler: Annotated[Any, component("sampler")] = DEFAULT_SAMPLER,
+        bbox_coder: Annotated[Any, component("coder")] = DEFAULT_CODER,
+        loss_cls: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_CLS,
+        loss_bbox: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_BBOX,
+        loss_dfl: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_DFL,
+        postprocess: Annotated[Any, component("postprocess")] = DEFAULT_POSTPROCESS,
+        loss_scale_by_batch: bool = True,
+    ) -> None:
+        super().__init__(num_classes, prior_generator, assigner, sampler, bbox_coder, loss_cls,
+                         loss_bbox, postprocess, reg_decoded_bbox=True)
+        if reg_max < 2:
+            raise ConfigError(f"reg_max: expected an int >= 2, got {reg_max}")
+        strides = list(self.prior_generator.strides)
+        if len(strides) != len(in_channels):
+            raise ConfigError(f"in_channels: expected one per prior stride {strides}, got "
+                              f"{list(in_channels)}")
+        if set(self.prior_generator.num_base_priors) != {1}:
+            raise ConfigError("prior_generator: YOLOv8Head predicts one point per cell")
+        self.loss_dfl = build_part("loss", loss_dfl, "loss_dfl")
+        self.reg_max = reg_max
+        self.loss_scale_by_batch = loss_scale_by_batch
+        channels = [make_divisible(c, widen_factor) for c in in_channels]
+        reg_width = max(MIN_REG_WIDTH, channels[0] // 4, NUM_SIDES * reg_max)
+        cls_width = max(channels[0], min(num_classes, CLS_WIDTH_CAP))
+        self.cls_branches = nn.ModuleList(self._branch(c, cls_width, num_classes)
+                                          for c in channels)
+        self.reg_branches = nn.ModuleList(self._branch(c, reg_width, NUM_SIDES * reg_max)
+                                          for c in channels)
+        self.register_buffer("bins", torch.arange(reg_max, dtype=torch.float32),
+                             persistent=False)
+        self._init_biases(strides)
+
+    @staticmethod
+    def _branch(in_channels: int, width: int, outputs: int) -> nn.Sequential:
+        convs = [ConvBNSiLU(in_channels if i == 0 else width, width, BRANCH_KERNEL)
+                 for i in range(BRANCH_CONVS)]
+        return nn.Sequential(*convs, nn.Conv2d(width, outputs, 1))
+
+    def _init_biases(self, strides: list[int]) -> None:
+        for cls_branch, reg_branch, stride in zip(self.cls_branches, self.reg_branches, strides,
+                                                  strict=True):
+            prior = PRIOR_OBJECTS / self.num_classes / (PRIOR_IMAGE_SIZE / stride) ** 2
+            nn.init.constant_(cls_branch[-1].bias, math.log(prior))
+            nn.init.constant_(reg_branch[-1].bias, BOX_BIAS)
+
+    def integral(self, dist_logits: Tensor) -> Tensor:
+        """Expected distances of the bin distributions:
+        ``(B, 4 * reg_max, H, W)`` side-major logits -> ``(B, 4, H, W)`` in stride units."""
+        num_images, _, height, width = dist_logits.shape
+        probs = dist_logits.view(num_images, NUM_SIDES, self.reg_max, height, width).softmax(2)
+        return torch.einsum("bsrhw,r->bshw", probs, self.bins.to(probs.dtype))
+
+    def forward(self, feats: tuple[Tensor, ...]
+                ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """:param feats: per level ``(B, C_l, H_l, W_l)``.
+        :returns: per level class logits ``(B, C, H_l, W_l)``, distances ``(B, 4, H_l, W_l)``
+            (stride units) and bin logits ``(B, 4 * reg_max, H_l, W_l)``."""
+        if len(feats) != len(self.cls_branches):
+            raise ValueError(f"YOLOv8Head expects {len(self.cls_branches)} levels, "
+                             f"got {len(feats)}")
+        cls_scores = [branch(x) for branch, x in zip(self.cls_branches, feats, strict=True)]
+        dist_logits = [branch(x) for branch, x in zip(self.reg_branches, feats, strict=True)]
+        return cls_scores, [self.integral(d) for d in dist_logits], dist_logits
+
+    def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+                     dist_logits: list[Tensor], samples: list[DetSample]
+                     ) -> dict[str, Tensor]:
+        """``{"loss_cls", "loss_bbox", "loss_dfl", "num_pos"}`` from :meth:`forward`'s
+        outputs (see the class doc)."""
+        priors = self.priors_of(cls_scores)
+        cls, reg = self.flat_outputs(cls_scores, bbox_preds)
+        targets = self.targets(priors, samples, self.predictions(priors, cls, reg))
+        quality = targets.sampling.assign_result.quality
+        if quality is None:
+            raise ConfigError("assigner: YOLOv8Head needs an assigner with soft targets "
+                              "(quality), e.g. TaskAlignedAssigner")
+        pos_quality = quality[targets.pos_image, targets.pos_prior].to(cls.dtype)  # (P,)
+        soft_sum = pos_quality.sum().clamp(min=1.0)
+        flat_cls = cls.reshape(-1, self.num_classes)
+        soft = one_hot_without_background(targets.labels.reshape(-1), flat_cls)
+        soft = soft * quality.reshape(-1, 1).to(cls.dtype)
+        row_weight = targets.row_weight
+        loss_cls = self.loss_cls(flat_cls, soft,
+                                 weight=None if row_weight is None else row_weight.to(cls.dtype),
+                                 avg_factor=soft_sum)
+        rows, strides = targets.pos_prior_rows(), targets.pos_strides()
+        boxes = self.bbox_coder.decode(rows, reg[targets.pos_image, targets.pos_prior],
+                                       strides=strides)
+        loss_bbox = self.loss_bbox(boxes, targets.pos_gt_boxes, weight=pos_quality,
+                                   avg_factor=soft_sum)
+        distances = self.bbox_coder.encode(rows, targets.pos_gt_boxes, strides=strides)
+        distances = distances.clamp(min=0.0, max=self.reg_max - 1 - DFL_TARGET_MARGIN)
+        bins = flatten_levels(dist_logits, NUM_SIDES * self.reg_max)
+        pos_bins = bins[targets.pos_image, targets.pos_prior].reshape(-1, self.reg_max)
+        loss_dfl = self.loss_dfl(pos_bins, distances.reshape(-1),
+                                 weight=pos_quality.repeat_interleave(NUM_SIDES),
+                                 avg_factor=NUM_SIDES * soft_sum)
+        scale = float(len(samples)) if self.loss_scale_by_batch else 1.0
+        return {"loss_cls": loss_cls * scale, "loss_bbox": loss_bbox * scale,
+                "loss_dfl": loss_dfl * scale,
+                NUM_POS_KEY: cls.new_tensor(float(targets.num_pos))}
+
+    def predict(self, feats: tuple[Tensor, ...], samples: list[DetSample]) -> list[Instances]:
+        """Detections per image in ``img_shape`` coordinates (the bin logits are not
+        needed once integrated)."""
+        cls_scores, bbox_preds, _ = self(feats)
+        return self.predict_by_feat(cls_scores, bbox_preds, samples)
