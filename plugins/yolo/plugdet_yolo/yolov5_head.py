@@ -58,7 +58,8 @@ class YOLOv5Head(DenseHead):
     :class:`DenseHead`'s; this head changes the losses and the test-time score
     ``sigmoid(cls) * sigmoid(obj)``.
 
-    Losses (per level, summed over levels, then times the batch size as the references do):
+    Losses (per level, summed over levels, then with ``loss_scale_by_batch`` times the number
+    of images as the references do, which the recipe's SGD lr assumes):
     ``1 - CIoU`` of the positives' decoded boxes (mean), objectness BCE over every prior
     against the positives' ``CIoU.detach().clamp(0)`` (mean, times ``obj_level_weights[l]``),
     class BCE of the positives (mean over their C logits) only when ``C > 1``: with one class
@@ -77,6 +78,7 @@ class YOLOv5Head(DenseHead):
     :param cls_gain: class loss gain before the class and level scaling.
     :param obj_gain: objectness loss gain before the image-size and level scaling.
     :param img_scale: training image size in pixels (scales the objectness gain).
+    :param loss_scale_by_batch: multiply the losses by the number of images.
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class YOLOv5Head(DenseHead):
         cls_gain: float = 0.5,
         obj_gain: float = 1.0,
         img_scale: int = REFERENCE_SCALE,
+        loss_scale_by_batch: bool = True,
     ) -> None:
         super().__init__(num_classes, prior_generator, assigner, sampler, bbox_coder, loss_cls,
                          loss_bbox, postprocess, reg_decoded_bbox=True)
@@ -122,6 +125,7 @@ class YOLOv5Head(DenseHead):
         self.box_weight = box_gain * level_scale
         self.cls_weight = cls_gain * num_classes / REFERENCE_CLASSES * level_scale
         self.obj_weight = obj_gain * (img_scale / REFERENCE_SCALE) ** 2 * level_scale
+        self.loss_scale_by_batch = loss_scale_by_batch
         self._init_biases(strides)
         if num_classes == 1:
             LOGGER.info("YOLOv5Head: one class, so the class loss is 0 by design and the "
@@ -192,7 +196,7 @@ class YOLOv5Head(DenseHead):
                                                    targets.pos_gt_boxes[at_level])
             if self.num_classes > 1:
                 loss_cls = loss_cls + self.loss_cls(pos_cls[at_level], pos_labels[at_level])
-        batch = len(samples)
+        batch = len(samples) if self.loss_scale_by_batch else 1
         return {"loss_bbox": loss_bbox * self.box_weight * batch,
                 "loss_obj": loss_obj * self.obj_weight * batch,
                 "loss_cls": loss_cls * self.cls_weight * batch,
