@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import complete_box_iou_loss
 
+from core.contracts import Priors
 from core.errors import ConfigError
 from core.models.build import build_part
 from core.models.heads import DenseHead
@@ -176,19 +177,42 @@ class YOLOv5Head(DenseHead):
                                        reg[targets.pos_image, targets.pos_prior],
                                        strides=targets.pos_strides())
         obj_target = self.objectness_targets(obj, boxes, targets)
-        obj_weight = (None if targets.row_weight is None
-                      else targets.row_weight.view_as(obj).to(obj.dtype))
-        loss_bbox, loss_cls = zero_loss(reg), zero_loss(cls)
-        loss_obj = zero_loss(obj)
+        loss_obj = self.objectness_loss(priors, obj, obj_target, targets.row_weight)
+        loss_bbox, loss_cls = self.positive_losses(cls, boxes, pos_level, targets)
+        batch = len(samples) if self.loss_scale_by_batch else 1
+        return {"loss_bbox": loss_bbox * self.box_weight * batch,
+                "loss_obj": loss_obj * self.obj_weight * batch,
+                "loss_cls": loss_cls * self.cls_weight * batch,
+                NUM_POS_KEY: cls.new_tensor(float(targets.num_pos))}
+
+    def objectness_loss(self, priors: Priors, obj: Tensor, target: Tensor,
+                        row_weight: Tensor | None) -> Tensor:
+        """``sum_l obj_level_weights[l] * mean BCE`` over level ``l``'s priors.
+
+        :param obj: ``(B, N)`` logits. :param target: ``(B, N)`` soft targets.
+        :param row_weight: ``(B * N,)`` 0 for ignored priors, or None."""
+        weight = (torch.ones_like(obj) if row_weight is None
+                  else row_weight.view_as(obj).to(obj.dtype))
+        total = zero_loss(obj)
+        for level_weight, logits, level_target, level_rows in zip(
+                self.obj_level_weights, priors.split_levels(obj, dim=1),
+                priors.split_levels(target, dim=1), priors.split_levels(weight, dim=1),
+                strict=True):
+            total = total + level_weight * self.loss_obj(
+                logits.reshape(-1, 1), level_target.reshape(-1, 1), weight=level_rows.reshape(-1))
+        return total
+
+    def positive_losses(self, cls: Tensor, boxes: Tensor, pos_level: Tensor,
+                        targets: DenseTargets) -> tuple[Tensor, Tensor]:
+        """Summed over levels: the mean box loss of a level's positives and, with more than
+        one class, the mean class BCE of their ``C`` logits.
+
+        :param cls: ``(B, N, C)`` logits. :param boxes: ``(P, 4)`` decoded positives.
+        :param pos_level: ``(P,)`` level of each positive."""
         pos_cls = cls[targets.pos_image, targets.pos_prior]
         pos_labels = targets.labels[targets.pos_image, targets.pos_prior]
-        for level, (level_obj, level_target) in enumerate(zip(
-                priors.split_levels(obj, dim=1), priors.split_levels(obj_target, dim=1),
-                strict=True)):
-            weight = None if obj_weight is None else priors.split_levels(obj_weight, 1)[level]
-            loss_obj = loss_obj + self.obj_level_weights[level] * self.loss_obj(
-                level_obj.reshape(-1, 1), level_target.reshape(-1, 1),
-                weight=None if weight is None else weight.reshape(-1))
+        loss_bbox, loss_cls = zero_loss(boxes), zero_loss(pos_cls)
+        for level in range(len(self.convs)):
             at_level = pos_level == level
             if not bool(at_level.any()):
                 continue
@@ -196,11 +220,7 @@ class YOLOv5Head(DenseHead):
                                                    targets.pos_gt_boxes[at_level])
             if self.num_classes > 1:
                 loss_cls = loss_cls + self.loss_cls(pos_cls[at_level], pos_labels[at_level])
-        batch = len(samples) if self.loss_scale_by_batch else 1
-        return {"loss_bbox": loss_bbox * self.box_weight * batch,
-                "loss_obj": loss_obj * self.obj_weight * batch,
-                "loss_cls": loss_cls * self.cls_weight * batch,
-                NUM_POS_KEY: cls.new_tensor(float(targets.num_pos))}
+        return loss_bbox, loss_cls
 
     @staticmethod
     def objectness_targets(obj: Tensor, pos_boxes: Tensor, targets: DenseTargets) -> Tensor:
