@@ -80,8 +80,9 @@ class YOLOv5ShapeMatchAssigner:
     ``r = box_w / anchor_w`` and ``r = box_h / anchor_h``. With ``g = c / stride`` the box
     centre in cells and ``(W, H)`` the grid, each matched anchor is positive in the cell
     ``floor(g)`` and in the neighbouring cells: left when ``g_x % 1 < 0.5`` and ``g_x > 1``,
-    up likewise in ``y``, right when ``(W - g_x) % 1 < 0.5`` and ``W - g_x > 1``, down likewise
-    (usually 3 cells). Cell indices are clamped to the grid, so a centre on the right or bottom
+    up likewise in ``y``, right when ``(W - g_x) % 1 < 0.5`` and ``W - g_x > 1``, down likewise:
+    usually 3 cells; a centre on a half-cell line has no neighbour in that direction, one on a
+    cell border both (up to 5 cells). Cell indices are clamped to the grid, so a centre on the right or bottom
     border trains the last cell.
 
     The references train a (cell, anchor) claimed by several boxes on all of them; an
