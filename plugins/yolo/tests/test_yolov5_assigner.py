@@ -67,6 +67,9 @@ def test_right_and_lower_neighbours_and_the_half_cell_edge():
         fine(3, 4, 0), fine(4, 4, 0), fine(3, 5, 0)}
     # exactly half a cell, (2.5, 3.5): neither neighbour in either direction
     assert set(positives(assign([[box(20, 28, 10, 10)]]))) == {fine(2, 3, 0)}
+    # on a cell border in x, (3.0, 3.5): both horizontal neighbours
+    assert set(positives(assign([[box(24, 28, 10, 10)]]))) == {
+        fine(3, 3, 0), fine(2, 3, 0), fine(4, 3, 0)}
 
 
 def test_border_boxes_stay_on_the_grid():
