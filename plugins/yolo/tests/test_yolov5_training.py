@@ -46,7 +46,7 @@ def test_one_training_iteration_and_a_validation(case, tmp_path, monkeypatch):
         pytest.skip(f"raccoon data set not found at {RACCOON}")
     monkeypatch.setenv("PLUGDET_CACHE", str(tmp_path / "cache"))
     config = str(CONFIGS / name)
-    runner = Runner.from_config(load_config(config, ONE_ITERATION + overrides),
+    runner = Runner.from_config(load_config(config, ONE_ITERATION + overrides, allow_new=True),
                                 work_dir=str(tmp_path / "run"), config_path=config)
     before = {k: v.clone() for k, v in runner.model.state_dict().items()}
     runner.train()
