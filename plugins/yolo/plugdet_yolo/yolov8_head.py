@@ -56,7 +56,8 @@ class YOLOv8Head(DenseHead):
     distribution focal loss of the four sides to their distances clamped to
     ``[0, reg_max - 1 - 0.01]``, averaged over the sides and weighted by the soft target
     (gain 1.5). With ``loss_scale_by_batch`` all three are multiplied by the number of
-    images, as both references do (the recipe's SGD lr of 0.01 assumes it).
+    images of the batch (of this process, as ultralytics does; the recipe's SGD lr of 0.01
+    assumes the scaling).
 
     :param num_classes: foreground classes C.
     :param in_channels: channels of each input level before widening.
