@@ -82,8 +82,8 @@ class YOLOv5ShapeMatchAssigner:
     ``floor(g)`` and in the neighbouring cells: left when ``g_x % 1 < 0.5`` and ``g_x > 1``,
     up likewise in ``y``, right when ``(W - g_x) % 1 < 0.5`` and ``W - g_x > 1``, down likewise:
     usually 3 cells; a centre on a half-cell line has no neighbour in that direction, one on a
-    cell border both (up to 5 cells). Cell indices are clamped to the grid, so a centre on the right or bottom
-    border trains the last cell.
+    cell border both (up to 5 cells). Cell indices are clamped to the grid, so a centre on the
+    right or bottom border trains the last cell.
 
     The references train a (cell, anchor) claimed by several boxes on all of them; an
     :class:`AssignResult` holds one box per prior, so such a prior goes to the box of smallest
