@@ -51,3 +51,18 @@ def test_center_offset_and_errors():
         AnchorGenerator(strides=[8]).grid_priors([(2, 2), (1, 1)])
     with pytest.raises(ConfigError, match="sizes"):
         AnchorGenerator(strides=[8, 16], sizes=[[32.0]])
+
+
+def test_explicit_base_sizes_on_cell_corners():
+    """YOLO-style anchors: given (w, h) pairs per level, centred on the cells' corners."""
+    generator = AnchorGenerator(strides=[8, 16], base_sizes=[[[10, 13], [16, 30]], [[30, 61]]])
+    assert generator.num_base_priors == [2, 1]
+    fine, coarse = generator.grid_priors([(2, 3), (1, 2)])
+    assert fine.shape == (2 * 3 * 2, 4) and coarse.shape == (2, 4)
+    # cell (y=1, x=2) of the fine level: corner (16, 8); its second anchor is 16 x 30
+    assert fine[(1 * 3 + 2) * 2 + 1].tolist() == [16 - 8, 8 - 15, 16 + 8, 8 + 15]
+    assert coarse[1].tolist() == [16 - 15, -30.5, 16 + 15, 30.5]
+    with pytest.raises(ConfigError, match="base_sizes"):
+        AnchorGenerator(strides=[8, 16], base_sizes=[[[10, 13]]])
+    with pytest.raises(ConfigError, match=r"base_sizes\[0\]"):
+        AnchorGenerator(strides=[8], base_sizes=[[[10, 0]]])

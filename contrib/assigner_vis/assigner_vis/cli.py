@@ -11,7 +11,7 @@ from typing import Any
 from PIL import Image
 
 from assigner_vis.positives import collect_positives
-from assigner_vis.render import render_positives, render_roi_samples
+from assigner_vis.render import render_anchor_panels, render_positives, render_roi_samples
 from assigner_vis.roi_samples import collect_roi_samples, has_roi_stage
 from core.config_defaults import load_full_config
 from core.errors import ConfigError
@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="keep the split's own pipeline (random augmentation included); "
                         "default: the deterministic val_dataloader pipeline")
     parser.add_argument("--show-prior", action="store_true", help="draw the positive priors")
+    parser.add_argument("--per-anchor", action="store_true",
+                        help="also write <image>_anchors.png: one panel per level and prior "
+                        "index in the cell (which anchor shapes each box matches)")
     add_override_arguments(parser, allow_new=False)
     return parser.parse_args(argv)
 
@@ -87,6 +90,10 @@ def run(args: argparse.Namespace) -> list[Path]:
             Image.fromarray(image).save(path)
             written.append(path)
             summary.append(positives.as_dict())
+            if args.per_anchor:
+                panels = render_anchor_panels(visualizer, load_original_image(sample),
+                                              positives, classes)
+                Image.fromarray(panels).save(path.with_name(f"{path.stem}_anchors.png"))
         if two_stage:
             for rois in collect_roi_samples(detector, batch):
                 sample = rois.sample

@@ -25,6 +25,8 @@ class LevelPositives:
     :ivar gt_inds: ``(P,)`` int64 index into ``sample.gt`` of the matched box.
     :ivar boxes: ``(P, 4)`` the priors, xyxy in network-input (``img_shape``) pixels.
     :ivar boxes_original: ``(P, 4)`` the same priors in original image pixels.
+    :ivar anchor_sizes: ``(A, 2)`` ``(w, h)`` in network-input pixels of the A priors of a
+        cell (zeros for point priors).
     """
 
     level: int
@@ -35,6 +37,21 @@ class LevelPositives:
     gt_inds: Tensor
     boxes: Tensor
     boxes_original: Tensor
+    anchor_sizes: Tensor
+
+    def of_anchor(self, index: int) -> Tensor:
+        """``(P,)`` bool: the positives that are the cell's prior ``index``."""
+        return self.base_inds == index
+
+    def anchor_summary(self) -> list[dict[str, Any]]:
+        """Per prior index in the cell (all A, matched or not): its size, its number of
+        positives and the gt boxes they are matched to."""
+        return [
+            {"index": index, "size": [round(v, 2) for v in size],
+             "positives": int(self.of_anchor(index).sum()),
+             "gt_inds": sorted(set(self.gt_inds[self.of_anchor(index)].tolist()))}
+            for index, size in enumerate(self.anchor_sizes.tolist())
+        ]
 
 
 @attrs.define
@@ -46,7 +63,8 @@ class ImagePositives:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary per level: prior indices, index in the cell, matched gt, prior
-        sizes (network-input pixels) and prior centres (original image pixels)."""
+        sizes (network-input pixels), prior centres (original image pixels) and the split per
+        prior index in the cell (``anchors``)."""
         return {
             "img_id": self.sample.img_id,
             "img_path": self.sample.img_path,
@@ -62,6 +80,7 @@ class ImagePositives:
                     "centers_original": (
                         (lv.boxes_original[:, :2] + lv.boxes_original[:, 2:]) / 2
                     ).tolist(),
+                    "anchors": lv.anchor_summary(),
                 }
                 for lv in self.levels
             ],
@@ -78,6 +97,15 @@ def _head_of(detector: nn.Module) -> Any:
             "needs one (every head built on core.models.heads.DenseHead has it)"
         )
     return head
+
+
+def cell_prior_sizes(priors: Tensor, per_cell: int) -> Tensor:
+    """``(A, 2)`` sizes of the first cell's priors from a level's ``(N, 4)`` boxes (zeros for
+    ``(N, 2)`` points)."""
+    first = priors[:per_cell]
+    if first.shape[-1] != 4:
+        return torch.zeros((per_cell, 2))
+    return first[:, 2:] - first[:, :2]
 
 
 @torch.no_grad()
@@ -111,6 +139,7 @@ def collect_positives(detector: nn.Module, batch: DetBatch) -> list[ImagePositiv
                 boxes_original=to_original_frame(
                     Instances(boxes, torch.zeros(len(boxes), dtype=torch.int64)), sample
                 ).boxes,
+                anchor_sizes=cell_prior_sizes(priors.cpu(), per_cell),
             ))
         results.append(ImagePositives(sample, levels))
     return results

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from assigner_vis.positives import ImagePositives
+from assigner_vis.positives import ImagePositives, LevelPositives
 from assigner_vis.roi_samples import RoISamples
 from core.structures import Instances
 from core.visualization import Visualizer
@@ -115,6 +115,67 @@ def render_positives(
         colors=colors,
     )
     return np.concatenate([body, visualizer.get_image()], axis=0)
+
+
+#: Width in pixels of one panel of :func:`render_anchor_panels`.
+PANEL_WIDTH_PX = 320
+TITLE_BAND_PX = LEGEND_LINE_PX + 4
+
+
+def anchor_panel_title(lv: LevelPositives, index: int) -> str:
+    """``L<level> s<stride> #<index> WxH: n pos / g gt`` of one prior index of a level."""
+    width, height = lv.anchor_sizes[index].round().int().tolist()
+    chosen = lv.of_anchor(index)
+    stride = lv.stride[0] if lv.stride[0] == lv.stride[1] else max(lv.stride)
+    return (f"L{lv.level} s{stride:g} #{index} {width}x{height}: {int(chosen.sum())} pos / "
+            f"{len(set(lv.gt_inds[chosen].tolist()))} gt")
+
+
+def render_anchor_panels(
+    visualizer: Visualizer,
+    image: np.ndarray,
+    positives: ImagePositives,
+    classes: Sequence[str],
+    panel_width: int = PANEL_WIDTH_PX,
+) -> np.ndarray:
+    """The positives split per level (rows) and per prior index in the cell (columns), to see
+    which prior shapes a box matches where (YOLOv5's shape matching, anchor ratios): each
+    panel shows the ground truth, that prior index's positives (dot and dashed prior box in
+    the level colour) and a title line (prior size, positives, matched gt boxes). Levels with
+    fewer priors per cell leave their last columns black.
+
+    :param image: the original image ``(H, W, 3)`` uint8 RGB.
+    :returns: ``(L * (TITLE_BAND_PX + h), A_max * panel_width, 3)`` uint8 RGB, with
+        ``h = round(H * panel_width / W)``.
+    """
+    scale = panel_width / image.shape[1]
+    size = (panel_width, round(image.shape[0] * scale))
+    resized = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+    gt = gt_in_original_frame(positives.sample)
+    with_gt = visualizer.draw_instances(resized, Instances(gt.boxes * scale, gt.labels), classes)
+    columns = max(len(lv.anchor_sizes) for lv in positives.levels)
+    rows = []
+    for lv in positives.levels:
+        panels = []
+        for index in range(len(lv.anchor_sizes)):
+            visualizer.set_image(with_gt.copy())
+            boxes = lv.boxes_original[lv.of_anchor(index)] * scale
+            if len(boxes):
+                color = level_color(lv.level)
+                visualizer.draw_bboxes(boxes, edge_colors=color, line_styles="--",
+                                       line_widths=1, alpha=0.9)
+                visualizer.draw_points((boxes[:, :2] + boxes[:, 2:]) / 2, colors=color,
+                                       sizes=dot_size(lv.level))
+            body = visualizer.get_image()
+            band = np.zeros((TITLE_BAND_PX, body.shape[1], 3), np.uint8)
+            title = visualizer.set_image(band).draw_texts(
+                [anchor_panel_title(lv, index)], [[4, 3]], font_sizes=LEGEND_FONT_PX,
+                colors=[level_color(lv.level)]).get_image()
+            panels.append(np.concatenate([title, body], axis=0))
+        row = np.concatenate(panels, axis=1)
+        missing = columns * panel_width - row.shape[1]
+        rows.append(np.pad(row, ((0, 0), (0, missing), (0, 0))))
+    return np.concatenate(rows, axis=0)
 
 
 #: Colours of sampled RoIs: positives, negatives.

@@ -259,16 +259,20 @@ class DenseHead(nn.Module):
         return self.predict_by_feat(*self(feats), samples)
 
     def predict_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
-                        samples: list[DetSample], postprocess: Any = None) -> list[Instances]:
+                        samples: list[DetSample], postprocess: Any = None,
+                        level_scores: list[Tensor] | None = None) -> list[Instances]:
         """Per-level scores -> candidates -> decoded boxes -> NMS.
 
         :param postprocess: the selection and NMS to use instead of ``self.postprocess``
             (e.g. a proposal head's training-time settings).
+        :param level_scores: per level ``(B, N_l, C)`` scores to rank instead of
+            :meth:`scores_from_logits` of ``cls_scores`` (e.g. class times objectness).
         """
         postprocess = self.postprocess if postprocess is None else postprocess
         priors = self.priors_of(cls_scores)
-        level_scores = [self.scores_from_logits(flatten_level(c, self.num_classes))
-                        for c in cls_scores]
+        if level_scores is None:
+            level_scores = [self.scores_from_logits(flatten_level(c, self.num_classes))
+                            for c in cls_scores]
         candidates = postprocess.select(level_scores)
         reg = flatten_levels(bbox_preds, self.bbox_coder.encode_size)
         index = candidates.prior_inds

@@ -18,7 +18,9 @@ class AnchorGenerator:
     are ``octave_base_scale * strides[l] * 2 ** (k / scales_per_octave)`` for
     ``k = 0..scales_per_octave-1``, or ``sizes[l]`` when given. An aspect ratio is
     height / width. The anchors of one cell are ordered ratio-major then size (index
-    ``r * num_sizes + s``); a level's anchors are ordered by cell (row-major) then by
+    ``r * num_sizes + s``). With ``base_sizes`` the anchors of level ``l`` are instead the
+    given ``(w, h)`` pairs in that order (YOLO-style anchors; ``ratios`` and the scales are
+    then unused). A level's anchors are ordered by cell (row-major) then by
     cell anchor, i.e. ``(H_l * W_l * A, 4)`` flattened from ``(H_l, W_l, A, 4)``.
     The cell ``(y, x)`` is centred at ``((x + center_offset) * stride, (y + center_offset) *
     stride)``.
@@ -30,6 +32,8 @@ class AnchorGenerator:
     :param sizes: explicit anchor sizes per level (overrides the octave scales).
     :param round_base_anchors: round the cell anchors' corners to whole pixels (torchvision).
     :param center_offset: cell-centre offset in units of the stride (0 = top-left corner).
+    :param base_sizes: explicit ``(w, h)`` anchor sizes in pixels per level,
+        ``base_sizes[l][a] = [w, h]`` (overrides ``ratios``, the scales and ``sizes``).
     """
 
     def __init__(
@@ -41,6 +45,7 @@ class AnchorGenerator:
         sizes: list[list[float]] | None = None,
         round_base_anchors: bool = False,
         center_offset: float = 0.0,
+        base_sizes: list[list[list[float]]] | None = None,
     ) -> None:
         if not strides or any(s <= 0 for s in strides):
             raise ConfigError(f"strides: expected positive values, got {list(strides)}")
@@ -59,7 +64,10 @@ class AnchorGenerator:
             octave = [2 ** (k / scales_per_octave) for k in range(scales_per_octave)]
             sizes = [[octave_base_scale * s * o for o in octave] for s in self.strides]
         self.sizes = [[float(v) for v in level] for level in sizes]
-        self.base_anchors = [self._cell_anchors(level) for level in self.sizes]
+        if base_sizes is None:
+            self.base_anchors = [self._cell_anchors(level) for level in self.sizes]
+        else:
+            self.base_anchors = self._explicit_anchors(base_sizes)
         if round_base_anchors:
             self.base_anchors = [a.round() for a in self.base_anchors]
         # (featmap sizes, device) -> anchors; the grid depends only on these.
@@ -83,6 +91,20 @@ class AnchorGenerator:
         ws = (w_ratios[:, None] * scales[None, :]).reshape(-1)
         hs = (h_ratios[:, None] * scales[None, :]).reshape(-1)
         return torch.stack([-ws, -hs, ws, hs], dim=1) * HALF
+
+    def _explicit_anchors(self, base_sizes: list[list[list[float]]]) -> list[Tensor]:
+        """Per level ``(A_l, 4)`` xyxy anchors centred at 0 from ``(w, h)`` pairs."""
+        if len(base_sizes) != len(self.strides):
+            raise ConfigError(f"base_sizes: expected one list per level ({len(self.strides)}), "
+                              f"got {len(base_sizes)}")
+        anchors = []
+        for level, pairs in enumerate(base_sizes):
+            if not pairs or any(len(p) != 2 or min(p) <= 0 for p in pairs):
+                raise ConfigError(f"base_sizes[{level}]: expected positive [w, h] pairs, "
+                                  f"got {pairs}")
+            wh = torch.tensor(pairs, dtype=torch.float32)
+            anchors.append(torch.cat([-wh, wh], dim=1) * HALF)
+        return anchors
 
     def single_level_grid_priors(
         self, featmap_size: tuple[int, int], level: int, device: torch.device | str = "cpu"

@@ -8,6 +8,9 @@ from core.hookspecs import Register
 from plugdet_yolo.backbones import YOLOv5CSPDarknet, YOLOv8CSPDarknet
 from plugdet_yolo.detector import YOLODetector
 from plugdet_yolo.necks import YOLOv5PAFPN, YOLOv8PAFPN
+from plugdet_yolo.yolov5_assigner import YOLOv5ShapeMatchAssigner
+from plugdet_yolo.yolov5_coder import YOLOv5BoxCoder
+from plugdet_yolo.yolov5_head import YOLOv5Head
 from plugdet_yolo.yolov8_head import YOLOv8Head
 
 
@@ -26,8 +29,19 @@ def register_necks(register: Register) -> None:
 @impl
 def register_heads(register: Register) -> None:
     register("YOLOv8Head", YOLOv8Head)
+    register("YOLOv5Head", YOLOv5Head)
 
 
 @impl
 def register_detectors(register: Register) -> None:
     register("YOLODetector", YOLODetector)
+
+
+@impl
+def register_assigners(register: Register) -> None:
+    register("YOLOv5ShapeMatchAssigner", YOLOv5ShapeMatchAssigner)
+
+
+@impl
+def register_coders(register: Register) -> None:
+    register("YOLOv5BoxCoder", YOLOv5BoxCoder)
