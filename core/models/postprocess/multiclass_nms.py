@@ -60,15 +60,21 @@ class MultiClassNMS:
     def select(self, level_scores: list[Tensor]) -> Candidates:
         """Top ``nms_pre`` (prior, class) pairs per level.
 
+        Pairs at or below ``score_thr`` are never kept, so a level ranks only as many pairs
+        as its image with the most pairs above the threshold has (at least one): the same
+        valid candidates as ranking ``nms_pre``, without sorting pairs that cannot survive.
+
         :param level_scores: per level ``(B, N_l, C)`` scores (probabilities).
-        :returns: candidates with ``K = sum_l min(nms_pre, N_l * C)``.
+        :returns: candidates with ``K = sum_l K_l``, ``1 <= K_l <= min(nms_pre, N_l * C)``.
         """
         scores, labels, prior_inds = [], [], []
         offset = 0
         for level in level_scores:
             num_images, num_priors, num_classes = level.shape
             flat = level.reshape(num_images, -1)
-            top_scores, top_idx = flat.topk(min(self.nms_pre, flat.shape[1]), dim=1)
+            above = int((flat > self.score_thr).sum(dim=1).max()) if flat.numel() else 0
+            top_scores, top_idx = flat.topk(max(1, min(self.nms_pre, flat.shape[1], above)),
+                                            dim=1)
             scores.append(top_scores)
             labels.append(top_idx % num_classes)
             prior_inds.append(torch.div(top_idx, num_classes, rounding_mode="floor") + offset)

@@ -37,10 +37,17 @@ def test_coco_configs_are_the_published_recipe():
             "SGD", 0.01, 0.937, 0.0005)
         assert optim["paramwise"] == {"norm_decay_mult": 0.0, "bias_decay_mult": 0.0}
         assert cfg["train"]["max_epochs"] == 500
-        assert [h["type"] for h in cfg["custom_hooks"]] == ["EMAHook"]
+        ema, switch = cfg["custom_hooks"]
+        assert (ema["type"], ema["ramp_tau"]) == ("EMAHook", 2000)
+        assert (switch["type"], switch["close_mosaic_epochs"]) == ("PipelineSwitchHook", 10)
+        assert "Mosaic" not in [t["type"] for t in switch["switch_pipeline"]]
         pipeline = [t["type"] for t in cfg["train_dataloader"]["dataset"]["pipeline"]]
-        assert pipeline[:2] == ["LoadImage", "Mosaic"]
-        assert cfg["val_dataloader"]["dataset"]["pipeline"][1]["scale"] == [640, 640]
+        assert pipeline == ["LoadImage", "Mosaic", "RandomAffine", "YOLOv5HSVRandomAug",
+                            "RandomFlip", "Normalize"]
+        letterbox = cfg["val_dataloader"]["dataset"]["pipeline"][1]
+        assert (letterbox["type"], letterbox["scale"]) == ("LetterResize", [640, 640])
+        schedulers = [(s["type"], s.get("end_epochs")) for s in cfg["param_schedulers"]]
+        assert schedulers == [("LinearWarmup", 3), ("Linear", None)]
         head = cfg["model"]["head"]
         assert head["loss_scale_by_batch"] and head["assigner"]["topk"] == 10
     # n is s with the n width: nothing else differs

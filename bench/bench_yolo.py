@@ -1,0 +1,368 @@
+"""Our YOLOv8 against ultralytics' on this CPU, each framework in its own process.
+
+Measures (the best, i.e. least disturbed, of the repeats; ratio ours / ultralytics):
+
+* ``train step``: forward, loss, backward and an SGD step of YOLOv8-n (80 classes) on one
+  seeded batch of random images with random boxes (the same tensors for both);
+* ``inference batch``: forward and NMS (score 0.001, IoU 0.7, at most 300 per image) of that
+  batch in eval mode;
+* ``train epoch``: one epoch on the raccoon set in YOLO format (converted with
+  ``python -m core.tools.voc2yolo``), data loading and augmentation included: ours with
+  ``plugins/yolo/configs/yolov8_n_scratch_raccoon.toml``, ultralytics with its own default
+  recipe at the same image size and batch size (its ``workers`` is 0 on a CPU; ours loads in
+  the main thread too, ``num_workers = 0``), epoch 2 of a 2-epoch run (epoch 1 warms caches);
+* ``accuracy`` (``--accuracy``): both trained from scratch on raccoon for the same epochs and
+  image size; COCO-style mAP50 (101-point, IoU 0.5) of each on the val split.
+
+Threads: ultralytics sets ``torch.set_num_threads(1)`` on a CPU when it selects the device;
+its worker resets the thread count to ``--threads`` in an ``on_train_start`` callback (after
+that selection) and for the step and inference measures; ours uses the same count.
+
+    python bench/bench_yolo.py [--threads 2] [--imgsz 256] [--batch 8] [--accuracy]
+        [--epochs 30] [--repeats 5] [--raccoon ../shared/data/raccoon]
+
+Run it in the ``bench-yolo`` tox env (``tox -e bench-yolo``), the only place ultralytics is
+installed; it is never a dependency of plugdet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SPEED_CONFIG = REPO / "plugins/yolo/configs/yolov8_n_500e_coco.toml"
+RACCOON_CONFIG = REPO / "plugins/yolo/configs/yolov8_n_scratch_raccoon.toml"
+NUM_CLASSES = 80
+MAX_GT_PER_IMAGE = 8
+MIN_BOX_SIDE = 16
+SGD_LR = 1e-4  # small: weights barely move, so every step does comparable work
+NMS = {"score": 0.001, "iou": 0.7, "max_per_img": 300}
+
+
+# ---- shared input ----------------------------------------------------------------------
+
+
+def random_batch(batch: int, size: int) -> tuple[object, list[tuple[object, object]]]:
+    """``(images (B, 3, S, S) in 0..1, [(xyxy boxes (G, 4) in pixels, labels (G,))])``."""
+    import torch
+
+    generator = torch.Generator().manual_seed(2)
+    images = torch.rand(batch, 3, size, size, generator=generator)
+    targets = []
+    for _ in range(batch):
+        count = int(torch.randint(1, MAX_GT_PER_IMAGE + 1, (1,), generator=generator))
+        xy = torch.rand(count, 2, generator=generator) * (size - MIN_BOX_SIDE)
+        wh = MIN_BOX_SIDE + torch.rand(count, 2, generator=generator) * size / 2
+        boxes = torch.cat([xy, (xy + wh).clamp(max=size)], dim=1)
+        targets.append((boxes, torch.randint(0, NUM_CLASSES, (count,), generator=generator)))
+    return images, targets
+
+
+def best_of(fn: Callable[[], object], warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+# ---- ultralytics side ------------------------------------------------------------------
+
+
+def ultralytics_environment(config_dir: Path) -> None:
+    """Offline settings; its dataset check looks for Arial.ttf in its config dir."""
+    os.environ["YOLO_OFFLINE"] = "true"
+    os.environ["YOLO_AUTOINSTALL"] = "false"
+    os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
+    import matplotlib
+
+    font = Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSans.ttf"
+    for folder in (config_dir, config_dir / "Ultralytics"):
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(font, folder / "Arial.ttf")
+
+
+def ultralytics_speed(args: argparse.Namespace) -> dict[str, float]:
+    import torch
+    from ultralytics.cfg import get_cfg
+    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.utils.nms import non_max_suppression
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = DetectionModel("yolov8n.yaml", nc=NUM_CLASSES, verbose=False)
+    model.args = get_cfg()
+    images, targets = random_batch(args.batch, args.imgsz)
+    size = float(args.imgsz)
+    batch_idx, cls, bboxes = [], [], []
+    for index, (boxes, labels) in enumerate(targets):
+        xywh = torch.cat([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]], 1)
+        bboxes.append(xywh / size)
+        cls.append(labels[:, None].float())
+        batch_idx.append(torch.full((len(labels),), float(index)))
+    batch = {"img": images, "batch_idx": torch.cat(batch_idx), "cls": torch.cat(cls),
+             "bboxes": torch.cat(bboxes)}
+    optimizer = torch.optim.SGD(model.parameters(), lr=SGD_LR, momentum=0.9)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss, _ = model.loss(batch)
+        loss.sum().backward()
+        optimizer.step()
+
+    def infer() -> None:
+        with torch.no_grad():
+            non_max_suppression(model(images), conf_thres=NMS["score"], iou_thres=NMS["iou"],
+                                max_det=NMS["max_per_img"])
+
+    model.train()
+    train = best_of(step, args.warmup, args.repeats)
+    model.eval()
+    return {"train_step": train, "infer_batch": best_of(infer, args.warmup, args.repeats),
+            "params": sum(p.numel() for p in model.parameters()),
+            "threads": torch.get_num_threads()}
+
+
+def ultralytics_train(args: argparse.Namespace, epochs: int) -> dict[str, object]:
+    import torch
+    from ultralytics import YOLO
+
+    epoch_times: list[float] = []
+    starts: list[float] = []
+    threads: list[int] = []
+
+    def on_train_start(trainer: object) -> None:
+        torch.set_num_threads(args.threads)
+        threads.append(torch.get_num_threads())
+
+    def on_epoch_start(trainer: object) -> None:
+        starts.append(time.perf_counter())
+
+    def on_epoch_end(trainer: object) -> None:
+        epoch_times.append(time.perf_counter() - starts[-1])
+
+    model = YOLO("yolov8n.yaml")
+    model.add_callback("on_train_start", on_train_start)
+    model.add_callback("on_train_epoch_start", on_epoch_start)
+    model.add_callback("on_train_epoch_end", on_epoch_end)
+    project = Path(args.scratch) / "ultralytics_runs"
+    model.train(data=args.yolo_data, epochs=epochs, imgsz=args.imgsz,
+                batch=args.batch, workers=0, device="cpu", amp=False, plots=False,
+                val=False, seed=0, deterministic=True, project=str(project), name="run",
+                exist_ok=True, verbose=False)
+    metrics = model.trainer.metrics
+    return {"epoch_times": epoch_times, "map50": float(metrics.get("metrics/mAP50(B)", -1.0)),
+            "threads": threads[-1] if threads else -1}
+
+
+# ---- our side --------------------------------------------------------------------------
+
+
+def ours_speed(args: argparse.Namespace) -> dict[str, float]:
+    import torch
+
+    from core.config_defaults import load_full_config
+    from core.plugins import get_registries
+    from core.structures import DetBatch, DetSample, Instances
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    overrides = [f"model.head.num_classes={NUM_CLASSES}",
+                 f"model.head.postprocess.score_thr={NMS['score']}",
+                 f"model.head.postprocess.iou_threshold={NMS['iou']}",
+                 f"model.head.postprocess.max_per_img={NMS['max_per_img']}"]
+    cfg = load_full_config(str(SPEED_CONFIG), overrides=overrides + list(args.ours_set))
+    model = get_registries().build("detector", cfg["model"], path="model")
+    images, targets = random_batch(args.batch, args.imgsz)
+    shape = (args.imgsz, args.imgsz)
+    samples = [DetSample(img_shape=shape, ori_shape=shape, pad_shape=shape,
+                         gt=Instances(boxes, labels)) for boxes, labels in targets]
+    batch = DetBatch(images, samples)
+    optimizer = torch.optim.SGD(model.parameters(), lr=SGD_LR, momentum=0.9)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        losses = model.loss(batch)
+        sum(v for v in losses.values() if v.requires_grad).backward()
+        optimizer.step()
+
+    def infer() -> None:
+        with torch.no_grad():
+            model.predict(batch)
+
+    model.train()
+    train = best_of(step, args.warmup, args.repeats)
+    model.eval()
+    return {"train_step": train, "infer_batch": best_of(infer, args.warmup, args.repeats),
+            "params": sum(p.numel() for p in model.parameters()),
+            "threads": torch.get_num_threads()}
+
+
+def yolo_format_config(args: argparse.Namespace, work_dir: Path) -> Path:
+    """Our raccoon config with its train/val/test datasets read as ``YoloDataset`` from the
+    converted set (same pipelines), written as a TOML file in ``work_dir``."""
+    import tomli_w
+
+    from core.config import read_config
+
+    cfg = read_config(RACCOON_CONFIG)
+    for loader, split in (("train_dataloader", "train"), ("val_dataloader", "val"),
+                          ("test_dataloader", "val")):
+        pipeline = cfg[loader]["dataset"]["pipeline"]
+        cfg[loader]["dataset"] = {"type": "YoloDataset", "data_yaml": args.yolo_data,
+                                  "split": split, "pipeline": pipeline}
+    cfg["data"] = {key: value for key, value in cfg.get("data", {}).items() if key != "root"}
+    work_dir.mkdir(parents=True, exist_ok=True)
+    path = work_dir / "yolov8_n_scratch_raccoon_yolo_format.toml"
+    path.write_text(tomli_w.dumps(cfg))
+    return path
+
+
+def ours_train(args: argparse.Namespace, epochs: int) -> dict[str, object]:
+    """Train with ``core.run`` and read the per-iteration times (data included) and the last
+    COCO mAP50 from the run's scalars."""
+    work_dir = Path(args.scratch) / f"ours_{epochs}"
+    config = yolo_format_config(args, work_dir)
+    command = [sys.executable, "-m", "core.run", str(config), "--work-dir", str(work_dir),
+               "--set", f"train.max_epochs={epochs}",
+               "--set", "default_hooks.logger.interval=1",
+               "--set", f"train_dataloader.batch_size={args.batch}",
+               "--set", "train_dataloader.num_workers=0"]
+    if epochs < 3:
+        command += ["--set", f"train.val_interval={epochs + 1}"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    subprocess.run(command, check=True, cwd=REPO, stdout=subprocess.DEVNULL, env=env)
+    scalars = next(work_dir.glob("*/vis_data/scalars.json"))
+    rows = [json.loads(line) for line in scalars.read_text().splitlines()]
+    iters_per_epoch = max(1, len([r for r in rows if "train/time" in r]) // epochs)
+    epoch_times = [0.0] * epochs
+    curve: list[tuple[float, float]] = []  # (training seconds so far, mAP50)
+    trained, index = 0.0, 0
+    for row in rows:
+        if "train/time" in row:
+            epoch_times[min(index // iters_per_epoch, epochs - 1)] += row["train/time"]
+            trained += row["train/time"]
+            index += 1
+        if "val/coco/bbox_mAP_50" in row:
+            curve.append((trained, row["val/coco/bbox_mAP_50"]))
+    return {"epoch_times": epoch_times, "map50": curve[-1][1] if curve else -1.0,
+            "curve": curve, "threads": args.threads}
+
+
+# ---- orchestration ---------------------------------------------------------------------
+
+
+def worker(args: argparse.Namespace) -> None:
+    if args.side == "ultralytics":
+        ultralytics_environment(Path(args.scratch) / "ultralytics_config")
+        speed, train = ultralytics_speed, ultralytics_train
+    else:
+        speed, train = ours_speed, ours_train
+    if args.measure == "speed":
+        result = speed(args)
+    else:
+        result = train(args, 2 if args.measure == "epoch" else args.epochs)
+    print("RESULT " + json.dumps(result))
+
+
+def run_worker(args: argparse.Namespace, side: str, measure: str) -> dict:
+    command = [sys.executable, __file__, "--worker", "--side", side, "--measure", measure,
+               "--threads", str(args.threads), "--imgsz", str(args.imgsz), "--batch",
+               str(args.batch), "--epochs", str(args.epochs), "--repeats", str(args.repeats),
+               "--warmup", str(args.warmup), "--scratch", args.scratch, "--yolo-data",
+               args.yolo_data] + [f"--ours-set={item}" for item in args.ours_set]
+    out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO)
+    line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def convert_raccoon(raccoon: Path, scratch: Path) -> Path:
+    """The raccoon set in YOLO format under ``scratch``; returns its dataset YAML."""
+    target = scratch / "raccoon_yolo"
+    subprocess.run([sys.executable, "-m", "core.tools.voc2yolo", str(raccoon), "--out",
+                    str(target), "--split", "train=train.txt", "--split", "val=val.txt",
+                    "--ann-dir", "annotations", "--img-dir", "images", "--link"],
+                   check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    return target / "raccoon.yaml"
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--imgsz", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="alternating rounds of the speed processes (best kept)")
+    parser.add_argument("--accuracy", action="store_true")
+    parser.add_argument("--ours-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for our model in the step and inference measures")
+    parser.add_argument("--raccoon", default=str(REPO.parent / "shared/data/raccoon"))
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=["ours", "ultralytics"], help=argparse.SUPPRESS)
+    parser.add_argument("--measure", choices=["speed", "epoch", "accuracy"],
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--scratch", help=argparse.SUPPRESS)
+    parser.add_argument("--yolo-data", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    with tempfile.TemporaryDirectory(prefix="bench_yolo_") as scratch:
+        args.scratch = scratch
+        args.yolo_data = str(convert_raccoon(Path(args.raccoon), Path(scratch)))
+        print(f"YOLOv8-n, {args.imgsz}x{args.imgsz}, batch {args.batch}, {args.threads} "
+              f"threads each; {load()}")
+        speed: dict[str, dict] = {}
+        for _ in range(args.rounds):
+            for side in ("ours", "ultralytics"):
+                result = run_worker(args, side, "speed")
+                best = speed.setdefault(side, result)
+                for key in ("train_step", "infer_batch"):
+                    best[key] = min(best[key], result[key])
+        for side, result in speed.items():
+            print(f"{side:12s} params {result['params'] / 1e6:.3f} M  threads "
+                  f"{result['threads']}  train step {result['train_step']:.3f} s  "
+                  f"inference batch {result['infer_batch']:.3f} s")
+        epoch = {side: run_worker(args, side, "epoch") for side in ("ours", "ultralytics")}
+        for side, result in epoch.items():
+            print(f"{side:12s} raccoon epoch {result['epoch_times'][-1]:.2f} s "
+                  f"(threads {result['threads']})")
+        print(f"ratio train step ours/ultralytics: "
+              f"{speed['ours']['train_step'] / speed['ultralytics']['train_step']:.3f}")
+        print(f"ratio inference batch ours/ultralytics: "
+              f"{speed['ours']['infer_batch'] / speed['ultralytics']['infer_batch']:.3f}")
+        print(f"ratio train epoch with data ours/ultralytics: "
+              f"{epoch['ours']['epoch_times'][-1] / epoch['ultralytics']['epoch_times'][-1]:.3f}")
+        if args.accuracy:
+            for side in ("ours", "ultralytics"):
+                result = run_worker(args, side, "accuracy")
+                total = sum(result["epoch_times"])
+                print(f"{side:12s} raccoon from scratch, {args.epochs} epochs at {args.imgsz} "
+                      f"px: mAP50 {result['map50']:.4f} (training {total:.0f} s)")
+                for seconds, value in result.get("curve", []):
+                    print(f"{side:12s}   mAP50 {value:.4f} after {seconds:.0f} s of training")
+        print(f"after: {load()}")
+
+
+if __name__ == "__main__":
+    main()
