@@ -3,6 +3,7 @@ centre-prior score, an alignment metric), batched over images."""
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import attrs
@@ -48,6 +49,15 @@ class QualityMatcher:
         best = torch.zeros_like(quality, dtype=torch.bool)
         return best.scatter_(2, gt_argmax[:, :, None], eligible[:, :, None])
 
+    def _is_low_quality_match(self, quality: Tensor, valid: Tensor) -> Tensor:
+        """``(B, N)`` bool: prior n is (one of) the best prior(s) of some real gt."""
+        if not self.gt_max_assign_all:
+            return self._low_quality_candidates(quality, valid).any(dim=1)
+        gt_max = quality.amax(dim=2)  # (B, M)
+        eligible = valid & (gt_max >= self.min_pos) & (gt_max > 0)
+        # a quality never equals +inf: ineligible gts match no prior
+        return (quality == gt_max.masked_fill(~eligible, math.inf)[:, :, None]).any(dim=1)
+
     def __call__(self, quality: Tensor, gt: GTBatch, excluded: Tensor | None = None
                  ) -> AssignResult:
         """Assign N priors of B images.
@@ -62,30 +72,32 @@ class QualityMatcher:
         """
         num_images, max_gts, num_priors = quality.shape
         device = quality.device
-        if excluded is None:
-            excluded = torch.zeros((num_images, num_priors), dtype=torch.bool, device=device)
         if max_gts:
-            quality = quality.masked_fill(~gt.valid[:, :, None], EXCLUDED)
-            quality = quality.masked_fill(excluded[:, None, :], EXCLUDED)
+            quality = quality.masked_fill(~gt.valid[:, :, None], EXCLUDED)  # a copy
+            if excluded is not None:
+                quality.masked_fill_(excluded[:, None, :], EXCLUDED)
             max_quality, argmax = quality.max(dim=1)  # (B, N)
         else:
             max_quality = quality.new_zeros((num_images, num_priors))
             argmax = torch.zeros((num_images, num_priors), dtype=torch.long, device=device)
         # Priors of an image without gts are negatives (0) unless excluded.
         no_gt = (gt.num_gts == 0)[:, None]
-        max_quality = torch.where(no_gt, 0.0, max_quality).masked_fill(excluded, EXCLUDED)
+        max_quality = torch.where(no_gt, 0.0, max_quality)
+        if excluded is not None:
+            max_quality = max_quality.masked_fill(excluded, EXCLUDED)
 
         gt_inds = torch.full((num_images, num_priors), IGNORE, dtype=torch.long, device=device)
         gt_inds[(max_quality >= 0) & (max_quality < self.neg_thr)] = NEGATIVE
         gt_inds = torch.where(max_quality >= self.pos_thr, argmax + 1, gt_inds)
         if self.allow_low_quality_matches and max_gts:
-            candidates = self._low_quality_candidates(quality, gt.valid)
             if self.low_quality_gt == "self":
+                candidates = self._low_quality_candidates(quality, gt.valid)
                 gt_numbers = torch.arange(1, max_gts + 1, device=device)[None, :, None]
                 chosen = (candidates * gt_numbers).amax(dim=1)  # (B, N); 0 = none, last wins
                 gt_inds = torch.where(chosen > 0, chosen, gt_inds)
             else:
-                gt_inds = torch.where(candidates.any(dim=1), argmax + 1, gt_inds)
+                gt_inds = torch.where(self._is_low_quality_match(quality, gt.valid), argmax + 1,
+                                      gt_inds)
         return AssignResult(gt_inds, max_quality, matched_labels(gt_inds, gt), gt.num_gts)
 
 
