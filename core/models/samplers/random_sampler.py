@@ -28,18 +28,23 @@ def random_subset(candidates: Tensor, quota: Tensor, max_quota: int) -> Tensor:
     :returns: ``(B, N)`` bool subset of ``candidates``; uses the global torch RNG.
     """
     keys = torch.rand(candidates.shape, device=candidates.device)
-    keys = keys.masked_fill(~candidates, NON_CANDIDATE_KEY)
+    if bool((candidates.sum(dim=1) <= quota).all()):
+        return candidates  # all fit (the keys are drawn anyway: the RNG advances alike)
     num_ranked = min(max_quota, candidates.shape[1])
     if num_ranked < 1:
         return torch.zeros_like(candidates)
+    keys = torch.where(candidates, keys, NON_CANDIDATE_KEY)
     quota = quota.clamp(max=num_ranked)
     smallest = keys.topk(num_ranked, dim=1, largest=False).values  # (B, K) ascending
     last_key = smallest.gather(1, (quota - 1).clamp(min=0)[:, None])  # (B, 1)
-    below = keys < last_key
-    tied = keys == last_key
-    room = quota[:, None] - below.sum(dim=1, keepdim=True)
-    chosen = below | (tied & (tied.cumsum(dim=1) <= room))
-    return candidates & chosen & (quota > 0)[:, None]
+    wanted = candidates & (quota > 0)[:, None]
+    chosen = wanted & (keys <= last_key)
+    if bool((chosen.sum(dim=1) > quota).any()):  # keys tied with the last one: index order
+        below = keys < last_key
+        tied = keys == last_key
+        room = quota[:, None] - below.sum(dim=1, keepdim=True)
+        chosen = wanted & (below | (tied & (tied.cumsum(dim=1) <= room)))
+    return chosen
 
 
 class RandomSampler:
