@@ -60,8 +60,8 @@ class QualityMatcher:
         shortfall = quality - gt_max.masked_fill(~eligible, math.inf)[:, :, None]
         return shortfall.amax(dim=1) == 0
 
-    def __call__(self, quality: Tensor, gt: GTBatch, excluded: Tensor | None = None
-                 ) -> AssignResult:
+    def __call__(self, quality: Tensor, gt: GTBatch, excluded: Tensor | None = None,
+                 overwrite: bool = False) -> AssignResult:
         """Assign N priors of B images.
 
         :param quality: ``(B, M, N)`` quality of every (gt, prior) pair; padding gts are
@@ -69,13 +69,18 @@ class QualityMatcher:
         :param gt: the padded ground truth (``valid``, ``labels``, ``num_gts``).
         :param excluded: ``(B, N)`` bool priors to ignore whatever their quality (ignore
             regions, padding of per-image priors), or None.
+        :param overwrite: ``quality`` is the caller's to discard: padding and excluded priors
+            are written into it instead of into a copy.
         :returns: ``(B, N)`` assignment; ``max_overlaps`` is the best quality (``-1`` for
             excluded priors, 0 in images without gt).
         """
         num_images, max_gts, num_priors = quality.shape
         device = quality.device
         if max_gts:
-            quality = quality.masked_fill(~gt.valid[:, :, None], EXCLUDED)  # a copy
+            if overwrite:
+                quality[~gt.valid] = EXCLUDED  # the padding rows only
+            else:
+                quality = quality.masked_fill(~gt.valid[:, :, None], EXCLUDED)  # a copy
             if excluded is not None:
                 quality.masked_fill_(excluded[:, None, :], EXCLUDED)
             max_quality = quality.amax(dim=1)  # (B, N)
@@ -87,8 +92,8 @@ class QualityMatcher:
         if excluded is not None:
             max_quality = max_quality.masked_fill(excluded, EXCLUDED)
 
-        gt_inds = torch.full((num_images, num_priors), IGNORE, dtype=torch.long, device=device)
-        gt_inds[(max_quality >= 0) & (max_quality < self.neg_thr)] = NEGATIVE
+        negative = (max_quality >= 0) & (max_quality < self.neg_thr)
+        gt_inds = torch.where(negative, NEGATIVE, IGNORE)  # (B, N) int64
         positive = max_quality >= self.pos_thr
         if self.allow_low_quality_matches and max_gts and self.low_quality_gt == "best":
             positive |= self._is_low_quality_match(quality, gt.valid)
