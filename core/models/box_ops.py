@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchvision.ops import box_iou, complete_box_iou_loss
+from torchvision.ops import complete_box_iou_loss
+
+#: Elements of one block of :func:`gt_prior_iou` (its temporaries fit a core's cache).
+IOU_BLOCK_ELEMENTS = 1 << 16
+#: Fewest priors per block.
+MIN_IOU_BLOCK = 1024
 
 
 def box_iof(boxes: Tensor, regions: Tensor, valid: Tensor) -> Tensor:
@@ -32,15 +37,33 @@ def box_iof(boxes: Tensor, regions: Tensor, valid: Tensor) -> Tensor:
 def gt_prior_iou(gt_boxes: Tensor, prior_boxes: Tensor) -> Tensor:
     """IoU of every padded gt box with every prior box, per image.
 
+    Equal, element for element, to torchvision's ``box_iou`` (the same operations in the same
+    order), computed coordinate by coordinate on blocks of priors: each step broadcasts an
+    ``(M, 1)`` column against a contiguous ``(1, n)`` row (not ``box_iou``'s strided
+    ``(M, N, 2)`` corner pairs) and a block's temporaries stay in cache, several times
+    faster for tens of thousands of anchors.
+
     :param gt_boxes: ``(B, M, 4)`` xyxy.
     :param prior_boxes: ``(N, 4)`` shared by all images, or ``(B, N, 4)`` per image.
-    :returns: ``(B, M, N)`` IoU (torchvision's ``box_iou``).
+    :returns: ``(B, M, N)`` IoU.
     """
     num_images, max_gts, _ = gt_boxes.shape
-    if prior_boxes.ndim == 2:
-        iou = box_iou(gt_boxes.reshape(-1, 4), prior_boxes)
-        return iou.view(num_images, max_gts, prior_boxes.shape[0])
-    return torch.stack([box_iou(g, p) for g, p in zip(gt_boxes, prior_boxes, strict=True)])
+    num_priors = prior_boxes.shape[-2]
+    gx1, gy1, gx2, gy2 = (c[..., None] for c in gt_boxes.unbind(-1))  # (B, M, 1)
+    gt_area = (gx2 - gx1) * (gy2 - gy1)
+    rows = prior_boxes.transpose(-1, -2).contiguous()  # (4, N) or (B, 4, N)
+    px1, py1, px2, py2 = (c.unsqueeze(-2) for c in rows.unbind(-2))  # (1, N) or (B, 1, N)
+    prior_area = (px2 - px1) * (py2 - py1)
+    iou = gt_boxes.new_empty((num_images, max_gts, num_priors))
+    block = max(MIN_IOU_BLOCK, IOU_BLOCK_ELEMENTS // max(num_images * max_gts, 1))
+    for start in range(0, num_priors, block):
+        part = slice(start, start + block)
+        width = torch.minimum(gx2, px2[..., part]).sub_(torch.maximum(gx1, px1[..., part]))
+        height = torch.minimum(gy2, py2[..., part]).sub_(torch.maximum(gy1, py1[..., part]))
+        inter = width.clamp_(min=0).mul_(height.clamp_(min=0))
+        union = torch.add(gt_area, prior_area[..., part]).sub_(inter)
+        torch.div(inter, union, out=iou[..., part])
+    return iou
 
 
 def aligned_ciou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:

@@ -6,6 +6,7 @@ from torchvision.ops import box_iou
 from core.contracts import GTBatch, Priors
 from core.errors import ConfigError
 from core.models.assigners import MaxIoUAssigner
+from core.models.box_ops import gt_prior_iou
 from core.models.priors import AnchorGenerator
 
 IMAGE = 128
@@ -135,3 +136,21 @@ def test_per_image_priors_with_padding_match_each_image_alone():
                                 GTBatch.from_lists([boxes[image]], [labels[image]]))
         assert torch.equal(batched.gt_inds[image, :n], alone.gt_inds[0])
         assert (batched.gt_inds[image, n:] == -1).all()
+
+
+def test_matcher_overwrite_gives_the_same_assignment_and_otherwise_keeps_the_input(anchors):
+    generator = torch.Generator().manual_seed(7)
+    counts = [3, 0, 6]
+    gt = GTBatch.from_lists([random_boxes(n, generator) for n in counts],
+                            [torch.randint(0, 3, (n,), generator=generator) for n in counts])
+    quality = gt_prior_iou(gt.boxes, anchors.boxes)
+    excluded = torch.rand(len(counts), anchors.num_priors, generator=generator) < 0.1
+    for low_quality_gt in ("self", "best"):
+        assigner = MaxIoUAssigner(0.5, 0.4, low_quality_gt=low_quality_gt)
+        kept = quality.clone()
+        copied = assigner.matcher(quality, gt, excluded)
+        assert torch.equal(quality, kept)
+        overwritten = assigner.matcher(kept, gt, excluded, overwrite=True)
+        assert torch.equal(copied.gt_inds, overwritten.gt_inds)
+        assert torch.equal(copied.max_overlaps, overwritten.max_overlaps)
+        assert torch.equal(copied.labels, overwritten.labels)

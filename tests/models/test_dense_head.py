@@ -97,3 +97,29 @@ def test_static_assigner_gets_no_predictions_and_assignments_split_by_level():
     assert [len(p) for p in assignments.priors] == [64, 16]
     total = sum(len(level) for image in assignments.pos_inds for level in image)
     assert total == targets.num_pos
+
+
+def test_sampled_rows_are_gathered_for_the_class_loss_with_the_weighted_value():
+    """A sampler counting few priors: the class loss reads only the counted rows and equals
+    the loss of every row weighted by ``row_weight``; a dense assignment keeps the weights."""
+    torch.manual_seed(0)
+    head = get_registries().build("head", {
+        "type": "RetinaHead", "num_classes": NUM_CLASSES, "in_channels": 8,
+        "feat_channels": 8, "stacked_convs": 1,
+        "prior_generator": {"type": "AnchorGenerator", "strides": [8, 16], "ratios": [1.0],
+                            "scales_per_octave": 1},
+        "sampler": {"type": "RandomSampler", "num": 8, "pos_fraction": 0.5},
+    }, "model.head")
+    feats = (torch.randn(2, 8, 8, 8), torch.randn(2, 8, 4, 4))
+    cls_scores, bbox_preds = head(feats)
+    priors = head.priors_of(cls_scores)
+    cls, _ = head.flat_outputs(cls_scores, bbox_preds)
+    targets = head.targets(priors, samples())
+    counted = (targets.sampling.pos_mask | targets.sampling.neg_mask).reshape(-1)
+    assert torch.equal(targets.counted_rows, counted.nonzero().flatten())
+    assert targets.num_counted == int(counted.sum()) <= 16
+    weighted = head.loss_cls(cls.reshape(-1, NUM_CLASSES), targets.labels.reshape(-1),
+                             weight=targets.row_weight.float(), avg_factor=targets.avg_factor)
+    assert torch.allclose(head.cls_loss(cls, targets), weighted, rtol=1e-6)
+    dense = build_head({"type": "MaxIoUAssigner", "pos_iou_thr": 0.5, "neg_iou_thr": 0.4})
+    assert dense.targets(priors, samples()).counted_rows is None

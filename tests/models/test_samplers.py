@@ -4,6 +4,7 @@ import torch
 from core.contracts import AssignResult, GTBatch, Priors
 from core.errors import ConfigError
 from core.models.samplers import PseudoSampler, RandomSampler
+from core.models.samplers.random_sampler import random_subset
 
 NUM_PRIORS = 200
 
@@ -82,3 +83,55 @@ def test_random_sampler_adds_gts_as_proposals():
 def test_random_sampler_checks_arguments():
     with pytest.raises(ConfigError, match="pos_fraction"):
         RandomSampler(pos_fraction=1.5)
+
+
+def argsort_subset(candidates, quota, keys):
+    """Reference: rank every key of a row (ties in index order), keep the ``quota`` first."""
+    keys = keys.masked_fill(~candidates, 2.0)
+    rank = torch.empty_like(keys, dtype=torch.long)
+    order = keys.argsort(dim=1, stable=True)
+    rank.scatter_(1, order, torch.arange(keys.shape[1]).expand_as(order))
+    return candidates & (rank < quota[:, None])
+
+
+@pytest.mark.parametrize("coarse", [False, True])
+def test_random_subset_matches_a_full_ranking(monkeypatch, coarse):
+    """The ``quota`` smallest keys (tied keys in index order), whatever the key ties."""
+    draws = []
+    real_rand = torch.rand
+
+    def rand(*args, **kwargs):
+        keys = real_rand(*args, **kwargs)
+        keys = (keys * 8).floor() / 8 if coarse else keys  # coarse keys: many ties
+        draws.append(keys)
+        return keys
+
+    monkeypatch.setattr(torch, "rand", rand)
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(40):
+        num = int(torch.randint(1, 500, (1,), generator=generator))
+        candidates = torch.rand(3, num, generator=generator) < float(
+            torch.rand(1, generator=generator))
+        max_quota = int(torch.randint(0, 60, (1,), generator=generator))
+        quota = torch.randint(0, max_quota + 1, (3,), generator=generator)
+        got = random_subset(candidates, quota, max_quota)
+        assert torch.equal(got, argsort_subset(candidates, quota, draws[-1]))
+        assert torch.equal(got.sum(dim=1), torch.minimum(candidates.sum(dim=1), quota))
+
+
+def test_random_subset_ties_in_index_order_and_draws_alike_when_all_fit(monkeypatch):
+    keys = torch.tensor([[0.5] * 6, [0.1, 0.5, 0.5, 0.2, 0.5, 0.5]])
+    monkeypatch.setattr(torch, "rand", lambda shape, device=None: keys.clone())
+    candidates = torch.ones(2, 6, dtype=torch.bool)
+    got = random_subset(candidates, torch.tensor([2, 3]), 4)
+    assert got.tolist() == [[True, True, False, False, False, False],
+                            [True, True, False, True, False, False]]
+    monkeypatch.undo()
+    torch.manual_seed(0)
+    few = torch.zeros(2, 50, dtype=torch.bool)
+    few[:, :3] = True
+    assert torch.equal(random_subset(few, torch.tensor([5, 5]), 5), few)
+    after_fit = torch.rand(1)
+    torch.manual_seed(0)
+    torch.rand(2, 50)
+    assert torch.equal(torch.rand(1), after_fit)  # the keys were drawn all the same

@@ -70,4 +70,5 @@ class MaxIoUAssigner:
         if priors.boxes is None:
             raise ConfigError("MaxIoUAssigner needs box priors (anchors or proposals), got points")
         quality = gt_prior_iou(gt.boxes, priors.boxes)
-        return self.matcher(quality, gt, self._excluded_priors(priors.boxes, priors, gt))
+        return self.matcher(quality, gt, self._excluded_priors(priors.boxes, priors, gt),
+                            overwrite=True)

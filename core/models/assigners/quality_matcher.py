@@ -3,6 +3,7 @@ centre-prior score, an alignment metric), batched over images."""
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import attrs
@@ -48,8 +49,19 @@ class QualityMatcher:
         best = torch.zeros_like(quality, dtype=torch.bool)
         return best.scatter_(2, gt_argmax[:, :, None], eligible[:, :, None])
 
-    def __call__(self, quality: Tensor, gt: GTBatch, excluded: Tensor | None = None
-                 ) -> AssignResult:
+    def _is_low_quality_match(self, quality: Tensor, valid: Tensor) -> Tensor:
+        """``(B, N)`` bool: prior n is (one of) the best prior(s) of some real gt."""
+        if not self.gt_max_assign_all:
+            return self._low_quality_candidates(quality, valid).any(dim=1)
+        gt_max = quality.amax(dim=2)  # (B, M)
+        eligible = valid & (gt_max >= self.min_pos) & (gt_max > 0)
+        # q - gt_max is 0 exactly where q equals its gt's best (never above it) and -inf for
+        # gts that may not match: one subtraction and a max instead of a (B, M, N) bool
+        shortfall = quality - gt_max.masked_fill(~eligible, math.inf)[:, :, None]
+        return shortfall.amax(dim=1) == 0
+
+    def __call__(self, quality: Tensor, gt: GTBatch, excluded: Tensor | None = None,
+                 overwrite: bool = False) -> AssignResult:
         """Assign N priors of B images.
 
         :param quality: ``(B, M, N)`` quality of every (gt, prior) pair; padding gts are
@@ -57,36 +69,56 @@ class QualityMatcher:
         :param gt: the padded ground truth (``valid``, ``labels``, ``num_gts``).
         :param excluded: ``(B, N)`` bool priors to ignore whatever their quality (ignore
             regions, padding of per-image priors), or None.
+        :param overwrite: ``quality`` is the caller's to discard: padding and excluded priors
+            are written into it instead of into a copy.
         :returns: ``(B, N)`` assignment; ``max_overlaps`` is the best quality (``-1`` for
             excluded priors, 0 in images without gt).
         """
         num_images, max_gts, num_priors = quality.shape
         device = quality.device
-        if excluded is None:
-            excluded = torch.zeros((num_images, num_priors), dtype=torch.bool, device=device)
         if max_gts:
-            quality = quality.masked_fill(~gt.valid[:, :, None], EXCLUDED)
-            quality = quality.masked_fill(excluded[:, None, :], EXCLUDED)
-            max_quality, argmax = quality.max(dim=1)  # (B, N)
+            if overwrite:
+                quality[~gt.valid] = EXCLUDED  # the padding rows only
+            else:
+                quality = quality.masked_fill(~gt.valid[:, :, None], EXCLUDED)  # a copy
+            if excluded is not None:
+                quality.masked_fill_(excluded[:, None, :], EXCLUDED)
+            max_quality = quality.amax(dim=1)  # (B, N)
         else:
             max_quality = quality.new_zeros((num_images, num_priors))
-            argmax = torch.zeros((num_images, num_priors), dtype=torch.long, device=device)
         # Priors of an image without gts are negatives (0) unless excluded.
         no_gt = (gt.num_gts == 0)[:, None]
-        max_quality = torch.where(no_gt, 0.0, max_quality).masked_fill(excluded, EXCLUDED)
+        max_quality = torch.where(no_gt, 0.0, max_quality)
+        if excluded is not None:
+            max_quality = max_quality.masked_fill(excluded, EXCLUDED)
 
-        gt_inds = torch.full((num_images, num_priors), IGNORE, dtype=torch.long, device=device)
-        gt_inds[(max_quality >= 0) & (max_quality < self.neg_thr)] = NEGATIVE
-        gt_inds = torch.where(max_quality >= self.pos_thr, argmax + 1, gt_inds)
-        if self.allow_low_quality_matches and max_gts:
+        negative = (max_quality >= 0) & (max_quality < self.neg_thr)
+        gt_inds = torch.where(negative, NEGATIVE, IGNORE)  # (B, N) int64
+        positive = max_quality >= self.pos_thr
+        if self.allow_low_quality_matches and max_gts and self.low_quality_gt == "best":
+            positive |= self._is_low_quality_match(quality, gt.valid)
+        gt_inds = _match_best_gt(gt_inds, quality, positive)
+        if self.allow_low_quality_matches and max_gts and self.low_quality_gt == "self":
             candidates = self._low_quality_candidates(quality, gt.valid)
-            if self.low_quality_gt == "self":
-                gt_numbers = torch.arange(1, max_gts + 1, device=device)[None, :, None]
-                chosen = (candidates * gt_numbers).amax(dim=1)  # (B, N); 0 = none, last wins
-                gt_inds = torch.where(chosen > 0, chosen, gt_inds)
-            else:
-                gt_inds = torch.where(candidates.any(dim=1), argmax + 1, gt_inds)
+            gt_numbers = torch.arange(1, max_gts + 1, device=device)[None, :, None]
+            chosen = (candidates * gt_numbers).amax(dim=1)  # (B, N); 0 = none, last wins
+            gt_inds = torch.where(chosen > 0, chosen, gt_inds)
         return AssignResult(gt_inds, max_quality, matched_labels(gt_inds, gt), gt.num_gts)
+
+
+def _match_best_gt(gt_inds: Tensor, quality: Tensor, positive: Tensor) -> Tensor:
+    """``gt_inds`` with each ``positive`` prior matched to its best gt (the first of equals,
+    as ``quality.max(dim=1)``); the best gt is searched for the positives only.
+
+    :param gt_inds: ``(B, N)`` int64. :param quality: ``(B, M, N)``, padding masked.
+    :param positive: ``(B, N)`` bool.
+    """
+    image, prior = positive.nonzero(as_tuple=True)
+    if not quality.shape[1]:  # no gt anywhere: a positive takes the (absent) first gt
+        best = torch.zeros_like(image)
+    else:
+        best = quality[image, :, prior].argmax(dim=1)  # (P,)
+    return gt_inds.index_put((image, prior), best + 1)
 
 
 def matched_labels(gt_inds: Tensor, gt: GTBatch) -> Tensor:

@@ -22,6 +22,11 @@ from core.structures import DetSample, Instances
 
 #: Key of the number of positives in a head's loss dict (logged as ``train/num_pos``).
 NUM_POS_KEY = "num_pos"
+#: Share of counted priors under which the classification loss gathers the counted rows
+#: (a sampler's few hundred of ``B * N``) instead of weighing every row.
+SPARSE_ROW_SHARE = 0.5
+#: Distinct feature-map sizes whose priors a head remembers.
+MAX_CACHED_PRIORS = 32
 
 
 def flatten_level(pred: Tensor, channels: int) -> Tensor:
@@ -50,6 +55,8 @@ class DenseTargets:
     :ivar pos_image: ``(P,)`` int64 image index of each positive.
     :ivar pos_prior: ``(P,)`` int64 prior index of each positive.
     :ivar pos_gt_boxes: ``(P, 4)`` xyxy box each positive is matched to.
+    :ivar counted_rows: ``(K,)`` int64 indices into the ``B * N`` rows of the counted priors
+        when they are few (under :data:`SPARSE_ROW_SHARE`, e.g. sampled), else ``None``.
     """
 
     priors: Priors
@@ -60,11 +67,20 @@ class DenseTargets:
     pos_image: Tensor
     pos_prior: Tensor
     pos_gt_boxes: Tensor
+    counted_rows: Tensor | None = None
 
     @property
     def num_pos(self) -> int:
         """Sampled positives over the batch."""
-        return self.sampling.num_pos
+        return len(self.pos_image)
+
+    @property
+    def num_counted(self) -> int:
+        """Priors the classification loss counts over the batch (positives and
+        negatives)."""
+        if self.counted_rows is not None:
+            return len(self.counted_rows)
+        return self.labels.numel() if self.row_weight is None else int(self.row_weight.sum())
 
     @property
     def avg_factor(self) -> int:
@@ -138,6 +154,8 @@ class DenseHead(nn.Module):
         self.loss_bbox = build_part("loss", loss_bbox, "loss_bbox")
         self.postprocess = build_part("postprocess", postprocess, "postprocess")
         self.reg_decoded_bbox = reg_decoded_bbox
+        # (featmap sizes, device) -> priors; they depend only on these.
+        self._priors_cache: dict[tuple, Priors] = {}
         if getattr(self.sampler, "add_gt_as_proposals", False):
             raise ConfigError("sampler.add_gt_as_proposals: a dense head predicts only for "
                               "its priors; set it to false")
@@ -147,8 +165,13 @@ class DenseHead(nn.Module):
     def priors(self, featmap_sizes: list[tuple[int, int]], device: torch.device | str
                ) -> Priors:
         """The priors of feature maps of these ``(H_l, W_l)`` sizes."""
-        levels = self.prior_generator.grid_priors(featmap_sizes, device)
-        return Priors.from_levels(levels, self.prior_generator.strides)
+        key = (tuple((int(h), int(w)) for h, w in featmap_sizes), str(device))
+        if key not in self._priors_cache:
+            if len(self._priors_cache) >= MAX_CACHED_PRIORS:
+                self._priors_cache.clear()
+            levels = self.prior_generator.grid_priors(featmap_sizes, device)
+            self._priors_cache[key] = Priors.from_levels(levels, self.prior_generator.strides)
+        return self._priors_cache[key]
 
     def priors_of(self, level_outputs: list[Tensor]) -> Priors:
         """The priors of per-level ``(B, K, H_l, W_l)`` outputs."""
@@ -203,12 +226,16 @@ class DenseHead(nn.Module):
         counted = sampling.pos_mask | sampling.neg_mask  # (B, N)
         labels = torch.where(sampling.pos_mask, assign_result.labels,
                              torch.full_like(assign_result.labels, self.num_classes))
-        # Ignored priors get weight 0 (no gathered copy of the (B * N, C) logits).
-        row_weight = None if bool(counted.all()) else counted.reshape(-1)
+        num_counted = int(counted.sum())
+        row_weight = None if num_counted == counted.numel() else counted.reshape(-1)
+        # Few counted rows (a sampler) are gathered; otherwise ignored priors get weight 0
+        # (no gathered copy of the (B * N, C) logits).
+        counted_rows = (counted.reshape(-1).nonzero().flatten()
+                        if num_counted < SPARSE_ROW_SHARE * counted.numel() else None)
         pos_image, pos_prior = sampling.pos_mask.nonzero(as_tuple=True)
         pos_gt = assign_result.gt_inds[pos_image, pos_prior] - 1
         return DenseTargets(priors, gt, sampling, labels, row_weight, pos_image, pos_prior,
-                            gt.boxes[pos_image, pos_gt])
+                            gt.boxes[pos_image, pos_gt], counted_rows)
 
     def loss(self, feats: tuple[Tensor, ...], samples: list[DetSample]) -> dict[str, Tensor]:
         """Losses of a batch and the logged scalars (``num_pos``, assigner statistics).
@@ -225,14 +252,7 @@ class DenseHead(nn.Module):
         priors = self.priors_of(cls_scores)
         cls, reg = self.flat_outputs(cls_scores, bbox_preds)
         targets = self.targets(priors, samples, self.predictions(priors, cls, reg))
-        row_weight = targets.row_weight
-        loss_cls = self.loss_cls(
-            cls.reshape(-1, self.num_classes),
-            targets.labels.reshape(-1),
-            weight=None if row_weight is None else row_weight.to(cls.dtype),
-            avg_factor=targets.avg_factor,
-        )
-        return {"loss_cls": loss_cls, "loss_bbox": self.box_loss(reg, targets),
+        return {"loss_cls": self.cls_loss(cls, targets), "loss_bbox": self.box_loss(reg, targets),
                 **self.scalars(targets)}
 
     def scalars(self, targets: DenseTargets) -> dict[str, Tensor]:
@@ -241,6 +261,19 @@ class DenseHead(nn.Module):
         num_pos = targets.sampling.pos_mask.sum().float()
         return {NUM_POS_KEY: num_pos, **assignment_stats(targets.sampling, targets.gt,
                                                          targets.priors.level_sizes)}
+
+    def cls_loss(self, cls: Tensor, targets: DenseTargets) -> Tensor:
+        """``loss_cls`` of the counted priors: ``cls`` is ``(B, N, C)``; the counted rows are
+        gathered when few (``targets.counted_rows``), else ignored rows get weight 0."""
+        logits = cls.reshape(-1, self.num_classes)
+        labels = targets.labels.reshape(-1)
+        if targets.counted_rows is not None:
+            rows = targets.counted_rows
+            return self.loss_cls(logits[rows], labels[rows], avg_factor=targets.avg_factor)
+        row_weight = targets.row_weight
+        return self.loss_cls(logits, labels,
+                             weight=None if row_weight is None else row_weight.to(cls.dtype),
+                             avg_factor=targets.avg_factor)
 
     def box_loss(self, reg: Tensor, targets: DenseTargets) -> Tensor:
         """``loss_bbox`` of the positives: ``reg`` is ``(B, N, encode_size)``."""

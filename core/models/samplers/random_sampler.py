@@ -12,22 +12,39 @@ from core.errors import ConfigError
 NO_UPPER_BOUND = -1
 #: IoU of a gt box appended as a proposal with itself.
 SELF_IOU = 1.0
+#: Random key of a non-candidate: above every ``torch.rand`` key.
+NON_CANDIDATE_KEY = 2.0
 
 
-def random_subset(candidates: Tensor, quota: Tensor) -> Tensor:
-    """Pick ``quota[b]`` random True entries of each row (all of them if fewer).
+def random_subset(candidates: Tensor, quota: Tensor, max_quota: int) -> Tensor:
+    """Pick ``quota[b]`` random True entries of each row (all of them if fewer): those with
+    the smallest random keys, a tie on the last key taken in index order.
+
+    Only the ``max_quota`` smallest keys per row are ranked (``torch.topk``), not the row.
 
     :param candidates: ``(B, N)`` bool.
     :param quota: ``(B,)`` int64 number to keep per row.
+    :param max_quota: an upper bound on ``quota``.
     :returns: ``(B, N)`` bool subset of ``candidates``; uses the global torch RNG.
     """
     keys = torch.rand(candidates.shape, device=candidates.device)
-    keys = keys.masked_fill(~candidates, 2.0)  # non-candidates sort after every candidate
-    order = keys.argsort(dim=1)
-    rank = torch.empty_like(order)
-    positions = torch.arange(candidates.shape[1], device=candidates.device)
-    rank.scatter_(1, order, positions.expand_as(order))
-    return candidates & (rank < quota[:, None])
+    if bool((candidates.sum(dim=1) <= quota).all()):
+        return candidates  # all fit (the keys are drawn anyway: the RNG advances alike)
+    num_ranked = min(max_quota, candidates.shape[1])
+    if num_ranked < 1:
+        return torch.zeros_like(candidates)
+    keys = torch.where(candidates, keys, NON_CANDIDATE_KEY)
+    quota = quota.clamp(max=num_ranked)
+    smallest = keys.topk(num_ranked, dim=1, largest=False).values  # (B, K) ascending
+    last_key = smallest.gather(1, (quota - 1).clamp(min=0)[:, None])  # (B, 1)
+    wanted = candidates & (quota > 0)[:, None]
+    chosen = wanted & (keys <= last_key)
+    if bool((chosen.sum(dim=1) > quota).any()):  # keys tied with the last one: index order
+        below = keys < last_key
+        tied = keys == last_key
+        room = quota[:, None] - below.sum(dim=1, keepdim=True)
+        chosen = wanted & (below | (tied & (tied.cumsum(dim=1) <= room)))
+    return chosen
 
 
 class RandomSampler:
@@ -105,11 +122,12 @@ class RandomSampler:
         neg_candidates = assign_result.gt_inds == NEGATIVE
         num_images = pos_candidates.shape[0]
         device = pos_candidates.device
-        max_pos = torch.full((num_images,), int(self.num * self.pos_fraction), device=device)
-        pos_mask = random_subset(pos_candidates, max_pos)
+        pos_quota = int(self.num * self.pos_fraction)
+        max_pos = torch.full((num_images,), pos_quota, device=device)
+        pos_mask = random_subset(pos_candidates, max_pos, pos_quota)
         num_pos = pos_mask.sum(dim=1)
         max_neg = self.num - num_pos
         if self.neg_pos_ub >= 0:
             max_neg = torch.minimum(max_neg, self.neg_pos_ub * num_pos.clamp(min=1))
-        neg_mask = random_subset(neg_candidates, max_neg)
+        neg_mask = random_subset(neg_candidates, max_neg, self.num)
         return SampleResult(pos_mask, neg_mask, assign_result, priors)

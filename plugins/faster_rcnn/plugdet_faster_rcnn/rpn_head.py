@@ -54,7 +54,7 @@ class SampledTargets(DenseTargets):
     @property
     def avg_factor(self) -> int:
         """Sampled anchors over the batch (at least 1)."""
-        return max(self.sampling.num_pos + self.sampling.num_neg, 1)
+        return max(self.num_counted, 1)
 
 
 class RPNHead(DenseHead):
