@@ -14,6 +14,24 @@ TRAINING_STATE = "state_dict"
 EMA_STATE = "ema_state_dict"
 
 
+def read_checkpoint(path: str) -> dict[str, Any]:
+    """The checkpoint dict of ``path`` (``weights_only=True``).
+
+    :raises CheckpointError: naming ``path``: missing file, or one torch cannot read (said
+        plainly instead of torch's advice to load it with ``weights_only=False``).
+    """
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as exc:
+        cause = exc.__cause__
+        if cause is None:
+            raise
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({type(cause).__name__}): the file is truncated "
+            "or corrupt, or holds more than tensors and plain Python containers (it is read "
+            "with weights_only=True)") from cause
+
+
 def load_weights(detector: nn.Module, path: str, ema: bool = False) -> dict[str, Any]:
     """Copy the weights of the checkpoint ``path`` (read with ``weights_only=True``) into
     ``detector``: its training weights (``state_dict``), or with ``ema`` the averaged ones an
@@ -24,7 +42,7 @@ def load_weights(detector: nn.Module, path: str, ema: bool = False) -> dict[str,
     :raises CheckpointError: naming ``path`` for a missing, unreadable or corrupt file, a
         file without the requested weights, or weights that do not fit ``detector``.
     """
-    checkpoint = load_checkpoint(path)
+    checkpoint = read_checkpoint(path)
     if ema:
         state = checkpoint.get(EMA_STATE)
         if not isinstance(state, dict):

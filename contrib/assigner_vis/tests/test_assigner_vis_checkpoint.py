@@ -156,12 +156,17 @@ def test_the_trained_checkpoint_loads_and_an_untrained_model_warns(checkpoints, 
                                      "iter": None}
 
 
-def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path, capsys):
+def test_a_corrupt_checkpoint_is_a_clear_error(checkpoints, tmp_path, capsys):
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"not a checkpoint" * 64)
-    assert vis(YOLOV8, tmp_path / "o", "--checkpoint", str(corrupt)) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and str(corrupt) in err and "Traceback" not in err
+    truncated = tmp_path / "truncated.pth"
+    data = checkpoints["trained"].read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    for path in (corrupt, truncated):
+        assert vis(YOLOV8, tmp_path / "o", "--checkpoint", str(path)) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: cannot read checkpoint {path} (")
+        assert "truncated or corrupt" in err and "weights_only=False" not in err
     missing = tmp_path / "missing.pth"
     assert vis(YOLOV8, tmp_path / "o", "--checkpoint", str(missing)) == 2
     assert f"checkpoint file not found: {missing}" in capsys.readouterr().err
