@@ -10,11 +10,13 @@ from typing import Any
 
 from PIL import Image
 
-from assigner_vis.positives import collect_positives
+from assigner_vis.positives import collect_positives, head_of
 from assigner_vis.render import render_anchor_panels, render_positives, render_roi_samples
 from assigner_vis.roi_samples import collect_roi_samples, has_roi_stage
+from assigner_vis.weights import initial_weights, load_weights, untrained_warning
 from core.config_defaults import load_full_config
-from core.errors import ConfigError
+from core.engine.randomness import set_random_seed
+from core.errors import CheckpointError, ConfigError
 from core.tools.cli import add_override_arguments
 from core.visualization import Visualizer
 from core.visualization.hooks.samples import load_original_image
@@ -42,6 +44,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--per-anchor", action="store_true",
                         help="also write <image>_anchors.png: one panel per level and prior "
                         "index in the cell (which anchor shapes each box matches)")
+    parser.add_argument("--checkpoint", metavar="PATH",
+                        help="plugdet checkpoint whose weights the model runs with (needed "
+                        "for assigners that use the predictions, e.g. TaskAligned, SimOTA); "
+                        "default: the initial weights of a training run")
+    parser.add_argument("--ema", action="store_true",
+                        help="use the checkpoint's EMA weights (ema_state_dict, written by "
+                        "an EMAHook) instead of its training weights (state_dict)")
     add_override_arguments(parser, allow_new=False)
     return parser.parse_args(argv)
 
@@ -65,14 +74,29 @@ def loader_table(cfg: dict[str, Any], split: str, keep_pipeline: bool) -> dict[s
 
 def run(args: argparse.Namespace) -> list[Path]:
     """Write the PNGs and ``positives.json`` (for a two-stage detector also the sampled RoIs:
-    ``<image>_rois.png`` and ``roi_samples.json``); returns the PNG paths."""
+    ``<image>_rois.png`` and ``roi_samples.json``); returns the PNG paths.
+
+    :raises ConfigError: bad options or config; CheckpointError: a bad ``--checkpoint``.
+    """
     from core.data.loader import build_dataloader
     from core.plugins import get_registries
 
     if args.n < 1:
         raise ConfigError(f"--n: expected a positive number of images, got {args.n}")
+    if args.ema and not args.checkpoint:
+        raise ConfigError("--ema: needs --checkpoint (the file holding the EMA weights)")
     cfg = load_full_config(args.config, overrides=args.overrides)
-    detector = get_registries().build("detector", cfg["model"], path="model").eval()
+    # seeded as a training run is: without a checkpoint, the weights it starts from
+    set_random_seed(cfg.get("seed", 0))
+    detector = get_registries().build("detector", cfg["model"], path="model")
+    if args.checkpoint:
+        weights = load_weights(detector, args.checkpoint, ema=args.ema)
+    else:
+        weights = initial_weights()
+        warning = untrained_warning(getattr(head_of(detector), "assigner", None))
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+    detector.eval()
     loader = build_dataloader(loader_table(cfg, args.split, args.train_pipeline),
                               path=f"{args.split}_dataloader", seed=cfg.get("seed", 0))
     classes = loader.dataset.classes
@@ -89,7 +113,7 @@ def run(args: argparse.Namespace) -> list[Path]:
             path = out_dir / f"{Path(sample.img_path).stem or sample.img_id}.png"
             Image.fromarray(image).save(path)
             written.append(path)
-            summary.append(positives.as_dict())
+            summary.append(positives.as_dict(weights))
             if args.per_anchor:
                 panels = render_anchor_panels(visualizer, load_original_image(sample),
                                               positives, classes)
@@ -116,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         written = run(args)
-    except ConfigError as exc:
+    except (ConfigError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {len(written)} images to {args.out}")

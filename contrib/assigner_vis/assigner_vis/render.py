@@ -36,19 +36,29 @@ def dot_size(level: int) -> int:
     return CENTER_DOT_PX + DOT_GROWTH_PX * level
 
 
-def legend_lines(positives: ImagePositives) -> list[str]:
-    """``level l (stride s): n positive | #a WxH (k), ...`` per level with positives."""
-    lines = [f"{len(positives.sample.gt)} gt boxes; prior sizes in network-input pixels"]
+def prior_label(lv: LevelPositives, width: int, height: int) -> str:
+    """``WxH`` of a box prior, ``point`` for a point prior."""
+    return "point" if lv.point_priors else f"{width}x{height}"
+
+
+def legend_lines(positives: ImagePositives, show_prior: bool = False) -> list[str]:
+    """``level l (stride s): n positive | #a WxH (k), ...`` per level with positives
+    (``#a point (k)`` for point priors; with ``show_prior`` and point priors, a note on the
+    squares drawn for them)."""
+    header = f"{len(positives.sample.gt)} gt boxes; prior sizes in network-input pixels"
+    if show_prior and any(lv.point_priors for lv in positives.levels):
+        header += "; dashed squares: the stride-sized cell of each positive point prior"
+    lines = [header]
     for lv in positives.levels:
         if len(lv.prior_inds) == 0:
             continue
         sizes = (lv.boxes[:, 2:] - lv.boxes[:, :2]).round().int().tolist()
-        per_index: dict[int, tuple[tuple[int, int], int]] = {}
+        per_index: dict[int, tuple[str, int]] = {}
         for base, (w, h) in zip(lv.base_inds.tolist(), sizes, strict=True):
-            _, count = per_index.get(base, ((w, h), 0))
-            per_index[base] = ((w, h), count + 1)
-        parts = [f"#{base} {w}x{h} ({count})"
-                 for base, ((w, h), count) in sorted(per_index.items())]
+            label, count = per_index.get(base, (prior_label(lv, w, h), 0))
+            per_index[base] = (label, count + 1)
+        parts = [f"#{base} {label} ({count})"
+                 for base, (label, count) in sorted(per_index.items())]
         stride = lv.stride[0] if lv.stride[0] == lv.stride[1] else lv.stride
         lines.append(f"level {lv.level} (stride {stride:g}): {len(lv.prior_inds)} positive | "
                      + ", ".join(parts))
@@ -77,9 +87,10 @@ def render_positives(
     show_prior: bool = False,
     min_width: int = 512,
 ) -> np.ndarray:
-    """Draw ground truth (class colours), a dot at the centre of every positive prior (level
-    colour, larger for coarser levels), the priors themselves with ``show_prior`` (dashed), and
-    a legend band below.
+    """Draw ground truth (class colours), a dot at the centre of every positive prior or at
+    every positive point prior (level colour, larger for coarser levels), the priors
+    themselves with ``show_prior`` (dashed; a point prior as the stride-sized square of its
+    cell), and a legend band below.
 
     :param image: the original image ``(H, W, 3)`` uint8 RGB.
     :param min_width: smaller images are enlarged to this width so the drawing stays legible.
@@ -99,11 +110,10 @@ def render_positives(
                                    line_styles="--", line_widths=1, alpha=0.9)
     # coarse levels first with bigger dots: levels sharing a centre show as concentric rings
     for lv in sorted(drawn_levels, key=lambda lv: -lv.level):
-        boxes = lv.boxes_original * scale
-        visualizer.draw_points((boxes[:, :2] + boxes[:, 2:]) / 2, colors=level_color(lv.level),
+        visualizer.draw_points(lv.points_original * scale, colors=level_color(lv.level),
                                sizes=dot_size(lv.level))
     body = visualizer.get_image()
-    lines = legend_lines(positives)
+    lines = legend_lines(positives, show_prior)
     level_ids = [lv.level for lv in positives.levels if len(lv.prior_inds)]
     colors = [(255, 255, 255)] + ([level_color(i) for i in level_ids] or [(255, 255, 255)])
     lines, colors = _wrap(lines, colors, body.shape[1])
@@ -123,11 +133,13 @@ TITLE_BAND_PX = LEGEND_LINE_PX + 4
 
 
 def anchor_panel_title(lv: LevelPositives, index: int) -> str:
-    """``L<level> s<stride> #<index> WxH: n pos / g gt`` of one prior index of a level."""
+    """``L<level> s<stride> #<index> WxH: n pos / g gt`` of one prior index of a level
+    (``point`` instead of ``WxH`` for point priors)."""
     width, height = lv.anchor_sizes[index].round().int().tolist()
     chosen = lv.of_anchor(index)
     stride = lv.stride[0] if lv.stride[0] == lv.stride[1] else max(lv.stride)
-    return (f"L{lv.level} s{stride:g} #{index} {width}x{height}: {int(chosen.sum())} pos / "
+    return (f"L{lv.level} s{stride:g} #{index} {prior_label(lv, width, height)}: "
+            f"{int(chosen.sum())} pos / "
             f"{len(set(lv.gt_inds[chosen].tolist()))} gt")
 
 
@@ -141,8 +153,9 @@ def render_anchor_panels(
     """The positives split per level (rows) and per prior index in the cell (columns), to see
     which prior shapes a box matches where (YOLOv5's shape matching, anchor ratios): each
     panel shows the ground truth, that prior index's positives (dot and dashed prior box in
-    the level colour) and a title line (prior size, positives, matched gt boxes). Levels with
-    fewer priors per cell leave their last columns black.
+    the level colour; a dot alone for point priors) and a title line (prior size,
+    positives, matched gt boxes). Point-prior heads (one point per cell) give one column.
+    Levels with fewer priors per cell leave their last columns black.
 
     :param image: the original image ``(H, W, 3)`` uint8 RGB.
     :returns: ``(L * (TITLE_BAND_PX + h), A_max * panel_width, 3)`` uint8 RGB, with
@@ -159,12 +172,13 @@ def render_anchor_panels(
         panels = []
         for index in range(len(lv.anchor_sizes)):
             visualizer.set_image(with_gt.copy())
-            boxes = lv.boxes_original[lv.of_anchor(index)] * scale
-            if len(boxes):
+            chosen = lv.of_anchor(index)
+            if bool(chosen.any()):
                 color = level_color(lv.level)
-                visualizer.draw_bboxes(boxes, edge_colors=color, line_styles="--",
-                                       line_widths=1, alpha=0.9)
-                visualizer.draw_points((boxes[:, :2] + boxes[:, 2:]) / 2, colors=color,
+                if not lv.point_priors:
+                    visualizer.draw_bboxes(lv.boxes_original[chosen] * scale, edge_colors=color,
+                                           line_styles="--", line_widths=1, alpha=0.9)
+                visualizer.draw_points(lv.points_original[chosen] * scale, colors=color,
                                        sizes=dot_size(lv.level))
             body = visualizer.get_image()
             band = np.zeros((TITLE_BAND_PX, body.shape[1], 3), np.uint8)
