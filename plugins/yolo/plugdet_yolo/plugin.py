@@ -7,8 +7,8 @@ from core import impl
 from core.hookspecs import Register
 from plugdet_yolo.backbones import YOLOv5CSPDarknet, YOLOv8CSPDarknet
 from plugdet_yolo.detector import YOLODetector
+from plugdet_yolo.hooks import ModeSwitchHook
 from plugdet_yolo.iou_loss import IoULoss
-from plugdet_yolo.mode_switch import ModeSwitchHook
 from plugdet_yolo.necks import YOLOv5PAFPN, YOLOv8PAFPN
 from plugdet_yolo.yolov5_assigner import YOLOv5ShapeMatchAssigner
 from plugdet_yolo.yolov5_coder import YOLOv5BoxCoder

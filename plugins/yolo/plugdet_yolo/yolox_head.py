@@ -51,7 +51,7 @@ class YOLOXHead(DenseHead):
     ``onehot * IoU`` (the IoU of the positive's decoded box with its gt, the assigner's
     quality), BCE of every prior's objectness against the foreground mask, ``5 * (1 - IoU **
     2)`` of the positives' boxes and, with ``use_l1`` (YOLOX's last 15 epochs, switched on
-    by :class:`~plugdet_yolo.mode_switch.ModeSwitchHook`), the L1 loss of the raw box values
+    by :class:`~plugdet_yolo.hooks.ModeSwitchHook`), the L1 loss of the raw box values
     against the coder's encoding of the gt. Test-time scores are
     ``sigmoid(cls) * sigmoid(obj)``.
 

@@ -5,7 +5,7 @@ from importlib import resources
 from types import SimpleNamespace
 
 import pytest
-from plugdet_yolo.mode_switch import ModeSwitchHook
+from plugdet_yolo.hooks import ModeSwitchHook
 
 from core.config import load_config
 from core.data.transforms.base import Pipeline
