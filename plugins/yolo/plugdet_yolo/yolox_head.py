@@ -13,7 +13,12 @@ from core.contracts import Predictions, Priors
 from core.errors import ConfigError
 from core.models.build import build_part
 from core.models.heads import DenseHead
-from core.models.heads.dense_head import flatten_level, flatten_levels
+from core.models.heads.dense_head import (
+    Assignments,
+    assignments_by_level,
+    flatten_level,
+    flatten_levels,
+)
 from core.models.losses.targets import one_hot_without_background
 from core.registry import component
 from core.structures import DetSample, Instances
@@ -170,6 +175,17 @@ class YOLOXHead(DenseHead):
                                              strides=targets.pos_strides())
             losses["loss_l1"] = self.loss_l1(reg[pos], encoded, avg_factor=avg_factor)
         return {**losses, **self.scalars(targets)}
+
+    @torch.no_grad()
+    def get_assignments(self, feats: tuple[Tensor, ...], samples: list[DetSample]
+                        ) -> Assignments:
+        """Positive priors per image and level as training assigns them now (SimOTA on
+        class times objectness)."""
+        cls_scores, bbox_preds, objectnesses = self(feats)
+        priors = self.priors_of(cls_scores)
+        cls, reg = self.flat_outputs(cls_scores, bbox_preds)
+        pred = self.assigner_predictions(priors, cls, reg, flatten_levels(objectnesses, 1))
+        return assignments_by_level(priors, self.targets(priors, samples, pred).sampling)
 
     def predict(self, feats: tuple[Tensor, ...], samples: list[DetSample]) -> list[Instances]:
         """Detections per image in ``img_shape`` coordinates, ranked by

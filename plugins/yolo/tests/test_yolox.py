@@ -230,6 +230,31 @@ def test_simota_gets_sqrt_of_class_times_objectness_and_decoded_boxes():
     torch.testing.assert_close(seen[0].boxes, boxes.detach())
 
 
+def test_get_assignments_reports_the_training_positives():
+    head = tiny_head()
+    torch.manual_seed(2)
+    for conv in head.obj_preds:  # objectness that changes the assignment
+        torch.nn.init.normal_(conv.weight, std=3.0)
+    for conv in head.reg_preds:  # equal boxes of 3 strides at every cell centre
+        torch.nn.init.zeros_(conv.weight)
+        conv.bias.data = torch.tensor([0.5, 0.5, math.log(3.0), math.log(3.0)])
+    feats, samples = tiny_feats(), tiny_samples()
+    results = []
+    assign = head.assigner.assign
+    head.assigner.assign = lambda priors, gt, pred=None: results.append(
+        assign(priors, gt, pred)) or results[-1]
+    head.loss(feats, samples)
+    out = head.get_assignments(feats, samples)
+    trained, reported = results
+    assert torch.equal(trained.gt_inds, reported.gt_inds)
+    sizes = [64, 16, 4]
+    for image in range(2):
+        for level, gt_inds in enumerate(trained.gt_inds[image].split(sizes)):
+            expected = (gt_inds > 0).nonzero().flatten()
+            assert torch.equal(out.pos_inds[image][level], expected)
+            assert torch.equal(out.pos_gt_inds[image][level], gt_inds[expected] - 1)
+
+
 def test_an_image_without_boxes_trains_objectness_only():
     head = tiny_head(use_l1=True)
     feats = tiny_feats()
