@@ -99,7 +99,7 @@ def test_one_iteration_of_the_demo_trains_and_predicts(tmp_path, monkeypatch):
         assert ((pred.labels >= 0) & (pred.labels < DEMO_CLASSES)).all()
 
 
-@pytest.mark.slow  # about 2 minutes on an idle CPU (OMP_NUM_THREADS=1)
+@pytest.mark.slow  # 2 min of CPU (OMP_NUM_THREADS=1); 2 to 8 min wall time under load
 def test_full_demo_reaches_the_map_target(tmp_path, monkeypatch):
     runner = demo_runner(tmp_path, monkeypatch, [])
     runner.train()
