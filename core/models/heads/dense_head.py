@@ -329,13 +329,18 @@ class DenseHead(nn.Module):
         priors = self.priors_of(cls_scores)
         cls, reg = self.flat_outputs(cls_scores, bbox_preds)
         sampling = self.targets(priors, samples, self.predictions(priors, cls, reg)).sampling
-        level_priors = priors.split_levels(priors.points if priors.boxes is None
-                                           else priors.boxes)
-        pos_inds, pos_gt_inds = [], []
-        for image_pos, image_gt_inds in zip(sampling.pos_mask, sampling.assign_result.gt_inds,
-                                            strict=True):
-            levels = priors.split_levels(image_pos)
-            level_gt = priors.split_levels(image_gt_inds)
-            pos_inds.append([mask.nonzero().flatten() for mask in levels])
-            pos_gt_inds.append([g[mask] - 1 for g, mask in zip(level_gt, levels, strict=True)])
-        return Assignments(level_priors, pos_inds, pos_gt_inds, sampling)
+        return assignments_by_level(priors, sampling)
+
+
+def assignments_by_level(priors: Priors, sampling: SampleResult) -> Assignments:
+    """The positives of a batch's ``(B, N)`` sampling split per image and level (for a head
+    whose :meth:`DenseHead.get_assignments` computes its own predictions)."""
+    level_priors = priors.split_levels(priors.points if priors.boxes is None else priors.boxes)
+    pos_inds, pos_gt_inds = [], []
+    for image_pos, image_gt_inds in zip(sampling.pos_mask, sampling.assign_result.gt_inds,
+                                        strict=True):
+        levels = priors.split_levels(image_pos)
+        level_gt = priors.split_levels(image_gt_inds)
+        pos_inds.append([mask.nonzero().flatten() for mask in levels])
+        pos_gt_inds.append([g[mask] - 1 for g, mask in zip(level_gt, levels, strict=True)])
+    return Assignments(level_priors, pos_inds, pos_gt_inds, sampling)

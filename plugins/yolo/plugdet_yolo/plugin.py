@@ -1,5 +1,5 @@
 """Entry point of the ``plugdet-yolo`` distribution: registers the YOLO backbones, necks,
-heads and the detector."""
+heads, the detector and YOLOX's coder, IoU loss and mode-switch hook."""
 
 from __future__ import annotations
 
@@ -7,29 +7,38 @@ from core import impl
 from core.hookspecs import Register
 from plugdet_yolo.backbones import YOLOv5CSPDarknet, YOLOv8CSPDarknet
 from plugdet_yolo.detector import YOLODetector
+from plugdet_yolo.hooks import ModeSwitchHook
+from plugdet_yolo.iou_loss import IoULoss
 from plugdet_yolo.necks import YOLOv5PAFPN, YOLOv8PAFPN
 from plugdet_yolo.yolov5_assigner import YOLOv5ShapeMatchAssigner
 from plugdet_yolo.yolov5_coder import YOLOv5BoxCoder
 from plugdet_yolo.yolov5_head import YOLOv5Head
 from plugdet_yolo.yolov8_head import YOLOv8Head
+from plugdet_yolo.yolox_backbone import YOLOXCSPDarknet
+from plugdet_yolo.yolox_coder import YOLOXBoxCoder
+from plugdet_yolo.yolox_head import YOLOXHead
+from plugdet_yolo.yolox_neck import YOLOXPAFPN
 
 
 @impl
 def register_backbones(register: Register) -> None:
     register("YOLOv5CSPDarknet", YOLOv5CSPDarknet)
     register("YOLOv8CSPDarknet", YOLOv8CSPDarknet)
+    register("YOLOXCSPDarknet", YOLOXCSPDarknet)
 
 
 @impl
 def register_necks(register: Register) -> None:
     register("YOLOv5PAFPN", YOLOv5PAFPN)
     register("YOLOv8PAFPN", YOLOv8PAFPN)
+    register("YOLOXPAFPN", YOLOXPAFPN)
 
 
 @impl
 def register_heads(register: Register) -> None:
     register("YOLOv8Head", YOLOv8Head)
     register("YOLOv5Head", YOLOv5Head)
+    register("YOLOXHead", YOLOXHead)
 
 
 @impl
@@ -45,3 +54,14 @@ def register_assigners(register: Register) -> None:
 @impl
 def register_coders(register: Register) -> None:
     register("YOLOv5BoxCoder", YOLOv5BoxCoder)
+    register("YOLOXBoxCoder", YOLOXBoxCoder)
+
+
+@impl
+def register_losses(register: Register) -> None:
+    register("IoULoss", IoULoss)
+
+
+@impl
+def register_hooks(register: Register) -> None:
+    register("ModeSwitchHook", ModeSwitchHook)

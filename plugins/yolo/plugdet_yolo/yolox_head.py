@@ -1,0 +1,197 @@
+"""YOLOX head: a decoupled head per level (class branch; box branch with objectness), point
+priors, SimOTA assignment, and YOLOX's losses."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import torch
+from torch import Tensor, nn
+
+from core.contracts import Predictions, Priors
+from core.errors import ConfigError
+from core.models.build import build_part
+from core.models.heads import DenseHead
+from core.models.heads.dense_head import (
+    Assignments,
+    assignments_by_level,
+    flatten_level,
+    flatten_levels,
+)
+from core.models.losses.targets import one_hot_without_background
+from core.registry import component
+from core.structures import DetSample, Instances
+from plugdet_yolo.layers import ConvBNSiLU, make_divisible
+
+FEAT_CHANNELS = 256
+BRANCH_KERNEL = 3
+BRANCH_CONVS = 2
+NUM_BOX_VALUES = 4
+#: Initial probability of the class and objectness outputs (bias ``-log((1 - p) / p)``).
+PRIOR_PROB = 0.01
+
+DEFAULT_PRIOR_GENERATOR = {"type": "PointGenerator", "strides": [8, 16, 32], "offset": 0.5}
+DEFAULT_ASSIGNER = {"type": "SimOTAAssigner", "center_radius": 2.5, "candidate_topk": 10,
+                    "iou_weight": 3.0, "cls_weight": 1.0}
+DEFAULT_SAMPLER = {"type": "PseudoSampler"}
+DEFAULT_CODER = {"type": "YOLOXBoxCoder", "prior_offset": 0.5}
+DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss", "use_sigmoid": True, "loss_weight": 1.0}
+DEFAULT_LOSS_BBOX = {"type": "IoULoss", "mode": "square", "loss_weight": 5.0}
+DEFAULT_LOSS_OBJ = {"type": "CrossEntropyLoss", "use_sigmoid": True, "loss_weight": 1.0}
+DEFAULT_LOSS_L1 = {"type": "L1Loss", "loss_weight": 1.0}
+DEFAULT_POSTPROCESS = {"type": "MultiClassNMS", "score_thr": 0.001, "nms_pre": 30000,
+                       "iou_threshold": 0.65, "max_per_img": 100}
+
+
+class YOLOXHead(DenseHead):
+    """Per level: a 1x1 stem conv to ``256 * widen`` channels, then a class branch (two 3x3
+    conv-BN-SiLU, 1x1 conv to C logits) and a box branch (two 3x3 conv-BN-SiLU, 1x1 convs to
+    4 box values and to 1 objectness logit); nothing is shared between levels. Boxes are
+    decoded by the coder from the cell corner (``YOLOXBoxCoder``); the point priors are the
+    cell centres, which SimOTA assigns with.
+
+    SimOTA ranks with ``sqrt(sigmoid(cls) * sigmoid(obj))`` and decoded boxes. Losses, all
+    divided by ``max(num_pos, 1)``: BCE of the positives' class logits against
+    ``onehot * IoU`` (the IoU of the positive's decoded box with its gt, the assigner's
+    quality), BCE of every prior's objectness against the foreground mask, ``5 * (1 - IoU **
+    2)`` of the positives' boxes and, with ``use_l1`` (YOLOX's last 15 epochs, switched on
+    by :class:`~plugdet_yolo.hooks.ModeSwitchHook`), the L1 loss of the raw box values
+    against the coder's encoding of the gt. Test-time scores are
+    ``sigmoid(cls) * sigmoid(obj)``.
+
+    :param num_classes: foreground classes C.
+    :param in_channels: channels of each input level before widening.
+    :param widen_factor: multiplies ``in_channels`` and ``feat_channels`` (as the neck's).
+    :param feat_channels: width of the stem and branches before widening.
+    :param loss_obj: the objectness loss.
+    :param loss_l1: the L1 loss of the raw box values.
+    :param use_l1: add ``loss_l1``.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 80,
+        in_channels: tuple[int, ...] = (256, 512, 1024),
+        widen_factor: float = 1.0,
+        feat_channels: int = FEAT_CHANNELS,
+        prior_generator: Annotated[Any, component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
+        assigner: Annotated[Any, component("assigner")] = DEFAULT_ASSIGNER,
+        sampler: Annotated[Any, component("sampler")] = DEFAULT_SAMPLER,
+        bbox_coder: Annotated[Any, component("coder")] = DEFAULT_CODER,
+        loss_cls: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_CLS,
+        loss_bbox: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_BBOX,
+        loss_obj: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_OBJ,
+        loss_l1: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_L1,
+        postprocess: Annotated[Any, component("postprocess")] = DEFAULT_POSTPROCESS,
+        use_l1: bool = False,
+    ) -> None:
+        super().__init__(num_classes, prior_generator, assigner, sampler, bbox_coder, loss_cls,
+                         loss_bbox, postprocess, reg_decoded_bbox=True)
+        strides = list(self.prior_generator.strides)
+        if len(strides) != len(in_channels):
+            raise ConfigError(f"in_channels: expected one per prior stride {strides}, got "
+                              f"{list(in_channels)}")
+        if set(self.prior_generator.num_base_priors) != {1}:
+            raise ConfigError("prior_generator: YOLOXHead predicts one point per cell")
+        if not self.assigner.uses_predictions:
+            raise ConfigError("assigner: YOLOXHead needs an assigner that uses the "
+                              "predictions, e.g. SimOTAAssigner")
+        if feat_channels < 1:
+            raise ConfigError(f"feat_channels: expected a positive int, got {feat_channels}")
+        self.loss_obj = build_part("loss", loss_obj, "loss_obj")
+        self.loss_l1 = build_part("loss", loss_l1, "loss_l1")
+        self.use_l1 = use_l1
+        self.in_channels = [make_divisible(c, widen_factor) for c in in_channels]
+        width = make_divisible(feat_channels, widen_factor)
+        self.stems = nn.ModuleList(ConvBNSiLU(c, width) for c in self.in_channels)
+        self.cls_convs = nn.ModuleList(self._branch(width) for _ in strides)
+        self.reg_convs = nn.ModuleList(self._branch(width) for _ in strides)
+        self.cls_preds = nn.ModuleList(nn.Conv2d(width, num_classes, 1) for _ in strides)
+        self.reg_preds = nn.ModuleList(nn.Conv2d(width, NUM_BOX_VALUES, 1) for _ in strides)
+        self.obj_preds = nn.ModuleList(nn.Conv2d(width, 1, 1) for _ in strides)
+        bias = -math.log((1 - PRIOR_PROB) / PRIOR_PROB)
+        for conv in (*self.cls_preds, *self.obj_preds):
+            nn.init.constant_(conv.bias, bias)
+
+    @staticmethod
+    def _branch(width: int) -> nn.Sequential:
+        return nn.Sequential(*(ConvBNSiLU(width, width, BRANCH_KERNEL)
+                               for _ in range(BRANCH_CONVS)))
+
+    def forward(self, feats: tuple[Tensor, ...]
+                ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """:param feats: per level ``(B, C_l, H_l, W_l)``.
+        :returns: per level class logits ``(B, C, H_l, W_l)``, box values
+            ``(B, 4, H_l, W_l)`` and objectness logits ``(B, 1, H_l, W_l)``."""
+        if len(feats) != len(self.stems):
+            raise ValueError(f"YOLOXHead expects {len(self.stems)} levels, got {len(feats)}")
+        cls_scores, bbox_preds, objectnesses = [], [], []
+        for level, x in enumerate(feats):
+            x = self.stems[level](x)
+            reg_feat = self.reg_convs[level](x)
+            cls_scores.append(self.cls_preds[level](self.cls_convs[level](x)))
+            bbox_preds.append(self.reg_preds[level](reg_feat))
+            objectnesses.append(self.obj_preds[level](reg_feat))
+        return cls_scores, bbox_preds, objectnesses
+
+    def assigner_predictions(self, priors: Priors, cls: Tensor, reg: Tensor, obj: Tensor
+                             ) -> Predictions:
+        """Detached ``sqrt(sigmoid(cls) * sigmoid(obj))`` ``(B, N, C)`` scores (float32) and
+        decoded ``(B, N, 4)`` boxes for SimOTA; ``obj`` is ``(B, N, 1)``."""
+        with torch.no_grad():
+            scores = (cls.detach().float().sigmoid() * obj.detach().float().sigmoid()).sqrt()
+            return Predictions(scores, self.decode(priors, reg.detach()))
+
+    def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+                     objectnesses: list[Tensor], samples: list[DetSample]
+                     ) -> dict[str, Tensor]:
+        """``{"loss_cls", "loss_bbox", "loss_obj"}`` (and ``"loss_l1"`` with ``use_l1``)
+        from :meth:`forward`'s outputs, with the logged scalars (see the class doc)."""
+        priors = self.priors_of(cls_scores)
+        cls, reg = self.flat_outputs(cls_scores, bbox_preds)
+        obj = flatten_levels(objectnesses, 1)  # (B, N, 1)
+        targets = self.targets(priors, samples, self.assigner_predictions(priors, cls, reg, obj))
+        quality = targets.sampling.assign_result.quality
+        if quality is None:
+            raise ConfigError("assigner: YOLOXHead needs an assigner with soft targets "
+                              "(quality = IoU of each positive), e.g. SimOTAAssigner")
+        avg_factor = targets.avg_factor
+        pos = (targets.pos_image, targets.pos_prior)
+        pos_cls = cls[pos]  # (P, C)
+        pos_labels = targets.labels[pos]
+        cls_target = one_hot_without_background(pos_labels, pos_cls)
+        cls_target = cls_target * quality[pos].to(cls.dtype)[:, None]
+        loss_cls = self.loss_cls(pos_cls, cls_target, avg_factor=avg_factor)
+        obj_target = targets.sampling.pos_mask.reshape(-1, 1).to(obj.dtype)
+        row_weight = targets.row_weight
+        loss_obj = self.loss_obj(obj.reshape(-1, 1), obj_target,
+                                 weight=None if row_weight is None else row_weight.to(obj.dtype),
+                                 avg_factor=avg_factor)
+        losses = {"loss_cls": loss_cls, "loss_bbox": self.box_loss(reg, targets),
+                  "loss_obj": loss_obj}
+        if self.use_l1:
+            encoded = self.bbox_coder.encode(targets.pos_prior_rows(), targets.pos_gt_boxes,
+                                             strides=targets.pos_strides())
+            losses["loss_l1"] = self.loss_l1(reg[pos], encoded, avg_factor=avg_factor)
+        return {**losses, **self.scalars(targets)}
+
+    @torch.no_grad()
+    def get_assignments(self, feats: tuple[Tensor, ...], samples: list[DetSample]
+                        ) -> Assignments:
+        """Positive priors per image and level as training assigns them now (SimOTA on
+        class times objectness)."""
+        cls_scores, bbox_preds, objectnesses = self(feats)
+        priors = self.priors_of(cls_scores)
+        cls, reg = self.flat_outputs(cls_scores, bbox_preds)
+        pred = self.assigner_predictions(priors, cls, reg, flatten_levels(objectnesses, 1))
+        return assignments_by_level(priors, self.targets(priors, samples, pred).sampling)
+
+    def predict(self, feats: tuple[Tensor, ...], samples: list[DetSample]) -> list[Instances]:
+        """Detections per image in ``img_shape`` coordinates, ranked by
+        ``sigmoid(cls) * sigmoid(obj)``."""
+        cls_scores, bbox_preds, objectnesses = self(feats)
+        level_scores = [flatten_level(c, self.num_classes).sigmoid()
+                        * flatten_level(o, 1).sigmoid()
+                        for c, o in zip(cls_scores, objectnesses, strict=True)]
+        return self.predict_by_feat(cls_scores, bbox_preds, samples, level_scores=level_scores)
