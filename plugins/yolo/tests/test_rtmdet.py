@@ -336,12 +336,25 @@ def test_coco_config_is_the_published_recipe():
     pipeline = [t["type"] for t in cfg["train_dataloader"]["dataset"]["pipeline"]]
     assert pipeline[:2] == ["LoadImage", "Mosaic"] and "MixUp" in pipeline
     assert not {"Mosaic", "MixUp"} & {t["type"] for t in switch["switch_pipeline"]}
-    registries = get_registries()
-    for transform in switch["switch_pipeline"] + cfg["train_dataloader"]["dataset"]["pipeline"]:
-        registries.build("transform", copy.deepcopy(transform), path="pipeline")
     head = cfg["model"]["head"]
     assert head["loss_cls"] == {"type": "QualityFocalLoss", "beta": 2.0, "loss_weight": 1.0}
     assert head["loss_bbox"]["loss_weight"] == 2.0 and head["prior_generator"]["offset"] == 0
+
+
+def test_coco_pipelines_give_640_px_samples(tmp_path, monkeypatch):
+    """The recipe's training, last-epochs and test pipelines on generated 160 px images."""
+    monkeypatch.setenv("PLUGDET_CACHE", str(tmp_path))
+    cfg = load_config(config_path("rtmdet_tiny_300e_coco.toml"))
+    pipelines = (cfg["train_dataloader"]["dataset"]["pipeline"],
+                 cfg["custom_hooks"][1]["switch_pipeline"],
+                 cfg["val_dataloader"]["dataset"]["pipeline"])
+    for pipeline in pipelines:
+        dataset = get_registries().build("dataset", {
+            "type": "ShapesDataset", "num_images": 4, "image_size": 160,
+            "pipeline": copy.deepcopy(pipeline)}, path="dataset")
+        sample = dataset[0]
+        assert sample.image.shape == (3, 640, 640) and sample.image.dtype == torch.float32
+        assert len(sample.gt) > 0
 
 
 def test_demo_config_builds():
