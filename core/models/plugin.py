@@ -30,6 +30,7 @@ from core.models.losses import (
     FocalLoss,
     GIoULoss,
     L1Loss,
+    QualityFocalLoss,
     SmoothL1Loss,
 )
 from core.models.necks import FPN
@@ -97,6 +98,7 @@ def register_losses(register: Register) -> None:
     register("GIoULoss", GIoULoss)
     register("CIoULoss", CIoULoss)
     register("DistributionFocalLoss", DistributionFocalLoss)
+    register("QualityFocalLoss", QualityFocalLoss)
 
 
 @impl

@@ -6,6 +6,7 @@ from core.models.losses.distribution_focal_loss import DistributionFocalLoss
 from core.models.losses.focal_loss import FocalLoss
 from core.models.losses.giou_loss import GIoULoss
 from core.models.losses.l1_loss import L1Loss, SmoothL1Loss
+from core.models.losses.quality_focal_loss import QualityFocalLoss
 
 __all__ = ["CIoULoss", "CrossEntropyLoss", "DistributionFocalLoss", "FocalLoss", "GIoULoss",
-           "L1Loss", "SmoothL1Loss"]
+           "L1Loss", "QualityFocalLoss", "SmoothL1Loss"]

@@ -1,15 +1,18 @@
 """Entry point of the ``plugdet-yolo`` distribution: registers the YOLO backbones, necks,
-heads, the detector and YOLOX's coder, IoU loss and mode-switch hook."""
+heads, the detector, YOLOX's coder, IoU loss and mode-switch hook, and RTMDet's parts."""
 
 from __future__ import annotations
 
 from core import impl
 from core.hookspecs import Register
 from plugdet_yolo.backbones import YOLOv5CSPDarknet, YOLOv8CSPDarknet
+from plugdet_yolo.cspnext import CSPNeXt
+from plugdet_yolo.cspnext_pafpn import CSPNeXtPAFPN
 from plugdet_yolo.detector import YOLODetector
 from plugdet_yolo.hooks import ModeSwitchHook
 from plugdet_yolo.iou_loss import IoULoss
 from plugdet_yolo.necks import YOLOv5PAFPN, YOLOv8PAFPN
+from plugdet_yolo.rtmdet_head import RTMDetHead
 from plugdet_yolo.yolov5_assigner import YOLOv5ShapeMatchAssigner
 from plugdet_yolo.yolov5_coder import YOLOv5BoxCoder
 from plugdet_yolo.yolov5_head import YOLOv5Head
@@ -25,6 +28,7 @@ def register_backbones(register: Register) -> None:
     register("YOLOv5CSPDarknet", YOLOv5CSPDarknet)
     register("YOLOv8CSPDarknet", YOLOv8CSPDarknet)
     register("YOLOXCSPDarknet", YOLOXCSPDarknet)
+    register("CSPNeXt", CSPNeXt)
 
 
 @impl
@@ -32,6 +36,7 @@ def register_necks(register: Register) -> None:
     register("YOLOv5PAFPN", YOLOv5PAFPN)
     register("YOLOv8PAFPN", YOLOv8PAFPN)
     register("YOLOXPAFPN", YOLOXPAFPN)
+    register("CSPNeXtPAFPN", CSPNeXtPAFPN)
 
 
 @impl
@@ -39,6 +44,7 @@ def register_heads(register: Register) -> None:
     register("YOLOv8Head", YOLOv8Head)
     register("YOLOv5Head", YOLOv5Head)
     register("YOLOXHead", YOLOXHead)
+    register("RTMDetHead", RTMDetHead)
 
 
 @impl

@@ -1,0 +1,164 @@
+"""RTMDet head: class and box branches whose convs are shared across levels with a separate
+BatchNorm per level, dynamic soft-label assignment, quality focal and GIoU losses."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from core.errors import ConfigError
+from core.models.heads import DenseHead
+from core.models.losses.targets import one_hot_without_background
+from core.registry import component
+from core.structures import DetSample
+from plugdet_yolo.layers import BN_EPS, BN_MOMENTUM, make_divisible
+
+BRANCH_KERNEL = 3
+NUM_SIDES = 4
+#: Weight init of every conv and the prior probability of the class logits' bias.
+INIT_STD = 0.01
+PRIOR_PROB = 0.01
+
+DEFAULT_PRIOR_GENERATOR = {"type": "PointGenerator", "strides": [8, 16, 32], "offset": 0.0}
+DEFAULT_ASSIGNER = {"type": "DynamicSoftLabelAssigner", "soft_center_radius": 3.0,
+                    "candidate_topk": 13, "iou_weight": 3.0, "cls_weight": 1.0}
+DEFAULT_SAMPLER = {"type": "PseudoSampler"}
+DEFAULT_CODER = {"type": "DistancePointBBoxCoder"}
+DEFAULT_LOSS_CLS = {"type": "QualityFocalLoss", "beta": 2.0, "loss_weight": 1.0}
+DEFAULT_LOSS_BBOX = {"type": "GIoULoss", "loss_weight": 2.0}
+DEFAULT_POSTPROCESS = {"type": "MultiClassNMS", "score_thr": 0.001, "nms_pre": 30000,
+                       "iou_threshold": 0.65, "max_per_img": 300}
+
+
+class RTMDetHead(DenseHead):
+    """Per level, a class branch and a box branch of ``stacked_convs`` 3x3 conv-BN-SiLU
+    (``feat_channels`` wide) followed by a 1x1 conv to C class logits, resp. 4 distances.
+    With ``share_conv`` the 3x3 convs are shared by all levels and only their BatchNorms
+    (and the 1x1 predictors) belong to a level. The distances ``(left, top, right, bottom)``
+    are in stride units (no exp, as RTMDet tiny and s): the coder multiplies them by the
+    stride around the point priors (offset 0).
+
+    Losses over the dynamic soft-label positives, both divided by the sum ``S`` of the
+    positives' IoUs with their boxes (the assigner's ``quality``, at least 1): the quality
+    focal loss of every prior's logits against ``onehot * IoU`` and ``loss_weight * (1 -
+    GIoU)`` of the decoded boxes weighted by the IoU.
+
+    :param num_classes: foreground classes C.
+    :param in_channels: channels of every input level before widening.
+    :param feat_channels: width of the branches before widening.
+    :param widen_factor: multiplies ``in_channels`` and ``feat_channels`` (as the neck's).
+    :param stacked_convs: 3x3 convs per branch.
+    :param share_conv: share the 3x3 convs across levels (BatchNorms stay per level).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 80,
+        in_channels: int = 256,
+        feat_channels: int = 256,
+        widen_factor: float = 1.0,
+        stacked_convs: int = 2,
+        share_conv: bool = True,
+        prior_generator: Annotated[Any, component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
+        assigner: Annotated[Any, component("assigner")] = DEFAULT_ASSIGNER,
+        sampler: Annotated[Any, component("sampler")] = DEFAULT_SAMPLER,
+        bbox_coder: Annotated[Any, component("coder")] = DEFAULT_CODER,
+        loss_cls: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_CLS,
+        loss_bbox: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_BBOX,
+        postprocess: Annotated[Any, component("postprocess")] = DEFAULT_POSTPROCESS,
+    ) -> None:
+        super().__init__(num_classes, prior_generator, assigner, sampler, bbox_coder, loss_cls,
+                         loss_bbox, postprocess, reg_decoded_bbox=True)
+        if stacked_convs < 1:
+            raise ConfigError(f"stacked_convs: expected a positive int, got {stacked_convs}")
+        if set(self.prior_generator.num_base_priors) != {1}:
+            raise ConfigError("prior_generator: RTMDetHead predicts one point per cell")
+        self.num_levels = len(self.prior_generator.strides)
+        self.share_conv = share_conv
+        channels = make_divisible(in_channels, widen_factor)
+        width = make_divisible(feat_channels, widen_factor)
+        num_conv_sets = 1 if share_conv else self.num_levels
+        self.cls_convs = nn.ModuleList(self._convs(channels, width, stacked_convs)
+                                       for _ in range(num_conv_sets))
+        self.reg_convs = nn.ModuleList(self._convs(channels, width, stacked_convs)
+                                       for _ in range(num_conv_sets))
+        self.cls_norms = nn.ModuleList(self._norms(width, stacked_convs)
+                                       for _ in range(self.num_levels))
+        self.reg_norms = nn.ModuleList(self._norms(width, stacked_convs)
+                                       for _ in range(self.num_levels))
+        self.cls_preds = nn.ModuleList(nn.Conv2d(width, num_classes, 1)
+                                       for _ in range(self.num_levels))
+        self.reg_preds = nn.ModuleList(nn.Conv2d(width, NUM_SIDES, 1)
+                                       for _ in range(self.num_levels))
+        self._init_weights()
+
+    @staticmethod
+    def _convs(in_channels: int, width: int, num: int) -> nn.ModuleList:
+        return nn.ModuleList(
+            nn.Conv2d(in_channels if i == 0 else width, width, BRANCH_KERNEL,
+                      padding=BRANCH_KERNEL // 2, bias=False) for i in range(num))
+
+    @staticmethod
+    def _norms(width: int, num: int) -> nn.ModuleList:
+        return nn.ModuleList(nn.BatchNorm2d(width, eps=BN_EPS, momentum=BN_MOMENTUM)
+                             for _ in range(num))
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.normal_(module.weight, std=INIT_STD)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        for cls_pred in self.cls_preds:
+            nn.init.constant_(cls_pred.bias, -math.log((1 - PRIOR_PROB) / PRIOR_PROB))
+
+    @staticmethod
+    def _branch(x: Tensor, convs: nn.ModuleList, norms: nn.ModuleList) -> Tensor:
+        for conv, norm in zip(convs, norms, strict=True):
+            x = F.silu(norm(conv(x)))
+        return x
+
+    def forward(self, feats: tuple[Tensor, ...]) -> tuple[list[Tensor], list[Tensor]]:
+        """:param feats: per level ``(B, C_in, H_l, W_l)``.
+        :returns: per level class logits ``(B, C, H_l, W_l)`` and ltrb distances
+            ``(B, 4, H_l, W_l)`` in stride units."""
+        if len(feats) != self.num_levels:
+            raise ValueError(f"RTMDetHead expects {self.num_levels} levels, got {len(feats)}")
+        cls_scores, bbox_preds = [], []
+        for level, x in enumerate(feats):
+            convs = 0 if self.share_conv else level
+            cls_feat = self._branch(x, self.cls_convs[convs], self.cls_norms[level])
+            reg_feat = self._branch(x, self.reg_convs[convs], self.reg_norms[level])
+            cls_scores.append(self.cls_preds[level](cls_feat))
+            bbox_preds.append(self.reg_preds[level](reg_feat))
+        return cls_scores, bbox_preds
+
+    def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+                     samples: list[DetSample]) -> dict[str, Tensor]:
+        """``{"loss_cls", "loss_bbox"}`` and the logged scalars from :meth:`forward`'s
+        outputs (see the class doc)."""
+        priors = self.priors_of(cls_scores)
+        cls, reg = self.flat_outputs(cls_scores, bbox_preds)
+        targets = self.targets(priors, samples, self.predictions(priors, cls, reg))
+        quality = targets.sampling.assign_result.quality
+        if quality is None:
+            raise ConfigError("assigner: RTMDetHead needs an assigner with soft targets "
+                              "(quality), e.g. DynamicSoftLabelAssigner")
+        pos_quality = quality[targets.pos_image, targets.pos_prior].to(cls.dtype)  # (P,)
+        soft_sum = pos_quality.sum().clamp(min=1.0)
+        flat_cls = cls.reshape(-1, self.num_classes)
+        soft = one_hot_without_background(targets.labels.reshape(-1), flat_cls)
+        soft = soft * quality.reshape(-1, 1).to(cls.dtype)
+        row_weight = targets.row_weight
+        loss_cls = self.loss_cls(flat_cls, soft,
+                                 weight=None if row_weight is None else row_weight.to(cls.dtype),
+                                 avg_factor=soft_sum)
+        boxes = self.bbox_coder.decode(targets.pos_prior_rows(),
+                                       reg[targets.pos_image, targets.pos_prior],
+                                       strides=targets.pos_strides())
+        loss_bbox = self.loss_bbox(boxes, targets.pos_gt_boxes, weight=pos_quality,
+                                   avg_factor=soft_sum)
+        return {"loss_cls": loss_cls, "loss_bbox": loss_bbox, **self.scalars(targets)}
