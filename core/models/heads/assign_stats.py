@@ -1,8 +1,9 @@
 """Assigner statistics a dense head reports next to ``num_pos``: how many positives each gt
 box gets, how many boxes get none, and how the positives spread over the pyramid levels.
 
-Computed with a few reductions over the ``(B, N)`` assignment (no loop over boxes, no host
-synchronisation); a batch without gt boxes reports 0 for the per-box values.
+Computed from the positives' indices (one pass over the ``(B, N)`` mask, then work in the
+number of positives; no loop over boxes); a batch without gt boxes reports 0 for the per-box
+values.
 """
 
 from __future__ import annotations
@@ -24,12 +25,16 @@ def level_key(level: int) -> str:
     return f"{STATS_PREFIX}num_pos_level{level}"
 
 
-def positives_per_gt(sampling: SampleResult, num_gts: int) -> Tensor:
-    """``(B, M)`` float number of sampled positives matched to each (padded) gt box."""
-    pos = sampling.pos_mask
-    column = torch.where(pos, sampling.assign_result.gt_inds, 0)  # 0 collects the rest
-    counts = torch.zeros((pos.shape[0], num_gts + 1), device=pos.device)
-    return counts.scatter_add_(1, column, pos.float())[:, 1:]
+def positives_per_gt(pos_image: Tensor, pos_gt: Tensor, num_images: int, num_gts: int
+                     ) -> Tensor:
+    """``(B, M)`` float number of positives matched to each (padded) gt box.
+
+    :param pos_image: ``(P,)`` int64 image of each positive.
+    :param pos_gt: ``(P,)`` int64 1-based gt index of each positive.
+    """
+    flat = torch.bincount(pos_image * (num_gts + 1) + pos_gt,
+                          minlength=num_images * (num_gts + 1))
+    return flat.view(num_images, num_gts + 1)[:, 1:].float()
 
 
 def assignment_stats(sampling: SampleResult, gt: GTBatch, level_sizes: tuple[int, ...]
@@ -45,7 +50,9 @@ def assignment_stats(sampling: SampleResult, gt: GTBatch, level_sizes: tuple[int
     :param level_sizes: priors per level (sums to ``N``).
     """
     valid = gt.valid
-    counts = positives_per_gt(sampling, valid.shape[1])
+    pos_image, pos_prior = sampling.pos_mask.nonzero(as_tuple=True)
+    pos_gt = sampling.assign_result.gt_inds[pos_image, pos_prior]
+    counts = positives_per_gt(pos_image, pos_gt, valid.shape[0], valid.shape[1])
     num_boxes = valid.sum()
     has_boxes = num_boxes > 0
     denominator = num_boxes.clamp(min=1).float()
@@ -55,7 +62,9 @@ def assignment_stats(sampling: SampleResult, gt: GTBatch, level_sizes: tuple[int
         POS_PER_GT_MIN: torch.where(has_boxes, smallest, 0.0),
         GT_WITHOUT_POS: ((counts == 0) & valid).sum() / denominator,
     }
-    per_level = torch.split(sampling.pos_mask, list(level_sizes), dim=1)
-    for level, mask in enumerate(per_level):
-        stats[level_key(level)] = mask.sum().float()
+    level_ends = torch.tensor(level_sizes, device=pos_prior.device).cumsum(0)
+    levels = torch.bucketize(pos_prior, level_ends, right=True)
+    per_level = torch.bincount(levels, minlength=len(level_sizes)).float()
+    for level in range(len(level_sizes)):
+        stats[level_key(level)] = per_level[level]
     return stats
