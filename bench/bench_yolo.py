@@ -8,9 +8,11 @@ Measures (the best, i.e. least disturbed, of the repeats; ratio ours / ultralyti
   batch in eval mode;
 * ``train epoch``: one epoch on the raccoon set in YOLO format (converted with
   ``python -m core.tools.voc2yolo``), data loading and augmentation included: ours with
-  ``plugins/yolo/configs/yolov8_n_scratch_raccoon.toml``, ultralytics with its own default
-  recipe at the same image size and batch size (its ``workers`` is 0 on a CPU; ours loads in
-  the main thread too, ``num_workers = 0``), epoch 2 of a 2-epoch run (epoch 1 warms caches);
+  ``plugins/yolo/configs/yolov8_n_scratch_raccoon.toml`` (its multi-scale resize replaced by
+  a letterbox to the image size for this measure), ultralytics with its own default
+  recipe (mosaic) at the same image size and batch size (its ``workers`` is 0 on a CPU;
+  ours loads in the main thread too, ``num_workers = 0``), epoch 2 of a 2-epoch run (epoch 1
+  warms caches);
 * ``accuracy`` (``--accuracy``): both trained from scratch on raccoon for the same epochs and
   image size; COCO-style mAP50 (101-point, IoU 0.5) of each on the val split.
 
@@ -210,9 +212,11 @@ def ours_speed(args: argparse.Namespace) -> dict[str, float]:
             "threads": torch.get_num_threads()}
 
 
-def yolo_format_config(args: argparse.Namespace, work_dir: Path) -> Path:
+def yolo_format_config(args: argparse.Namespace, work_dir: Path, fixed_size: bool) -> Path:
     """Our raccoon config with its train/val/test datasets read as ``YoloDataset`` from the
-    converted set (same pipelines), written as a TOML file in ``work_dir``."""
+    converted set, written as a TOML file in ``work_dir``. With ``fixed_size`` the training
+    images are letterboxed to ``imgsz`` (ultralytics' training size) instead of the config's
+    multi-scale resize, so both frameworks train an epoch on the same image size."""
     import tomli_w
 
     from core.config import read_config
@@ -221,6 +225,10 @@ def yolo_format_config(args: argparse.Namespace, work_dir: Path) -> Path:
     for loader, split in (("train_dataloader", "train"), ("val_dataloader", "val"),
                           ("test_dataloader", "val")):
         pipeline = cfg[loader]["dataset"]["pipeline"]
+        if fixed_size and loader == "train_dataloader":
+            pipeline = [{"type": "LetterResize", "scale": [args.imgsz, args.imgsz]}
+                        if step["type"] in ("RandomResize", "Resize") else step
+                        for step in pipeline if step["type"] != "Pad"]
         cfg[loader]["dataset"] = {"type": "YoloDataset", "data_yaml": args.yolo_data,
                                   "split": split, "pipeline": pipeline}
     cfg["data"] = {key: value for key, value in cfg.get("data", {}).items() if key != "root"}
@@ -234,7 +242,7 @@ def ours_train(args: argparse.Namespace, epochs: int) -> dict[str, object]:
     """Train with ``core.run`` and read the per-iteration times (data included) and the last
     COCO mAP50 from the run's scalars."""
     work_dir = Path(args.scratch) / f"ours_{epochs}"
-    config = yolo_format_config(args, work_dir)
+    config = yolo_format_config(args, work_dir, fixed_size=epochs < 3)
     command = [sys.executable, "-m", "core.run", str(config), "--work-dir", str(work_dir),
                "--set", f"train.max_epochs={epochs}",
                "--set", "default_hooks.logger.interval=1",
