@@ -1,5 +1,5 @@
-"""The demo config through the engine: a one-iteration smoke run in the default run and the
-full demo (slow), which must reach a COCO bbox_mAP_50 of at least 0.9."""
+"""The YOLOv8 and RTMDet demo configs through the engine: a one-iteration smoke run in the
+default run and the full demo (slow), which must reach a COCO bbox_mAP_50 of at least 0.9."""
 
 from importlib import resources
 
@@ -9,7 +9,11 @@ from core.config import load_config
 from core.engine.runner import Runner
 from core.structures import Instances
 
-DEMO = "yolov8_n_demo_shapes.toml"
+#: demo config -> the loss terms it must report
+DEMOS = {
+    "yolov8_n_demo_shapes.toml": ("loss_cls", "loss_bbox", "loss_dfl"),
+    "rtmdet_tiny_demo_shapes.toml": ("loss_cls", "loss_bbox"),
+}
 NUM_CLASSES = 5
 ONE_ITERATION = [
     "train_dataloader.dataset.num_images=8",
@@ -25,20 +29,21 @@ ONE_ITERATION = [
 MIN_MAP_50 = 0.9
 
 
-def demo_runner(tmp_path, monkeypatch, overrides):
+def demo_runner(tmp_path, monkeypatch, demo, overrides):
     monkeypatch.setenv("PLUGDET_CACHE", str(tmp_path / "cache"))
-    config = str(resources.files("plugdet_yolo") / "configs" / DEMO)
+    config = str(resources.files("plugdet_yolo") / "configs" / demo)
     cfg = load_config(config, overrides)
     return Runner.from_config(cfg, work_dir=str(tmp_path / "run"), config_path=config)
 
 
-def test_one_iteration_of_the_demo_trains_and_predicts(tmp_path, monkeypatch):
-    runner = demo_runner(tmp_path, monkeypatch, ONE_ITERATION)
+@pytest.mark.parametrize("demo", sorted(DEMOS))
+def test_one_iteration_of_the_demo_trains_and_predicts(tmp_path, monkeypatch, demo):
+    runner = demo_runner(tmp_path, monkeypatch, demo, ONE_ITERATION)
     runner.train()
     hub = runner.message_hub
     assert hub.get_scalar("train/num_pos").current() > 0
-    for key in ("train/loss_cls", "train/loss_bbox", "train/loss_dfl"):
-        assert hub.get_scalar(key).current() > 0
+    for key in DEMOS[demo]:
+        assert hub.get_scalar(f"train/{key}").current() > 0
     runner.model.eval()
     val_batch = next(iter(runner.val_loader))
     predictions = runner.model.predict(val_batch.to(runner.device))
@@ -49,7 +54,8 @@ def test_one_iteration_of_the_demo_trains_and_predicts(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_full_demo_reaches_the_map_target(tmp_path, monkeypatch):
-    runner = demo_runner(tmp_path, monkeypatch, [])
+@pytest.mark.parametrize("demo", sorted(DEMOS))
+def test_full_demo_reaches_the_map_target(tmp_path, monkeypatch, demo):
+    runner = demo_runner(tmp_path, monkeypatch, demo, [])
     runner.train()
     assert runner.val()["coco/bbox_mAP_50"] >= MIN_MAP_50
