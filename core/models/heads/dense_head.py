@@ -18,6 +18,7 @@ from core.contracts import GTBatch, Predictions, Priors, SampleResult
 from core.errors import ConfigError
 from core.models.build import build_part
 from core.models.heads.assign_stats import assignment_stats
+from core.models.losses.targets import one_hot_without_background
 from core.structures import DetSample, Instances
 
 #: Key of the number of positives in a head's loss dict (logged as ``train/num_pos``).
@@ -274,6 +275,30 @@ class DenseHead(nn.Module):
         return self.loss_cls(logits, labels,
                              weight=None if row_weight is None else row_weight.to(cls.dtype),
                              avg_factor=targets.avg_factor)
+
+    def soft_label_cls_loss(self, cls: Tensor, targets: DenseTargets
+                            ) -> tuple[Tensor, Tensor, Tensor]:
+        """Class loss against soft labels ``one_hot * quality`` (the assigner's soft
+        targets, e.g. task alignment or IoU), normalised by the positives' quality sum.
+
+        :param cls: ``(B, N, C)`` class logits.
+        :returns: ``(loss_cls, pos_quality (P,), quality_sum)``, the sum clamped to >= 1.
+        """
+        quality = targets.sampling.assign_result.quality
+        if quality is None:
+            raise ConfigError(f"assigner: {type(self).__name__} needs an assigner with soft "
+                              "targets (quality), e.g. TaskAlignedAssigner or "
+                              "DynamicSoftLabelAssigner")
+        pos_quality = quality[targets.pos_image, targets.pos_prior].to(cls.dtype)
+        quality_sum = pos_quality.sum().clamp(min=1.0)
+        flat_cls = cls.reshape(-1, self.num_classes)
+        soft = one_hot_without_background(targets.labels.reshape(-1), flat_cls)
+        soft = soft * quality.reshape(-1, 1).to(cls.dtype)
+        row_weight = targets.row_weight
+        loss_cls = self.loss_cls(flat_cls, soft,
+                                 weight=None if row_weight is None else row_weight.to(cls.dtype),
+                                 avg_factor=quality_sum)
+        return loss_cls, pos_quality, quality_sum
 
     def box_loss(self, reg: Tensor, targets: DenseTargets) -> Tensor:
         """``loss_bbox`` of the positives: ``reg`` is ``(B, N, encode_size)``."""

@@ -13,7 +13,6 @@ from core.errors import ConfigError
 from core.models.build import build_part
 from core.models.heads import DenseHead
 from core.models.heads.dense_head import NUM_POS_KEY, flatten_levels
-from core.models.losses.targets import one_hot_without_background
 from core.registry import component
 from core.structures import DetSample, Instances
 from plugdet_yolo.layers import ConvBNSiLU, make_divisible
@@ -147,19 +146,7 @@ class YOLOv8Head(DenseHead):
         priors = self.priors_of(cls_scores)
         cls, reg = self.flat_outputs(cls_scores, bbox_preds)
         targets = self.targets(priors, samples, self.predictions(priors, cls, reg))
-        quality = targets.sampling.assign_result.quality
-        if quality is None:
-            raise ConfigError("assigner: YOLOv8Head needs an assigner with soft targets "
-                              "(quality), e.g. TaskAlignedAssigner")
-        pos_quality = quality[targets.pos_image, targets.pos_prior].to(cls.dtype)  # (P,)
-        soft_sum = pos_quality.sum().clamp(min=1.0)
-        flat_cls = cls.reshape(-1, self.num_classes)
-        soft = one_hot_without_background(targets.labels.reshape(-1), flat_cls)
-        soft = soft * quality.reshape(-1, 1).to(cls.dtype)
-        row_weight = targets.row_weight
-        loss_cls = self.loss_cls(flat_cls, soft,
-                                 weight=None if row_weight is None else row_weight.to(cls.dtype),
-                                 avg_factor=soft_sum)
+        loss_cls, pos_quality, soft_sum = self.soft_label_cls_loss(cls, targets)
         rows, strides = targets.pos_prior_rows(), targets.pos_strides()
         boxes = self.bbox_coder.decode(rows, reg[targets.pos_image, targets.pos_prior],
                                        strides=strides)
