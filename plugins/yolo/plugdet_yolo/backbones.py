@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from torch import Tensor, nn
+from torch import nn
 
-from core.errors import ConfigError
 from plugdet_yolo.layers import (
     C3,
     C2f,
     ConvBNSiLU,
-    check_factors,
+    StagedBackbone,
     make_divisible,
     make_round,
     sppf,
@@ -34,7 +33,7 @@ NUM_LAYERS = 1 + len(YOLOV5_STAGES)
 Block = Callable[[int, int, int, bool], nn.Module]
 
 
-class CSPDarknet(nn.Module):
+class CSPDarknet(StagedBackbone):
     """Stem conv, then four stages of (stride-2 3x3 conv, CSP block), SPPF closing the last.
 
     Input ``(B, 3, H, W)``; output ``i`` of ``out_indices`` is
@@ -53,17 +52,10 @@ class CSPDarknet(nn.Module):
     def __init__(self, stages: tuple[tuple[int, int], ...], block: Block, stem_kernel: int,
                  deepen_factor: float, widen_factor: float, out_indices: tuple[int, ...],
                  last_stage_out_channels: int) -> None:
-        super().__init__()
-        check_factors(deepen_factor, widen_factor)
-        if (not out_indices or list(out_indices) != sorted(set(out_indices))
-                or any(i not in range(NUM_LAYERS) for i in out_indices)):
-            raise ConfigError(f"out_indices: expected increasing indices in "
-                              f"0..{NUM_LAYERS - 1}, got {list(out_indices)}")
-        self.deepen_factor, self.widen_factor = deepen_factor, widen_factor
-        self.out_indices = tuple(out_indices)
+        super().__init__(deepen_factor, widen_factor, out_indices, NUM_LAYERS)
         stem_channels = make_divisible(STEM_CHANNELS, widen_factor)
-        self.stem = ConvBNSiLU(3, stem_channels, stem_kernel, DOWNSAMPLE_STRIDE,
-                               (stem_kernel - 1) // 2)
+        stem = ConvBNSiLU(3, stem_channels, stem_kernel, DOWNSAMPLE_STRIDE,
+                          (stem_kernel - 1) // 2)
         channels = [stem_channels]
         layers: list[nn.Module] = []
         for index, (out, num_blocks) in enumerate(stages):
@@ -77,18 +69,7 @@ class CSPDarknet(nn.Module):
                 modules.append(sppf(out, out))
             layers.append(nn.Sequential(*modules))
             channels.append(out)
-        self.stages = nn.ModuleList(layers)
-        self.out_channels = [channels[i] for i in self.out_indices]
-
-    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        """:param x: images ``(B, 3, H, W)``. :returns: one map per ``out_indices``."""
-        x = self.stem(x)
-        outs = [x] if 0 in self.out_indices else []
-        for index, stage in enumerate(self.stages, start=1):
-            x = stage(x)
-            if index in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        self.set_layers(stem, layers, channels)
 
 
 class YOLOv5CSPDarknet(CSPDarknet):

@@ -11,12 +11,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from core.errors import ConfigError
 from plugdet_yolo.layers import (
     BN_EPS,
     BN_MOMENTUM,
     ConvBNSiLU,
-    check_factors,
+    StagedBackbone,
     make_divisible,
     make_round,
     sppf,
@@ -100,7 +99,7 @@ class CSPNeXtLayer(nn.Module):
         return self.final_conv(self.attention(fused))
 
 
-class CSPNeXt(nn.Module):
+class CSPNeXt(StagedBackbone):
     """RTMDet's backbone (P5): a stem of three 3x3 conv-BN-SiLU (stride 2, 1, 1; the first
     two with half the stem channels), then four stages of (stride-2 3x3 conv, [SPPF in the
     last stage], CSPNeXt layer with channel attention).
@@ -119,16 +118,9 @@ class CSPNeXt(nn.Module):
     def __init__(self, deepen_factor: float = 1.0, widen_factor: float = 1.0,
                  out_indices: tuple[int, ...] = (2, 3, 4),
                  channel_attention: bool = True) -> None:
-        super().__init__()
-        check_factors(deepen_factor, widen_factor)
-        if (not out_indices or list(out_indices) != sorted(set(out_indices))
-                or any(i not in range(NUM_LAYERS) for i in out_indices)):
-            raise ConfigError(f"out_indices: expected increasing indices in "
-                              f"0..{NUM_LAYERS - 1}, got {list(out_indices)}")
-        self.deepen_factor, self.widen_factor = deepen_factor, widen_factor
-        self.out_indices = tuple(out_indices)
+        super().__init__(deepen_factor, widen_factor, out_indices, NUM_LAYERS)
         stem = make_divisible(STEM_CHANNELS, widen_factor)
-        self.stem = nn.Sequential(
+        stem_layers = nn.Sequential(
             ConvBNSiLU(3, stem // 2, 3, DOWNSAMPLE_STRIDE),
             ConvBNSiLU(stem // 2, stem // 2, 3),
             ConvBNSiLU(stem // 2, stem, 3),
@@ -144,15 +136,4 @@ class CSPNeXt(nn.Module):
                                         add_identity, channel_attention))
             stages.append(nn.Sequential(*modules))
             channels.append(out)
-        self.stages = nn.ModuleList(stages)
-        self.out_channels = [channels[i] for i in self.out_indices]
-
-    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        """:param x: images ``(B, 3, H, W)``. :returns: one map per ``out_indices``."""
-        x = self.stem(x)
-        outs = [x] if 0 in self.out_indices else []
-        for index, stage in enumerate(self.stages, start=1):
-            x = stage(x)
-            if index in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        self.set_layers(stem_layers, stages, channels)

@@ -43,6 +43,48 @@ def check_factors(deepen_factor: float, widen_factor: float) -> None:
             raise ConfigError(f"{name}: expected a positive number, got {value}")
 
 
+class StagedBackbone(nn.Module):
+    """Base of the YOLO-family backbones: layer ``0`` is a stride-2 stem, layers ``1..`` the
+    stages (each halving the resolution); ``forward`` returns the layers of ``out_indices``.
+
+    A subclass calls ``super().__init__`` (which checks the factors and ``out_indices``), then
+    :meth:`set_layers` with its stem and stages.
+
+    :param deepen_factor: multiplies the blocks of every stage.
+    :param widen_factor: multiplies every channel count.
+    :param out_indices: layers returned (0 the stem, 1.. the stages), increasing.
+    :param num_layers: the stem plus the number of stages.
+    """
+
+    def __init__(self, deepen_factor: float, widen_factor: float,
+                 out_indices: tuple[int, ...], num_layers: int) -> None:
+        super().__init__()
+        check_factors(deepen_factor, widen_factor)
+        if (not out_indices or list(out_indices) != sorted(set(out_indices))
+                or any(i not in range(num_layers) for i in out_indices)):
+            raise ConfigError(f"out_indices: expected increasing indices in "
+                              f"0..{num_layers - 1}, got {list(out_indices)}")
+        self.deepen_factor, self.widen_factor = deepen_factor, widen_factor
+        self.out_indices = tuple(out_indices)
+
+    def set_layers(self, stem: nn.Module, stages: list[nn.Module], channels: list[int]
+                   ) -> None:
+        """Install the layers; ``channels[i]`` is the output channels of layer ``i``."""
+        self.stem = stem
+        self.stages = nn.ModuleList(stages)
+        self.out_channels = [channels[i] for i in self.out_indices]
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        """:param x: images ``(B, 3, H, W)``. :returns: one map per ``out_indices``."""
+        x = self.stem(x)
+        outs = [x] if 0 in self.out_indices else []
+        for index, stage in enumerate(self.stages, start=1):
+            x = stage(x)
+            if index in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+
 def yolo_norm_(module: nn.Module) -> nn.Module:
     """Give every BatchNorm of ``module`` the YOLO ``eps`` and ``momentum``; returns it."""
     for m in module.modules():

@@ -10,14 +10,13 @@ per output channel, so the parameter counts are identical.
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import nn
 
-from core.errors import ConfigError
 from core.models.enhance import SPP
 from plugdet_yolo.layers import (
     C3,
     ConvBNSiLU,
-    check_factors,
+    StagedBackbone,
     make_divisible,
     make_round,
     yolo_norm_,
@@ -34,7 +33,7 @@ SPP_KERNELS = (5, 9, 13)
 NUM_LAYERS = 1 + len(YOLOX_STAGES)
 
 
-class YOLOXCSPDarknet(nn.Module):
+class YOLOXCSPDarknet(StagedBackbone):
     """Stem, then four stages of (stride-2 3x3 conv, C3); the last stage is (stride-2 conv,
     SPP, C3 without identity shortcuts), as in YOLOX.
 
@@ -52,16 +51,9 @@ class YOLOXCSPDarknet(nn.Module):
     def __init__(self, deepen_factor: float = 1.0, widen_factor: float = 1.0,
                  out_indices: tuple[int, ...] = (2, 3, 4),
                  spp_kernel_sizes: tuple[int, ...] = SPP_KERNELS) -> None:
-        super().__init__()
-        check_factors(deepen_factor, widen_factor)
-        if (not out_indices or list(out_indices) != sorted(set(out_indices))
-                or any(i not in range(NUM_LAYERS) for i in out_indices)):
-            raise ConfigError(f"out_indices: expected increasing indices in "
-                              f"0..{NUM_LAYERS - 1}, got {list(out_indices)}")
-        self.deepen_factor, self.widen_factor = deepen_factor, widen_factor
-        self.out_indices = tuple(out_indices)
+        super().__init__(deepen_factor, widen_factor, out_indices, NUM_LAYERS)
         channels = [make_divisible(STEM_CHANNELS, widen_factor)]
-        self.stem = ConvBNSiLU(3, channels[0], STEM_KERNEL, DOWNSAMPLE_STRIDE, STEM_PADDING)
+        stem = ConvBNSiLU(3, channels[0], STEM_KERNEL, DOWNSAMPLE_STRIDE, STEM_PADDING)
         layers: list[nn.Module] = []
         for index, (out, num_blocks) in enumerate(YOLOX_STAGES):
             last = index == len(YOLOX_STAGES) - 1
@@ -73,15 +65,4 @@ class YOLOXCSPDarknet(nn.Module):
                               add_identity=not last))
             layers.append(nn.Sequential(*modules))
             channels.append(out)
-        self.stages = nn.ModuleList(layers)
-        self.out_channels = [channels[i] for i in self.out_indices]
-
-    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        """:param x: images ``(B, 3, H, W)``. :returns: one map per ``out_indices``."""
-        x = self.stem(x)
-        outs = [x] if 0 in self.out_indices else []
-        for index, stage in enumerate(self.stages, start=1):
-            x = stage(x)
-            if index in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+        self.set_layers(stem, layers, channels)
