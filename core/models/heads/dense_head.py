@@ -8,6 +8,7 @@ A head subclasses :class:`DenseHead`, builds its layers and writes ``forward``; 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -160,6 +161,18 @@ class DenseHead(nn.Module):
         if getattr(self.sampler, "add_gt_as_proposals", False):
             raise ConfigError("sampler.add_gt_as_proposals: a dense head predicts only for "
                               "its priors; set it to false")
+
+    def require_one_prior_per_cell(self, in_channels: Sequence[int] | None = None) -> None:
+        """Raise :class:`ConfigError` unless the prior generator gives one prior per cell and
+        level (an anchor-free head) and, when given, ``in_channels`` has one entry per level.
+        """
+        name = type(self).__name__
+        strides = list(self.prior_generator.strides)
+        if in_channels is not None and len(strides) != len(in_channels):
+            raise ConfigError(f"in_channels: expected one per prior stride {strides}, got "
+                              f"{list(in_channels)}")
+        if set(self.prior_generator.num_base_priors) != {1}:
+            raise ConfigError(f"prior_generator: {name} predicts one point per cell")
 
     # ---- priors and outputs ------------------------------------------------------------
 

@@ -73,8 +73,7 @@ class RTMDetHead(DenseHead):
                          loss_bbox, postprocess, reg_decoded_bbox=True)
         if stacked_convs < 1:
             raise ConfigError(f"stacked_convs: expected a positive int, got {stacked_convs}")
-        if set(self.prior_generator.num_base_priors) != {1}:
-            raise ConfigError("prior_generator: RTMDetHead predicts one point per cell")
+        self.require_one_prior_per_cell()
         self.num_levels = len(self.prior_generator.strides)
         self.share_conv = share_conv
         channels = make_divisible(in_channels, widen_factor)

@@ -86,12 +86,8 @@ class YOLOv8Head(DenseHead):
                          loss_bbox, postprocess, reg_decoded_bbox=True)
         if reg_max < 2:
             raise ConfigError(f"reg_max: expected an int >= 2, got {reg_max}")
+        self.require_one_prior_per_cell(in_channels)
         strides = list(self.prior_generator.strides)
-        if len(strides) != len(in_channels):
-            raise ConfigError(f"in_channels: expected one per prior stride {strides}, got "
-                              f"{list(in_channels)}")
-        if set(self.prior_generator.num_base_priors) != {1}:
-            raise ConfigError("prior_generator: YOLOv8Head predicts one point per cell")
         self.loss_dfl = build_part("loss", loss_dfl, "loss_dfl")
         self.reg_max = reg_max
         self.loss_scale_by_batch = loss_scale_by_batch

@@ -88,12 +88,8 @@ class YOLOXHead(DenseHead):
     ) -> None:
         super().__init__(num_classes, prior_generator, assigner, sampler, bbox_coder, loss_cls,
                          loss_bbox, postprocess, reg_decoded_bbox=True)
+        self.require_one_prior_per_cell(in_channels)
         strides = list(self.prior_generator.strides)
-        if len(strides) != len(in_channels):
-            raise ConfigError(f"in_channels: expected one per prior stride {strides}, got "
-                              f"{list(in_channels)}")
-        if set(self.prior_generator.num_base_priors) != {1}:
-            raise ConfigError("prior_generator: YOLOXHead predicts one point per cell")
         if not self.assigner.uses_predictions:
             raise ConfigError("assigner: YOLOXHead needs an assigner that uses the "
                               "predictions, e.g. SimOTAAssigner")
