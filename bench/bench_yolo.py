@@ -13,6 +13,9 @@ Measures (the best, i.e. least disturbed, of the repeats; ratio ours / ultralyti
   recipe (mosaic) at the same image size and batch size (its ``workers`` is 0 on a CPU;
   ours loads in the main thread too, ``num_workers = 0``), epoch 2 of a 2-epoch run (epoch 1
   warms caches);
+* precision: ours as the raccoon config sets it (``amp = true``: bf16 autocast, and
+  channels-last weights), in all three measures; ``--fp32`` measures ours in float32.
+  Ultralytics trains in float32 on a CPU (its AMP is CUDA-only);
 * ``accuracy`` (``--accuracy``): both trained from scratch on raccoon for the same epochs and
   image size; COCO-style mAP50 (101-point, IoU 0.5) of each on the val split.
 
@@ -21,7 +24,7 @@ its worker resets the thread count to ``--threads`` in an ``on_train_start`` cal
 that selection) and for the step and inference measures; ours uses the same count.
 
     python bench/bench_yolo.py [--threads 2] [--imgsz 256] [--batch 8] [--accuracy]
-        [--epochs 30] [--repeats 5] [--raccoon ../shared/data/raccoon]
+        [--epochs 30] [--repeats 5] [--fp32] [--raccoon ../shared/data/raccoon]
 
 Run it in the ``bench-yolo`` tox env (``tox -e bench-yolo``), the only place ultralytics is
 installed; it is never a dependency of plugdet.
@@ -185,8 +188,11 @@ def ours_speed(args: argparse.Namespace) -> dict[str, float]:
                  f"model.head.postprocess.score_thr={NMS['score']}",
                  f"model.head.postprocess.iou_threshold={NMS['iou']}",
                  f"model.head.postprocess.max_per_img={NMS['max_per_img']}"]
+    amp, channels_last = ours_precision(args)
+    overrides.append(f"model.channels_last={str(channels_last).lower()}")
     cfg = load_full_config(str(SPEED_CONFIG), overrides=overrides + list(args.ours_set))
     model = get_registries().build("detector", cfg["model"], path="model")
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp)
     images, targets = random_batch(args.batch, args.imgsz)
     shape = (args.imgsz, args.imgsz)
     samples = [DetSample(img_shape=shape, ori_shape=shape, pad_shape=shape,
@@ -196,12 +202,13 @@ def ours_speed(args: argparse.Namespace) -> dict[str, float]:
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        losses = model.loss(batch)
+        with autocast:
+            losses = model.loss(batch)
         sum(v for v in losses.values() if v.requires_grad).backward()
         optimizer.step()
 
     def infer() -> None:
-        with torch.no_grad():
+        with torch.no_grad(), autocast:
             model.predict(batch)
 
     model.train()
@@ -209,7 +216,22 @@ def ours_speed(args: argparse.Namespace) -> dict[str, float]:
     model.eval()
     return {"train_step": train, "infer_batch": best_of(infer, args.warmup, args.repeats),
             "params": sum(p.numel() for p in model.parameters()),
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "precision": precision_name(amp, channels_last)}
+
+
+def ours_precision(args: argparse.Namespace) -> tuple[bool, bool]:
+    """``(amp, channels_last)`` of our raccoon config (both false with ``--fp32``); the step
+    and inference measures use them too, so all three measure what the config trains with."""
+    from core.config_defaults import load_full_config
+
+    if args.fp32:
+        return False, False
+    cfg = load_full_config(str(RACCOON_CONFIG))
+    return bool(cfg.get("amp", False)), bool(cfg["model"].get("channels_last", False))
+
+
+def precision_name(amp: bool, channels_last: bool) -> str:
+    return ("bf16 autocast" if amp else "float32") + (", channels-last" if channels_last else "")
 
 
 def yolo_format_config(args: argparse.Namespace, work_dir: Path, fixed_size: bool) -> Path:
@@ -248,6 +270,8 @@ def ours_train(args: argparse.Namespace, epochs: int) -> dict[str, object]:
                "--set", "default_hooks.logger.interval=1",
                "--set", f"train_dataloader.batch_size={args.batch}",
                "--set", "train_dataloader.num_workers=0"]
+    if args.fp32:
+        command += ["--set", "amp=false", "--set", "model.channels_last=false"]
     if epochs < 3:
         command += ["--set", f"train.val_interval={epochs + 1}"]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
@@ -291,6 +315,7 @@ def run_worker(args: argparse.Namespace, side: str, measure: str) -> dict:
                str(args.batch), "--epochs", str(args.epochs), "--repeats", str(args.repeats),
                "--warmup", str(args.warmup), "--scratch", args.scratch, "--yolo-data",
                args.yolo_data] + [f"--ours-set={item}" for item in args.ours_set]
+    command += ["--fp32"] if args.fp32 else []
     out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO)
     line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])
@@ -324,6 +349,8 @@ def main() -> None:
     parser.add_argument("--accuracy", action="store_true")
     parser.add_argument("--ours-set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for our model in the step and inference measures")
+    parser.add_argument("--fp32", action="store_true",
+                        help="ours in float32 without channels-last, whatever the config says")
     parser.add_argument("--raccoon", default=str(REPO.parent / "shared/data/raccoon"))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--side", choices=["ours", "ultralytics"], help=argparse.SUPPRESS)
@@ -350,7 +377,8 @@ def main() -> None:
         for side, result in speed.items():
             print(f"{side:12s} params {result['params'] / 1e6:.3f} M  threads "
                   f"{result['threads']}  train step {result['train_step']:.3f} s  "
-                  f"inference batch {result['infer_batch']:.3f} s")
+                  f"inference batch {result['infer_batch']:.3f} s  "
+                  f"({result.get('precision', 'float32; AMP is CUDA-only in ultralytics')})")
         epoch = {side: run_worker(args, side, "epoch") for side in ("ours", "ultralytics")}
         for side, result in epoch.items():
             print(f"{side:12s} raccoon epoch {result['epoch_times'][-1]:.2f} s "

@@ -29,9 +29,11 @@ LINE_STYLES = ("-", "--", "-.", ":", "solid", "dashed", "dashdot", "dotted")
 
 
 def to_numpy(value: Any) -> np.ndarray:
-    """A tensor (any device), array or nested sequence as a numpy array."""
+    """A tensor (any device or dtype; bf16 becomes float32), array or nested sequence as a
+    numpy array."""
     if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        return (value.float() if value.dtype == torch.bfloat16 else value).numpy()
     return np.asarray(value)
 
 

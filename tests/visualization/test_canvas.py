@@ -130,3 +130,12 @@ def test_bad_images_and_missing_image():
         Visualizer().set_image(np.zeros((4, 4, 3), np.float32))
     with pytest.raises(ValueError, match=r"\(C, H, W\)"):
         Visualizer().set_image(torch.zeros((4, 4, 5), dtype=torch.uint8))
+
+
+def test_bfloat16_boxes_are_drawn_like_float32_ones():
+    boxes = torch.tensor([[4.0, 6.0, 40.0, 30.0]])
+    drawn = []
+    for dtype in (torch.float32, torch.bfloat16):
+        vis = Visualizer().set_image(black())
+        drawn.append(vis.draw_bboxes(boxes.to(dtype), edge_colors="r", alpha=1.0).get_image())
+    assert drawn[0].any() and np.array_equal(drawn[0], drawn[1])

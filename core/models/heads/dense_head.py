@@ -8,7 +8,8 @@ A head subclasses :class:`DenseHead`, builds its layers and writes ``forward``; 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
@@ -20,6 +21,7 @@ from core.errors import ConfigError
 from core.models.build import build_part
 from core.models.heads.assign_stats import assignment_stats
 from core.models.losses.targets import one_hot_without_background
+from core.models.precision import float32_region, levels_in_float32
 from core.structures import DetSample, Instances
 
 #: Key of the number of positives in a head's loss dict (logged as ``train/num_pos``).
@@ -192,6 +194,15 @@ class DenseHead(nn.Module):
         sizes = [(int(o.shape[-2]), int(o.shape[-1])) for o in level_outputs]
         return self.priors(sizes, level_outputs[0].device)
 
+    @contextmanager
+    def float32_outputs(self, feats: tuple[Tensor, ...]) -> Iterator[tuple[list[Tensor], ...]]:
+        """``forward(feats)`` (under AMP in half precision) with every output as float32,
+        and autocast off inside the block: decoding, assignment, losses and NMS run in
+        float32 (:mod:`core.models.precision`)."""
+        outputs = levels_in_float32(self(feats))
+        with float32_region(feats[0].device):
+            yield outputs
+
     def flat_outputs(self, cls_scores: list[Tensor], bbox_preds: list[Tensor]
                      ) -> tuple[Tensor, Tensor]:
         """``(B, N, C)`` class logits and ``(B, N, encode_size)`` box values."""
@@ -257,7 +268,8 @@ class DenseHead(nn.Module):
         :param feats: neck outputs, per level ``(B, C_in, H_l, W_l)``.
         :param samples: with ``gt`` in ``img_shape`` coordinates.
         """
-        return self.loss_by_feat(*self(feats), samples)
+        with self.float32_outputs(feats) as outputs:
+            return self.loss_by_feat(*outputs, samples)
 
     def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
                      samples: list[DetSample]) -> dict[str, Tensor]:
@@ -327,7 +339,8 @@ class DenseHead(nn.Module):
 
     def predict(self, feats: tuple[Tensor, ...], samples: list[DetSample]) -> list[Instances]:
         """Detections per image in ``img_shape`` coordinates (boxes clipped to it)."""
-        return self.predict_by_feat(*self(feats), samples)
+        with self.float32_outputs(feats) as outputs:
+            return self.predict_by_feat(*outputs, samples)
 
     def predict_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
                         samples: list[DetSample], postprocess: Any = None,
@@ -363,11 +376,12 @@ class DenseHead(nn.Module):
         :param feats: neck outputs, per level ``(B, C_in, H_l, W_l)``.
         :param samples: the samples with ``gt`` in ``img_shape`` coordinates.
         """
-        cls_scores, bbox_preds = self(feats)[:2]
-        priors = self.priors_of(cls_scores)
-        cls, reg = self.flat_outputs(cls_scores, bbox_preds)
-        sampling = self.targets(priors, samples, self.predictions(priors, cls, reg)).sampling
-        return assignments_by_level(priors, sampling)
+        with self.float32_outputs(feats) as outputs:
+            cls_scores, bbox_preds = outputs[:2]
+            priors = self.priors_of(cls_scores)
+            cls, reg = self.flat_outputs(cls_scores, bbox_preds)
+            sampling = self.targets(priors, samples, self.predictions(priors, cls, reg)).sampling
+            return assignments_by_level(priors, sampling)
 
 
 def assignments_by_level(priors: Priors, sampling: SampleResult) -> Assignments:

@@ -14,6 +14,7 @@ from torch.nn.utils.rnn import pad_sequence
 from core.contracts import GTBatch, Priors, SampleResult
 from core.errors import ConfigError
 from core.models.build import build_part
+from core.models.precision import float32_region
 from core.registry import component
 from core.structures import DetSample, Instances
 from plugdet_faster_rcnn.bbox_head import Shared2FCBBoxHead
@@ -175,7 +176,9 @@ class StandardRoIHead(nn.Module):
         :param samples: with ``gt`` in ``img_shape`` pixels.
         """
         targets = self.targets(proposals, samples)
-        return self.loss_by_rois(*self(feats, targets.rois), targets)
+        cls, deltas = (output.float() for output in self(feats, targets.rois))
+        with float32_region(cls.device):
+            return self.loss_by_rois(cls, deltas, targets)
 
     # ---- testing -----------------------------------------------------------------------
 
@@ -186,7 +189,8 @@ class StandardRoIHead(nn.Module):
         priors = proposal_priors(proposals, device)
         image, index = priors.valid.nonzero(as_tuple=True)
         boxes = priors.boxes[image, index]
-        cls, deltas = self(feats, rois_from_boxes([p.boxes.to(device) for p in proposals]))
+        cls, deltas = (output.float() for output in
+                       self(feats, rois_from_boxes([p.boxes.to(device) for p in proposals])))
         img_shapes = torch.tensor([s.img_shape for s in samples], device=device)
         decoded = self.bbox_coder.decode(boxes[:, None, :], deltas,
                                          max_shape=img_shapes[image][:, None, :])  # (K, C, 4)

@@ -138,11 +138,11 @@ class RPNHead(DenseHead):
         :param samples: with ``gt`` in ``img_shape`` pixels.
         :returns: the loss dict and one ``Instances`` of proposals per image.
         """
-        objectness, deltas = self(feats)
-        losses = self.loss_by_feat(objectness, deltas, samples)
-        with torch.no_grad():
-            proposals = self.predict_by_feat([o.detach() for o in objectness],
-                                             [d.detach() for d in deltas], samples,
-                                             self.train_postprocess)
-        return losses, proposals
+        with self.float32_outputs(feats) as (objectness, deltas):
+            losses = self.loss_by_feat(objectness, deltas, samples)
+            with torch.no_grad():
+                proposals = self.predict_by_feat([o.detach() for o in objectness],
+                                                 [d.detach() for d in deltas], samples,
+                                                 self.train_postprocess)
+            return losses, proposals
 

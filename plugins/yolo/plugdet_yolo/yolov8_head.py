@@ -163,5 +163,5 @@ class YOLOv8Head(DenseHead):
     def predict(self, feats: tuple[Tensor, ...], samples: list[DetSample]) -> list[Instances]:
         """Detections per image in ``img_shape`` coordinates (the bin logits are not
         needed once integrated)."""
-        cls_scores, bbox_preds, _ = self(feats)
-        return self.predict_by_feat(cls_scores, bbox_preds, samples)
+        with self.float32_outputs(feats) as (cls_scores, bbox_preds, _):
+            return self.predict_by_feat(cls_scores, bbox_preds, samples)

@@ -177,17 +177,18 @@ class YOLOXHead(DenseHead):
                         ) -> Assignments:
         """Positive priors per image and level as training assigns them now (SimOTA on
         class times objectness)."""
-        cls_scores, bbox_preds, objectnesses = self(feats)
-        priors = self.priors_of(cls_scores)
-        cls, reg = self.flat_outputs(cls_scores, bbox_preds)
-        pred = self.assigner_predictions(priors, cls, reg, flatten_levels(objectnesses, 1))
-        return assignments_by_level(priors, self.targets(priors, samples, pred).sampling)
+        with self.float32_outputs(feats) as (cls_scores, bbox_preds, objectnesses):
+            priors = self.priors_of(cls_scores)
+            cls, reg = self.flat_outputs(cls_scores, bbox_preds)
+            pred = self.assigner_predictions(priors, cls, reg, flatten_levels(objectnesses, 1))
+            return assignments_by_level(priors, self.targets(priors, samples, pred).sampling)
 
     def predict(self, feats: tuple[Tensor, ...], samples: list[DetSample]) -> list[Instances]:
         """Detections per image in ``img_shape`` coordinates, ranked by
         ``sigmoid(cls) * sigmoid(obj)``."""
-        cls_scores, bbox_preds, objectnesses = self(feats)
-        level_scores = [flatten_level(c, self.num_classes).sigmoid()
-                        * flatten_level(o, 1).sigmoid()
-                        for c, o in zip(cls_scores, objectnesses, strict=True)]
-        return self.predict_by_feat(cls_scores, bbox_preds, samples, level_scores=level_scores)
+        with self.float32_outputs(feats) as (cls_scores, bbox_preds, objectnesses):
+            level_scores = [flatten_level(c, self.num_classes).sigmoid()
+                            * flatten_level(o, 1).sigmoid()
+                            for c, o in zip(cls_scores, objectnesses, strict=True)]
+            return self.predict_by_feat(cls_scores, bbox_preds, samples,
+                                        level_scores=level_scores)
