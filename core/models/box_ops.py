@@ -51,17 +51,16 @@ def gt_prior_iou(gt_boxes: Tensor, prior_boxes: Tensor) -> Tensor:
     num_priors = prior_boxes.shape[-2]
     gx1, gy1, gx2, gy2 = (c[..., None] for c in gt_boxes.unbind(-1))  # (B, M, 1)
     gt_area = (gx2 - gx1) * (gy2 - gy1)
-    rows = prior_boxes.transpose(-1, -2).contiguous()  # (4, N) or (B, 4, N)
-    px1, py1, px2, py2 = (c.unsqueeze(-2) for c in rows.unbind(-2))  # (1, N) or (B, 1, N)
-    prior_area = (px2 - px1) * (py2 - py1)
     iou = gt_boxes.new_empty((num_images, max_gts, num_priors))
     block = max(MIN_IOU_BLOCK, IOU_BLOCK_ELEMENTS // max(num_images * max_gts, 1))
     for start in range(0, num_priors, block):
         part = slice(start, start + block)
-        width = torch.minimum(gx2, px2[..., part]).sub_(torch.maximum(gx1, px1[..., part]))
-        height = torch.minimum(gy2, py2[..., part]).sub_(torch.maximum(gy1, py1[..., part]))
+        rows = prior_boxes[..., part, :].transpose(-1, -2).contiguous()  # (4, n) or (B, 4, n)
+        px1, py1, px2, py2 = (c.unsqueeze(-2) for c in rows.unbind(-2))  # (1, n) or (B, 1, n)
+        width = torch.minimum(gx2, px2).sub_(torch.maximum(gx1, px1))
+        height = torch.minimum(gy2, py2).sub_(torch.maximum(gy1, py1))
         inter = width.clamp_(min=0).mul_(height.clamp_(min=0))
-        union = torch.add(gt_area, prior_area[..., part]).sub_(inter)
+        union = torch.add(gt_area, (px2 - px1).mul_(py2 - py1)).sub_(inter)
         torch.div(inter, union, out=iou[..., part])
     return iou
 

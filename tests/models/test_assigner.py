@@ -154,3 +154,29 @@ def test_matcher_overwrite_gives_the_same_assignment_and_otherwise_keeps_the_inp
         assert torch.equal(copied.gt_inds, overwritten.gt_inds)
         assert torch.equal(copied.max_overlaps, overwritten.max_overlaps)
         assert torch.equal(copied.labels, overwritten.labels)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_low_quality_matches_prior_by_prior_equal_the_full_comparison(anchors, monkeypatch,
+                                                                      seed):
+    """Low-quality matches checked for the few priors that can be a gt's best equal the
+    check over every (gt, prior) pair, ties included (boxes on the anchor grid tie), and
+    torchvision's Matcher."""
+    from core.models.assigners import quality_matcher
+
+    generator = torch.Generator().manual_seed(seed)
+    counts = [3, 6, 0, 1]
+    boxes = [random_boxes(n, generator) for n in counts]
+    boxes[1][0] = torch.tensor([16.0, 16.0, 48.0, 48.0])  # on the grid: tied best anchors
+    boxes[3][0] = torch.tensor([60.0, 60.0, 62.0, 61.0])  # tiny: a low best IoU
+    gt = GTBatch.from_lists(boxes, [torch.zeros(n, dtype=torch.long) for n in counts])
+    results = []
+    for share in (0.0, 1.0):  # every prior by the full comparison / one by one
+        monkeypatch.setattr(quality_matcher, "SPARSE_SHARE", share)
+        results.append(MaxIoUAssigner(0.7, 0.3, low_quality_gt="best").assign(anchors, gt))
+    assert torch.equal(results[0].gt_inds, results[1].gt_inds)
+    matcher = Matcher(0.7, 0.3, allow_low_quality_matches=True)
+    for index, image_boxes in enumerate(boxes):
+        if len(image_boxes):
+            expected = matcher(box_iou(image_boxes, anchors.boxes))
+            assert torch.equal(torchvision_style(results[1].gt_inds[index]), expected)

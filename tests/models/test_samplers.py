@@ -4,7 +4,8 @@ import torch
 from core.contracts import AssignResult, GTBatch, Priors
 from core.errors import ConfigError
 from core.models.samplers import PseudoSampler, RandomSampler
-from core.models.samplers.random_sampler import random_subset
+from core.models.samplers import random_sampler
+from core.models.samplers.random_sampler import _first_distinct_draws, _smallest_keys, random_subset
 
 NUM_PRIORS = 200
 
@@ -95,7 +96,7 @@ def argsort_subset(candidates, quota, keys):
 
 
 @pytest.mark.parametrize("coarse", [False, True])
-def test_random_subset_matches_a_full_ranking(monkeypatch, coarse):
+def test_smallest_keys_match_a_full_ranking(monkeypatch, coarse):
     """The ``quota`` smallest keys (tied keys in index order), whatever the key ties."""
     draws = []
     real_rand = torch.rand
@@ -112,26 +113,70 @@ def test_random_subset_matches_a_full_ranking(monkeypatch, coarse):
         num = int(torch.randint(1, 500, (1,), generator=generator))
         candidates = torch.rand(3, num, generator=generator) < float(
             torch.rand(1, generator=generator))
-        max_quota = int(torch.randint(0, 60, (1,), generator=generator))
+        max_quota = int(torch.randint(1, 60, (1,), generator=generator))
         quota = torch.randint(0, max_quota + 1, (3,), generator=generator)
-        got = random_subset(candidates, quota, max_quota)
+        got = _smallest_keys(candidates, quota, max_quota)
         assert torch.equal(got, argsort_subset(candidates, quota, draws[-1]))
         assert torch.equal(got.sum(dim=1), torch.minimum(candidates.sum(dim=1), quota))
 
 
-def test_random_subset_ties_in_index_order_and_draws_alike_when_all_fit(monkeypatch):
+def test_smallest_keys_ties_in_index_order(monkeypatch):
     keys = torch.tensor([[0.5] * 6, [0.1, 0.5, 0.5, 0.2, 0.5, 0.5]])
     monkeypatch.setattr(torch, "rand", lambda shape, device=None: keys.clone())
     candidates = torch.ones(2, 6, dtype=torch.bool)
     got = random_subset(candidates, torch.tensor([2, 3]), 4)
     assert got.tolist() == [[True, True, False, False, False, False],
                             [True, True, False, True, False, False]]
-    monkeypatch.undo()
-    torch.manual_seed(0)
+
+
+def test_all_candidates_fit_without_a_draw():
     few = torch.zeros(2, 50, dtype=torch.bool)
     few[:, :3] = True
-    assert torch.equal(random_subset(few, torch.tensor([5, 5]), 5), few)
-    after_fit = torch.rand(1)
     torch.manual_seed(0)
-    torch.rand(2, 50)
-    assert torch.equal(torch.rand(1), after_fit)  # the keys were drawn all the same
+    assert torch.equal(random_subset(few, torch.tensor([5, 5]), 5), few)
+    after = torch.rand(1)
+    torch.manual_seed(0)
+    assert torch.equal(torch.rand(1), after)  # nothing was drawn
+
+
+def test_first_distinct_draws_by_hand(monkeypatch):
+    """Draws 1, 2, 2, 0, 3: 1 is no candidate, the second 2 repeats the first, so a quota of
+    2 takes 2 and 0; the second row's quota of 3 takes 4, 3 and 1."""
+    candidates = torch.tensor([[True, False, True, True, True],
+                               [False, True, True, True, True]])
+    drawn = torch.tensor([[1, 2, 2, 0, 3], [4, 4, 3, 0, 1]])
+    monkeypatch.setattr(torch, "randint", lambda high, size, device=None: drawn)
+    got = _first_distinct_draws(candidates, torch.tensor([2, 3]), 3)
+    assert got.tolist() == [[True, False, True, False, False],
+                            [False, True, False, True, True]]
+    # too few distinct candidates among the draws: the caller ranks keys instead
+    assert _first_distinct_draws(candidates, torch.tensor([4, 4]), 3) is None
+    monkeypatch.undo()
+    torch.manual_seed(0)
+    monkeypatch.setattr(torch, "randint", lambda high, size, device=None: drawn)
+    wide = torch.ones(2, 40, dtype=torch.bool)
+    assert random_subset(wide, torch.tensor([4, 4]), 4).sum(dim=1).tolist() == [4, 4]
+
+
+def test_dense_rows_are_sampled_uniformly_by_draws(monkeypatch):
+    """Rows with many candidates per wanted entry take the draw path; every candidate is
+    chosen about equally often, at any index, and never a non-candidate."""
+    calls = []
+    real = random_sampler._first_distinct_draws
+    monkeypatch.setattr(random_sampler, "_first_distinct_draws",
+                        lambda *args: calls.append(1) or real(*args))
+    torch.manual_seed(7)
+    candidates = torch.ones(400, 1000, dtype=torch.bool)
+    candidates[:, ::10] = False  # 900 candidates per row, 30 wanted: the draw path
+    quota = torch.full((400,), 30)
+    counts = torch.zeros(1000)
+    for _ in range(10):
+        chosen = random_subset(candidates, quota, 30)
+        assert chosen.sum(dim=1).eq(30).all() and not (chosen & ~candidates).any()
+        counts += chosen.sum(dim=0)
+    assert len(calls) == 10
+    expected = 10 * 400 * 30 / 900  # 133.3 per candidate
+    real_counts = counts[candidates[0]]
+    assert real_counts.min() > expected / 2 and real_counts.max() < expected * 1.5
+    low, high = real_counts[:450].mean(), real_counts[450:].mean()
+    assert abs(low - high) < 0.03 * expected

@@ -14,6 +14,8 @@ from core.contracts import IGNORE, NEGATIVE, AssignResult, GTBatch
 
 #: Quality written for padding gts and excluded priors; below every real quality.
 EXCLUDED = -1.0
+#: Largest share of priors whose low-quality match is checked prior by prior.
+SPARSE_SHARE = 1 / 16
 
 
 @attrs.frozen
@@ -49,14 +51,27 @@ class QualityMatcher:
         best = torch.zeros_like(quality, dtype=torch.bool)
         return best.scatter_(2, gt_argmax[:, :, None], eligible[:, :, None])
 
-    def _is_low_quality_match(self, quality: Tensor, valid: Tensor) -> Tensor:
-        """``(B, N)`` bool: prior n is (one of) the best prior(s) of some real gt."""
+    def _is_low_quality_match(self, quality: Tensor, valid: Tensor, max_quality: Tensor
+                              ) -> Tensor:
+        """``(B, N)`` bool: prior n is (one of) the best prior(s) of some real gt.
+
+        :param max_quality: ``(B, N)`` best quality of each prior over the gts.
+        """
         if not self.gt_max_assign_all:
             return self._low_quality_candidates(quality, valid).any(dim=1)
         gt_max = quality.amax(dim=2)  # (B, M)
         eligible = valid & (gt_max >= self.min_pos) & (gt_max > 0)
+        # A prior can be some gt's best only if its own best reaches the lowest such best:
+        # usually a few hundred priors, compared with the gts' bests one by one.
+        lowest = gt_max.masked_fill(~eligible, math.inf).amin(dim=1)  # (B,)
+        image, prior = (max_quality >= lowest[:, None]).nonzero(as_tuple=True)
+        if len(image) <= SPARSE_SHARE * max_quality.numel():
+            best_of_gt = quality[image, :, prior] == gt_max[image]  # (K, M)
+            hit = (best_of_gt & eligible[image]).any(dim=1)
+            match = torch.zeros_like(max_quality, dtype=torch.bool)
+            return match.index_put_((image[hit], prior[hit]), hit.new_ones(()))
         # q - gt_max is 0 exactly where q equals its gt's best (never above it) and -inf for
-        # gts that may not match: one subtraction and a max instead of a (B, M, N) bool
+        # gts that may not match: a subtraction and a max, cheaper than a (B, M, N) bool
         shortfall = quality - gt_max.masked_fill(~eligible, math.inf)[:, :, None]
         return shortfall.amax(dim=1) == 0
 
@@ -78,7 +93,7 @@ class QualityMatcher:
         device = quality.device
         if max_gts:
             if overwrite:
-                quality[~gt.valid] = EXCLUDED  # the padding rows only
+                quality[(~gt.valid).nonzero(as_tuple=True)] = EXCLUDED  # the padding rows
             else:
                 quality = quality.masked_fill(~gt.valid[:, :, None], EXCLUDED)  # a copy
             if excluded is not None:
@@ -87,16 +102,17 @@ class QualityMatcher:
         else:
             max_quality = quality.new_zeros((num_images, num_priors))
         # Priors of an image without gts are negatives (0) unless excluded.
-        no_gt = (gt.num_gts == 0)[:, None]
-        max_quality = torch.where(no_gt, 0.0, max_quality)
+        no_gt = gt.num_gts == 0
+        if bool(no_gt.any()):
+            max_quality = torch.where(no_gt[:, None], 0.0, max_quality)
+        negative = max_quality < self.neg_thr  # real qualities are >= 0
         if excluded is not None:
             max_quality = max_quality.masked_fill(excluded, EXCLUDED)
-
-        negative = (max_quality >= 0) & (max_quality < self.neg_thr)
+            negative &= ~excluded
         gt_inds = torch.where(negative, NEGATIVE, IGNORE)  # (B, N) int64
         positive = max_quality >= self.pos_thr
         if self.allow_low_quality_matches and max_gts and self.low_quality_gt == "best":
-            positive |= self._is_low_quality_match(quality, gt.valid)
+            positive |= self._is_low_quality_match(quality, gt.valid, max_quality)
         gt_inds = _match_best_gt(gt_inds, quality, positive)
         if self.allow_low_quality_matches and max_gts and self.low_quality_gt == "self":
             candidates = self._low_quality_candidates(quality, gt.valid)
@@ -123,8 +139,8 @@ def _match_best_gt(gt_inds: Tensor, quality: Tensor, positive: Tensor) -> Tensor
 
 def matched_labels(gt_inds: Tensor, gt: GTBatch) -> Tensor:
     """``(B, N)`` int64 class of each positive's gt, ``-1`` elsewhere."""
-    labels = torch.full_like(gt_inds, -1)
     if not gt.valid.shape[1]:
-        return labels
-    matched = gt.labels.gather(1, (gt_inds - 1).clamp(min=0))
-    return torch.where(gt_inds > 0, matched, labels)
+        return torch.full_like(gt_inds, -1)
+    # columns for gt_inds + 1: ignored (-1) and negative (0) priors, then the gts
+    table = torch.cat([gt.labels.new_full((gt.labels.shape[0], 2), -1), gt.labels], dim=1)
+    return table.gather(1, gt_inds + 1)

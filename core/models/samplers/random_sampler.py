@@ -14,25 +14,66 @@ NO_UPPER_BOUND = -1
 SELF_IOU = 1.0
 #: Random key of a non-candidate: above every ``torch.rand`` key.
 NON_CANDIDATE_KEY = 2.0
+#: Rows with at least this many candidates per wanted entry are sampled by random draws.
+DENSE_CANDIDATES = 8
+#: Draws beyond twice the quota in :func:`_first_distinct_draws`.
+EXTRA_DRAWS = 64
 
 
 def random_subset(candidates: Tensor, quota: Tensor, max_quota: int) -> Tensor:
-    """Pick ``quota[b]`` random True entries of each row (all of them if fewer): those with
-    the smallest random keys, a tie on the last key taken in index order.
+    """Pick ``quota[b]`` random True entries of each row (all of them if fewer).
 
-    Only the ``max_quota`` smallest keys per row are ranked (``torch.topk``), not the row.
+    Rows with many more candidates than their quota (an RPN's negatives: tens of thousands
+    for 256) take the first distinct candidates of uniform random draws
+    (:func:`_first_distinct_draws`), a uniform random subset from a few hundred draws;
+    otherwise the entries with the smallest random keys, a tie on the last key taken in
+    index order (:func:`_smallest_keys`).
 
     :param candidates: ``(B, N)`` bool.
     :param quota: ``(B,)`` int64 number to keep per row.
     :param max_quota: an upper bound on ``quota``.
     :returns: ``(B, N)`` bool subset of ``candidates``; uses the global torch RNG.
     """
-    keys = torch.rand(candidates.shape, device=candidates.device)
-    if bool((candidates.sum(dim=1) <= quota).all()):
-        return candidates  # all fit (the keys are drawn anyway: the RNG advances alike)
+    counts = candidates.sum(dim=1)
+    if bool((counts <= quota).all()):
+        return candidates
+    if bool((counts >= DENSE_CANDIDATES * quota.clamp(min=1)).all()):
+        chosen = _first_distinct_draws(candidates, quota, max_quota)
+        if chosen is not None:
+            return chosen
+    return _smallest_keys(candidates, quota, max_quota)
+
+
+def _first_distinct_draws(candidates: Tensor, quota: Tensor, max_quota: int) -> Tensor | None:
+    """Per row, the first ``quota`` distinct candidates among ``2 * max_quota + 64`` uniform
+    draws of an index: the draws that hit a candidate are uniform over the candidates, so
+    their first ``q`` distinct values are a uniform random ``q``-subset. None in the
+    (improbable) case that the draws hold too few distinct candidates."""
+    num_images, num = candidates.shape
+    index = torch.randint(num, (num_images, 2 * max_quota + EXTRA_DRAWS),
+                          device=candidates.device)
+    sorted_index, order = index.sort(dim=1, stable=True)
+    first_sorted = torch.ones_like(sorted_index, dtype=torch.bool)
+    first_sorted[:, 1:] = sorted_index[:, 1:] != sorted_index[:, :-1]
+    first = torch.empty_like(first_sorted).scatter_(1, order, first_sorted)
+    usable = first & candidates.gather(1, index)
+    take = usable & (usable.cumsum(dim=1) <= quota[:, None])
+    if bool((take.sum(dim=1) < quota).any()):
+        return None
+    rows = torch.arange(num_images, device=index.device)[:, None].expand_as(index)
+    return torch.zeros_like(candidates).index_put_((rows[take], index[take]),
+                                                   torch.ones((), dtype=torch.bool,
+                                                              device=index.device))
+
+
+def _smallest_keys(candidates: Tensor, quota: Tensor, max_quota: int) -> Tensor:
+    """Per row, the ``quota`` candidates with the smallest ``torch.rand`` keys, a tie on the
+    last key taken in index order; only the ``max_quota`` smallest keys per row are ranked
+    (``torch.topk``), not the row."""
     num_ranked = min(max_quota, candidates.shape[1])
     if num_ranked < 1:
         return torch.zeros_like(candidates)
+    keys = torch.rand(candidates.shape, device=candidates.device)
     keys = torch.where(candidates, keys, NON_CANDIDATE_KEY)
     quota = quota.clamp(max=num_ranked)
     smallest = keys.topk(num_ranked, dim=1, largest=False).values  # (B, K) ascending
