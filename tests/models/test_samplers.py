@@ -3,8 +3,7 @@ import torch
 
 from core.contracts import AssignResult, GTBatch, Priors
 from core.errors import ConfigError
-from core.models.samplers import PseudoSampler, RandomSampler
-from core.models.samplers import random_sampler
+from core.models.samplers import PseudoSampler, RandomSampler, random_sampler
 from core.models.samplers.random_sampler import _first_distinct_draws, _smallest_keys, random_subset
 
 NUM_PRIORS = 200
