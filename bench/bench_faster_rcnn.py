@@ -166,8 +166,8 @@ def main() -> None:
                                               args.warmup, args.target_repeats)
     load = os.getloadavg()
     print(f"Faster R-CNN R50-FPN {IMAGE_SIZE}x{IMAGE_SIZE} batch {BATCH}, {NUM_THREADS} "
-          f"threads, best of {args.repeats} ({args.target_repeats} for the target path); load average {load[0]:.2f} {load[1]:.2f} "
-          f"{load[2]:.2f} on {os.cpu_count()} CPUs")
+          f"threads, best of {args.repeats} ({args.target_repeats} for the target path); "
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
     for case, times in results.items():
         ratio = times["ours"] / times["torchvision"]
         verdict = "ok" if ratio <= TARGETS[case] else "OVER"
