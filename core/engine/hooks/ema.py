@@ -52,6 +52,7 @@ class EMAHook(Hook):
         self.begin_iter = begin_iter
         self.ramp_tau = ramp_tau
         self.ema_state: dict[str, torch.Tensor] = {}
+        self._param_names: set[str] | None = None
 
     def momentum_at(self, update: int) -> float:
         """The weight of the current model in update ``update`` (1-based)."""
@@ -69,15 +70,23 @@ class EMAHook(Hook):
     @torch.no_grad()
     def after_train_iter(self, runner: Runner, batch_idx: int, batch: DetBatch,
                          outputs: dict[str, float]) -> None:
-        """Fold the updated weights into the average."""
-        params = {name for name, _ in runner.model.named_parameters()}
-        momentum = self.momentum_at(runner.iter - self.begin_iter)
+        """Fold the updated weights into the average (one ``foreach`` call per kind)."""
+        if self._param_names is None:
+            self._param_names = {name for name, _ in runner.model.named_parameters()}
+        copy_to, copy_from, average, current = [], [], [], []
+        started = runner.iter > self.begin_iter
         for key, value in runner.model.state_dict().items():
-            averaged = key in params or self.update_buffers
-            if runner.iter <= self.begin_iter or not averaged or not value.is_floating_point():
-                self.ema_state[key].copy_(value)
+            averaged = key in self._param_names or self.update_buffers
+            if started and averaged and value.is_floating_point():
+                average.append(self.ema_state[key])
+                current.append(value.detach())
             else:
-                self.ema_state[key].lerp_(value.detach(), momentum)
+                copy_to.append(self.ema_state[key])
+                copy_from.append(value)
+        if average:
+            torch._foreach_lerp_(average, current, self.momentum_at(runner.iter - self.begin_iter))
+        if copy_to:
+            torch._foreach_copy_(copy_to, copy_from)
 
     def _swap(self, runner: Runner) -> None:
         model_state = runner.model.state_dict()
