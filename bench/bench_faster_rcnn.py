@@ -7,7 +7,9 @@ and the ratio ours / torchvision:
 
 * ``train``: forward, both stages' losses, backward and an SGD step;
 * ``inference``: proposals and detections of the batch;
-Without weights the ResNet amplifies its input by orders of magnitude, which would saturate
+
+Both also for ours with ``channels_last = true`` (weights and feature maps in channels-last
+memory format, a detector option; torchvision's models have none). Without weights the ResNet amplifies its input by orders of magnitude, which would saturate
 the objectness and clamp every box delta (few proposals survive NMS); the FPN output convs are
 scaled so that the levels have unit standard deviation, and both models then do the full
 proposal and detection work a trained model does.
@@ -93,6 +95,10 @@ def main() -> None:
     ours = get_registries().build("detector", torchvision_like_config(NUM_CLASSES),
                                   path="model")
     load_torchvision_weights(ours, tv_model)
+    ours_cl = get_registries().build(
+        "detector", {**torchvision_like_config(NUM_CLASSES), "channels_last": True},
+        path="model")
+    load_torchvision_weights(ours_cl, tv_model)
     runner = TorchvisionRunner(tv_model)
     gts = random_targets(generator)
     shape = (IMAGE_SIZE, IMAGE_SIZE)
@@ -101,10 +107,11 @@ def main() -> None:
     tv_targets = [{"boxes": g.boxes, "labels": g.labels} for g in gts]
     tv_targets_bg = [{"boxes": g.boxes, "labels": g.labels + 1} for g in gts]
 
-    optimizers = {"ours": torch.optim.SGD(ours.parameters(), lr=SGD_LR, momentum=0.9),
-                  "torchvision": torch.optim.SGD(tv_model.parameters(), lr=SGD_LR,
-                                                 momentum=0.9)}
+    optimizers = {name: torch.optim.SGD(model.parameters(), lr=SGD_LR, momentum=0.9)
+                  for name, model in (("ours", ours), ("ours channels-last", ours_cl),
+                                      ("torchvision", tv_model))}
     losses = {"ours": lambda: ours.loss(batch),
+              "ours channels-last": lambda: ours_cl.loss(batch),
               "torchvision": lambda: runner.loss(images, tv_targets)}
 
     def step(name: str) -> Callable[[], None]:
@@ -116,15 +123,16 @@ def main() -> None:
         return run
 
     results: dict[str, dict[str, float]] = {}
-    ours.train()
-    tv_model.train()
+    for model in (ours, ours_cl, tv_model):
+        model.train()
     results["train"] = interleaved_best({n: step(n) for n in optimizers}, args.warmup,
                                         args.repeats)
-    ours.eval()
-    tv_model.eval()
+    for model in (ours, ours_cl, tv_model):
+        model.eval()
     with torch.no_grad():
         results["inference"] = interleaved_best(
             {"ours": lambda: ours.predict(batch),
+             "ours channels-last": lambda: ours_cl.predict(batch),
              "torchvision": lambda: runner.predict(images, [shape] * BATCH)},
             args.warmup, args.repeats)
         # the target path, from given features, head outputs and proposals
@@ -173,6 +181,11 @@ def main() -> None:
         verdict = "ok" if ratio <= TARGETS[case] else "OVER"
         print(f"{case:10s} ours {times['ours']:.4f} s  torchvision {times['torchvision']:.4f} s"
               f"  ratio {ratio:.3f} (target <= {TARGETS[case]}) {verdict}")
+        if "ours channels-last" in times:
+            ratio = times["ours channels-last"] / times["torchvision"]
+            verdict = "ok" if ratio <= TARGETS[case] else "OVER"
+            print(f"{'':10s} ours channels-last {times['ours channels-last']:.4f} s  "
+                  f"ratio {ratio:.3f} (target <= {TARGETS[case]}) {verdict}")
 
 
 if __name__ == "__main__":
