@@ -9,7 +9,9 @@ and the ratio ours / torchvision:
 * ``inference``: proposals and detections of the batch;
 
 Both also for ours with ``channels_last = true`` (weights and feature maps in channels-last
-memory format, a detector option; torchvision's models have none). Without weights the ResNet amplifies its input by orders of magnitude, which would saturate
+memory format, a detector option; torchvision's models have none).
+
+Without weights the ResNet amplifies its input by orders of magnitude, which would saturate
 the objectness and clamp every box delta (few proposals survive NMS); the FPN output convs are
 scaled so that the levels have unit standard deviation, and both models then do the full
 proposal and detection work a trained model does.
