@@ -13,9 +13,9 @@ Measures (the best, i.e. least disturbed, of the repeats; ratio ours / ultralyti
   recipe (mosaic) at the same image size and batch size (its ``workers`` is 0 on a CPU;
   ours loads in the main thread too, ``num_workers = 0``), epoch 2 of a 2-epoch run (epoch 1
   warms caches);
-* precision: ours as the raccoon config sets it (``amp = true``: bf16 autocast, and
-  channels-last weights), in all three measures; ``--fp32`` measures ours in float32.
-  Ultralytics trains in float32 on a CPU (its AMP is CUDA-only);
+* precision: ours as the raccoon config sets it (``amp = "auto"``: bf16 autocast on a CPU
+  with native bf16, and channels-last weights), in all three measures; ``--fp32`` measures
+  ours in float32. Ultralytics trains in float32 on a CPU (its AMP is CUDA-only);
 * ``accuracy`` (``--accuracy``): both trained from scratch on raccoon for the same epochs and
   image size; COCO-style mAP50 (101-point, IoU 0.5) of each on the val split.
 
@@ -24,7 +24,7 @@ its worker resets the thread count to ``--threads`` in an ``on_train_start`` cal
 that selection) and for the step and inference measures; ours uses the same count.
 
     python bench/bench_yolo.py [--threads 2] [--imgsz 256] [--batch 8] [--accuracy]
-        [--epochs 30] [--repeats 5] [--fp32] [--raccoon ../shared/data/raccoon]
+        [--epochs 64] [--repeats 5] [--fp32] [--raccoon ../shared/data/raccoon]
 
 Run it in the ``bench-yolo`` tox env (``tox -e bench-yolo``), the only place ultralytics is
 installed; it is never a dependency of plugdet.
@@ -222,28 +222,39 @@ def ours_speed(args: argparse.Namespace) -> dict[str, float]:
 def ours_precision(args: argparse.Namespace) -> tuple[bool, bool]:
     """``(amp, channels_last)`` of our raccoon config (both false with ``--fp32``); the step
     and inference measures use them too, so all three measure what the config trains with."""
+    import torch
+
     from core.config_defaults import load_full_config
+    from core.engine.run_config import resolve_amp
 
     if args.fp32:
         return False, False
     cfg = load_full_config(str(RACCOON_CONFIG))
-    return bool(cfg.get("amp", False)), bool(cfg["model"].get("channels_last", False))
+    amp = resolve_amp(cfg.get("amp", False), torch.device("cpu")) is not None
+    return amp, bool(cfg["model"].get("channels_last", False))
 
 
 def precision_name(amp: bool, channels_last: bool) -> str:
     return ("bf16 autocast" if amp else "float32") + (", channels-last" if channels_last else "")
 
 
-def yolo_format_config(args: argparse.Namespace, work_dir: Path, fixed_size: bool) -> Path:
+def yolo_format_config(args: argparse.Namespace, work_dir: Path, fixed_size: bool,
+                       epochs: int) -> Path:
     """Our raccoon config with its train/val/test datasets read as ``YoloDataset`` from the
-    converted set, written as a TOML file in ``work_dir``. With ``fixed_size`` the training
-    images are letterboxed to ``imgsz`` (ultralytics' training size) instead of the config's
-    multi-scale resize, so both frameworks train an epoch on the same image size."""
+    converted set, trained for ``epochs`` (by-epoch schedules ending with the config's last
+    epoch end with this one), written as a TOML file in ``work_dir``. With ``fixed_size``
+    the training images are letterboxed to ``imgsz`` (ultralytics' training size) instead
+    of the config's multi-scale resize, so both frameworks train an epoch on the same image
+    size."""
     import tomli_w
 
     from core.config import read_config
 
     cfg = read_config(RACCOON_CONFIG)
+    for scheduler in cfg.get("param_schedulers", []):
+        if scheduler.get("by_epoch", True) and scheduler.get("end") == cfg["train"]["max_epochs"]:
+            scheduler["end"] = epochs
+    cfg["train"]["max_epochs"] = epochs
     for loader, split in (("train_dataloader", "train"), ("val_dataloader", "val"),
                           ("test_dataloader", "val")):
         pipeline = cfg[loader]["dataset"]["pipeline"]
@@ -264,17 +275,19 @@ def ours_train(args: argparse.Namespace, epochs: int) -> dict[str, object]:
     """Train with ``core.run`` and read the per-iteration times (data included) and the last
     COCO mAP50 from the run's scalars."""
     work_dir = Path(args.scratch) / f"ours_{epochs}"
-    config = yolo_format_config(args, work_dir, fixed_size=epochs < 3)
+    config = yolo_format_config(args, work_dir, fixed_size=epochs < 3, epochs=epochs)
     command = [sys.executable, "-m", "core.run", str(config), "--work-dir", str(work_dir),
-               "--set", f"train.max_epochs={epochs}",
                "--set", f"train_dataloader.batch_size={args.batch}",
                "--set", "train_dataloader.num_workers=0"]
     if args.fp32:
         command += ["--set", "amp=false", "--set", "model.channels_last=false"]
-    if epochs < 3:
-        command += ["--set", f"train.val_interval={epochs + 1}"]
+    if epochs < 3:  # the epoch measure: no validation, no test
+        command += ["--set", f"train.val_interval={epochs + 1}", "--set",
+                    "train.test_at_end=false", "--set", "train.test_tta=false"]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    start = time.perf_counter()
     subprocess.run(command, check=True, cwd=REPO, stdout=subprocess.DEVNULL, env=env)
+    wall = time.perf_counter() - start
     scalars = next(work_dir.glob("*/vis_data/scalars.json"))
     rows = [json.loads(line) for line in scalars.read_text().splitlines()]
     last_step = max(row["step"] for row in rows if "train/time" in row)
@@ -291,8 +304,10 @@ def ours_train(args: argparse.Namespace, epochs: int) -> dict[str, object]:
             previous = row["step"]
         if "val/coco/bbox_mAP_50" in row:
             curve.append((trained, row["val/coco/bbox_mAP_50"]))
+    tests = [row["test/coco/bbox_mAP_50"] for row in rows if "test/coco/bbox_mAP_50" in row]
     return {"epoch_times": epoch_times, "map50": curve[-1][1] if curve else -1.0,
-            "curve": curve, "threads": args.threads}
+            "curve": curve, "threads": args.threads, "test_map50": tests[-1] if tests else None,
+            "wall": wall}
 
 
 # ---- orchestration ---------------------------------------------------------------------
@@ -343,7 +358,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--imgsz", type=int, default=256)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2,
@@ -397,6 +412,10 @@ def main() -> None:
                 total = sum(result["epoch_times"])
                 print(f"{side:12s} raccoon from scratch, {args.epochs} epochs at {args.imgsz} "
                       f"px: mAP50 {result['map50']:.4f} (training {total:.0f} s)")
+                if result.get("test_map50") is not None:
+                    print(f"{side:12s}   test with flip TTA at the end: mAP50 "
+                          f"{result['test_map50']:.4f}; the whole run took "
+                          f"{result['wall']:.0f} s of wall time")
                 for seconds, value in result.get("curve", []):
                     print(f"{side:12s}   mAP50 {value:.4f} after {seconds:.0f} s of training")
         print(f"after: {load()}")

@@ -129,7 +129,8 @@ def build_runner_parts(cfg: dict[str, Any], *, mode: str, config_path: str | Non
                                                     val_loader.dataset.classes, regs)
     test_key = "test_dataloader" if "test_dataloader" in cfg else "val_dataloader"
     if (not training or settings.test_at_end) and test_key in cfg:
-        test_loader = _loader(cfg, test_key, settings.seed, settings.tta if tta else None)
+        augmented = tta or (training and settings.test_tta)
+        test_loader = _loader(cfg, test_key, settings.seed, settings.tta if augmented else None)
         parts["test_loader"] = test_loader
         parts["test_evaluators"] = build_metrics(
             cfg.get("test_evaluator", cfg.get("val_evaluator")), "test_evaluator",

@@ -20,7 +20,7 @@ TOP_LEVEL_KEYS = {
     "default_hooks", "custom_hooks", "vis_backends", "tta", "data",
 }
 TRAIN_DEFAULTS: dict[str, Any] = {"by_epoch": True, "max_epochs": 12, "max_iters": None,
-                                  "val_interval": 1, "test_at_end": False}
+                                  "val_interval": 1, "test_at_end": False, "test_tta": False}
 TTA_DEFAULTS: dict[str, Any] = {"scales": None, "flip": True, "iou_thr": 0.5,
                                 "max_per_img": 100}
 DEFAULT_VIS_BACKENDS = [{"type": "LocalVisBackend"}]
@@ -67,6 +67,27 @@ def resolve_device(name: str) -> torch.device:
     raise ConfigError(f"device: expected 'auto', 'cpu' or 'cuda', got {name!r}")
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX): there bf16 autocast
+    speeds convolutions up; elsewhere it is emulated and many times slower than float32."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def resolve_amp(value: Any, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for the config's ``amp``: ``true`` (fp16 on CUDA, bf16 on a CPU),
+    ``false`` (none) or ``"auto"`` (fp16 on CUDA, bf16 on a CPU with native bf16, else
+    none)."""
+    if value == "auto":
+        value = device.type == "cuda" or cpu_has_native_bf16()
+    if not isinstance(value, bool):
+        raise ConfigError(f"amp: expected bool or \"auto\", got {value!r} "
+                          f"({type(value).__name__})")
+    if not value:
+        return None
+    return torch.float16 if device.type == "cuda" else torch.bfloat16
+
+
 @attrs.frozen
 class RunSettings:
     """Run-wide options read from the top level of the config.
@@ -84,6 +105,7 @@ class RunSettings:
     max_iters: int | None = None
     val_interval: int = 1
     test_at_end: bool = False
+    test_tta: bool = False
     optim: dict[str, Any] = attrs.field(factory=dict)
     param_schedulers: list[dict[str, Any]] = attrs.field(factory=list)
     sync_bn: bool = False
@@ -110,11 +132,15 @@ class RunSettings:
         if val_interval < 0:
             raise ConfigError(f"train.val_interval: expected >= 0 (0 disables validation), "
                               f"got {val_interval}")
+        test_at_end = _expect(train["test_at_end"], bool, "train.test_at_end")
+        test_tta = _expect(train["test_tta"], bool, "train.test_tta")
+        if test_tta and not test_at_end:
+            raise ConfigError("train.test_tta: the end-of-training test it augments needs "
+                              "train.test_at_end = true")
         if training and "optim" not in cfg:
             raise ConfigError("optim: missing table (e.g. [optim] type = \"SGD\", lr = 0.01)")
-        amp = _expect(cfg.get("amp", False), bool, "amp")
         device = resolve_device(_expect(cfg.get("device", "auto"), str, "device"))
-        amp_dtype = (torch.float16 if device.type == "cuda" else torch.bfloat16) if amp else None
+        amp_dtype = resolve_amp(cfg.get("amp", False), device)
         schedulers = _expect(cfg.get("param_schedulers", []), list, "param_schedulers")
         if not by_epoch:
             for index, entry in enumerate(schedulers):
@@ -131,7 +157,8 @@ class RunSettings:
             max_epochs=max_epochs,
             max_iters=None if by_epoch else max_iters,
             val_interval=val_interval,
-            test_at_end=_expect(train["test_at_end"], bool, "train.test_at_end"),
+            test_at_end=test_at_end,
+            test_tta=test_tta,
             optim=_expect(cfg.get("optim", {}), dict, "optim"),
             param_schedulers=schedulers,
             sync_bn=_expect(cfg.get("sync_bn", False), bool, "sync_bn"),

@@ -221,7 +221,7 @@ class Runner:
                 raise
             self.call_hook("after_train")
             if self.settings.test_at_end and self.test_loader is not None:
-                self.test_current()
+                self.test_current(tta=self.settings.test_tta)
         finally:
             self.call_hook("after_run")
             self.close()
@@ -232,6 +232,7 @@ class Runner:
                 else f"{self.max_iters} iterations")
         self.logger.info(
             f"plugdet {core.__version__}, torch {torch.__version__}, device {self.device}, "
+            f"precision {_precision(self.settings.amp_dtype)}, "
             f"world size {self.world_size}; work dir {self.work_dir}; training {unit} from "
             f"epoch {self.epoch + 1} iteration {self.iter + 1}")
         manager = get_plugin_manager()
@@ -481,3 +482,8 @@ def _prediction_record(sample: Any) -> dict[str, Any]:
     return {"img_id": int(sample.img_id), "img_path": sample.img_path,
             "boxes": pred.boxes.tolist(), "scores": pred.scores.tolist(),
             "labels": pred.labels.tolist()}
+
+
+def _precision(amp_dtype: torch.dtype | None) -> str:
+    """``"float32"`` or the autocast dtype, as the start line names it."""
+    return "float32" if amp_dtype is None else f"{str(amp_dtype).removeprefix('torch.')} autocast"

@@ -273,3 +273,16 @@ def test_log_lines_follow_the_epoch_and_average_since_the_previous_line(tmp_path
 def test_bad_run_settings_name_the_key(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
         Runner.from_config(toy_config(**overrides), work_dir=str(tmp_path / "r"))
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, torch.bfloat16), (False, None)])
+def test_amp_auto_uses_bf16_only_on_a_cpu_that_computes_it_natively(tmp_path, monkeypatch,
+                                                                    native, expected):
+    from core.engine import run_config
+
+    monkeypatch.setattr(run_config, "cpu_has_native_bf16", lambda: native)
+    runner = Runner.from_config(toy_config(amp="auto"), work_dir=str(tmp_path / "r"))
+    assert runner.settings.amp_dtype == expected
+    runner.train()
+    start = (tmp_path / "r" / "train.log").read_text()
+    assert ("precision bfloat16 autocast" if native else "precision float32") in start

@@ -7,6 +7,7 @@ import pytest
 
 from core.config import load_config
 from core.engine.runner import Runner
+from core.errors import ConfigError
 from core.structures import Instances
 
 #: demo config -> the loss terms it must report
@@ -59,3 +60,23 @@ def test_full_demo_reaches_the_map_target(tmp_path, monkeypatch, demo):
     runner = demo_runner(tmp_path, monkeypatch, demo, [])
     runner.train()
     assert runner.val()["coco/bbox_mAP_50"] >= MIN_MAP_50
+
+
+def test_end_of_training_test_with_test_time_augmentation(tmp_path, monkeypatch):
+    """``train.test_tta`` augments the end-of-training test: its loader has the views
+    (``TestTimeAug``) and the test merges them; without ``test_at_end`` it is refused."""
+    from core.data.transforms.tta import TestTimeAug
+
+    overrides = [*ONE_ITERATION, "train.test_at_end=true", "train.test_tta=true"]
+    runner = demo_runner(tmp_path, monkeypatch, "yolov8_n_demo_shapes.toml", overrides)
+    assert any(isinstance(t, TestTimeAug)
+               for t in runner.test_loader.dataset.pipeline.transforms)
+    tested = []
+    real = runner.test_current
+    monkeypatch.setattr(runner, "test_current",
+                        lambda tta=False: tested.append(tta) or real(tta=tta))
+    runner.train()
+    assert tested == [True]
+    with pytest.raises(ConfigError, match=r"train\.test_tta: .* needs train\.test_at_end"):
+        demo_runner(tmp_path / "b", monkeypatch, "yolov8_n_demo_shapes.toml",
+                    [*ONE_ITERATION, "train.test_tta=true"])
