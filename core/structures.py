@@ -183,11 +183,14 @@ def collate(
     width = max(s.image.shape[2] for s in samples)  # type: ignore[union-attr]
     height = math.ceil(height / size_divisor) * size_divisor
     width = math.ceil(width / size_divisor) * size_divisor
-    images = torch.full((len(samples), channels, height, width), pad_value, dtype=torch.float32)
+    images = torch.empty((len(samples), channels, height, width), dtype=torch.float32)
     out = []
     for index, sample in enumerate(samples):
         image = sample.image
         assert image is not None
-        images[index, :, : image.shape[1], : image.shape[2]] = image
+        image_height, image_width = image.shape[1], image.shape[2]
+        images[index, :, :image_height, :image_width] = image
+        images[index, :, :image_height, image_width:] = pad_value  # right of the image
+        images[index, :, image_height:] = pad_value  # below it
         out.append(attrs.evolve(sample, pad_shape=(height, width)))
     return DetBatch(images, out)
