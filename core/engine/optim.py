@@ -123,10 +123,6 @@ def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimi
     if "lr" not in kwargs:
         raise ConfigError(f"optim.lr: missing (needed by {cls.__name__})")
     _check_numbers(kwargs, cls)
-    if not {"fused", "foreach"} & set(kwargs):
-        # one fused kernel per step (SGD, Adam, AdamW: about 5x faster on a CPU), else the
-        # multi-tensor one, instead of a Python loop over the parameters
-        kwargs["fused" if "fused" in accepted else "foreach"] = True
     groups = build_param_groups(model, float(kwargs["lr"]), float(kwargs.get("weight_decay", 0.0)),
                                 cfg.get("paramwise", {}))
     try:

@@ -103,15 +103,15 @@ def test_gradients_under_the_clipping_bound_are_left_exactly_as_they_are():
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
-def test_optimizers_step_with_one_fused_kernel_like_the_per_parameter_loop(name):
-    """SGD, Adam and AdamW are built fused (a Python loop over the parameters is several
-    times slower on a CPU); their steps follow the per-parameter implementation."""
+def test_fused_optimizers_step_like_the_per_parameter_loop(name):
+    """``fused = true`` in ``[optim]`` reaches torch's fused kernels (one pass over all
+    parameters; the default is torch's per-parameter loop on a CPU); their steps follow it."""
     torch.manual_seed(0)
     net, reference = Net(), Net()
     reference.load_state_dict(net.state_dict())
     cfg = {"type": name, "lr": 0.01, "weight_decay": 0.01}
-    fused = build_optimizer(net, cfg)
-    looped = build_optimizer(reference, {**cfg, "foreach": False})
+    fused = build_optimizer(net, {**cfg, "fused": True})
+    looped = build_optimizer(reference, cfg)
     assert fused.defaults["fused"] is True and not looped.defaults.get("fused")
     inputs = torch.randn(2, 3, 5, 5)
     for _ in range(3):
@@ -122,7 +122,3 @@ def test_optimizers_step_with_one_fused_kernel_like_the_per_parameter_loop(name)
     for (key, value), expected in zip(net.state_dict().items(),
                                       reference.state_dict().values(), strict=True):
         torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6, msg=key)
-
-
-def test_an_optimizer_without_a_fused_kernel_runs_multi_tensor():
-    assert build_optimizer(Net(), {"type": "RMSprop", "lr": 0.01}).defaults["foreach"] is True
