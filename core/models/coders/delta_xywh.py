@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from core.errors import ConfigError
+from core.models.coders.common import clip_to_image
 
 HALF = 0.5
 #: Default smallest allowed width/height ratio change when decoding (exp(|log| 16/1000)).
@@ -86,7 +87,5 @@ class DeltaXYWHBBoxCoder:
         half_h = HALF * (torch.exp(dh) * ph)
         boxes = torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=-1)
         if self.clip_border and max_shape is not None:
-            max_shape = max_shape.to(boxes.dtype)
-            limits = torch.stack([max_shape[..., 1], max_shape[..., 0]] * 2, dim=-1)
-            boxes = torch.minimum(boxes.clamp(min=0), limits)
+            boxes = clip_to_image(boxes, max_shape)
         return boxes

@@ -7,6 +7,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from core.models.coders.common import clip_to_image
+
 
 class DistancePointBBoxCoder:
     """Encodes a box relative to a point as ``(left, top, right, bottom)`` distances
@@ -42,7 +44,5 @@ class DistancePointBBoxCoder:
         points = priors[..., :2].to(deltas.dtype)
         boxes = torch.cat([points - deltas[..., :2], points + deltas[..., 2:]], dim=-1)
         if self.clip_border and max_shape is not None:
-            max_shape = max_shape.to(boxes.dtype)
-            limits = torch.stack([max_shape[..., 1], max_shape[..., 0]] * 2, dim=-1)
-            boxes = torch.minimum(boxes.clamp(min=0), limits)
+            boxes = clip_to_image(boxes, max_shape)
         return boxes

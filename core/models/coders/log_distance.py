@@ -8,16 +8,10 @@ import torch
 from torch import Tensor
 
 from core.errors import ConfigError
+from core.models.coders.common import clip_to_image, require_strides
 
 #: Smallest side distance, in strides, an encoded target may have (the log needs > 0).
 MIN_DISTANCE = 1e-3
-
-
-def _need_strides(strides: Tensor | None) -> Tensor:
-    if strides is None:
-        raise ConfigError("LogDistancePointCoder works in units of the stride: the head must "
-                          "pass strides (use point priors from a PointGenerator)")
-    return strides
 
 
 class LogDistancePointCoder:
@@ -43,7 +37,7 @@ class LogDistancePointCoder:
 
     def encode(self, priors: Tensor, boxes: Tensor, strides: Tensor | None = None) -> Tensor:
         """:returns: ``(..., 4)`` log side distances in strides."""
-        stride = _need_strides(strides).to(boxes.dtype)[..., None]
+        stride = require_strides(strides, "LogDistancePointCoder").to(boxes.dtype)[..., None]
         points = priors.to(boxes.dtype)
         distances = torch.cat([points - boxes[..., :2], boxes[..., 2:] - points], dim=-1)
         return torch.log((distances / stride).clamp(min=MIN_DISTANCE))
@@ -52,12 +46,10 @@ class LogDistancePointCoder:
                strides: Tensor | None = None) -> Tensor:
         """:param max_shape: ``(..., 2)`` image ``(h, w)`` broadcastable to the leading
         dimensions, or None. :returns: ``(..., 4)`` xyxy boxes."""
-        stride = _need_strides(strides).to(deltas.dtype)[..., None]
+        stride = require_strides(strides, "LogDistancePointCoder").to(deltas.dtype)[..., None]
         distances = deltas.clamp(max=self.max_log).exp() * stride
         points = priors.to(deltas.dtype)
         boxes = torch.cat([points - distances[..., :2], points + distances[..., 2:]], dim=-1)
         if self.clip_border and max_shape is not None:
-            max_shape = max_shape.to(boxes.dtype)
-            limits = torch.stack([max_shape[..., 1], max_shape[..., 0]] * 2, dim=-1)
-            boxes = torch.minimum(boxes.clamp(min=0), limits)
+            boxes = clip_to_image(boxes, max_shape)
         return boxes

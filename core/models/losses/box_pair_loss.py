@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import abc
+
 from torch import Tensor
 
 from core.models.losses.reduction import WeightedLoss, zero_loss
 
 
-class BoxPairLoss(WeightedLoss):
+class BoxPairLoss(WeightedLoss, abc.ABC):
     """``loss_weight * pair_loss(pred, target)`` per box pair (boxes decoded, xyxy), weighted
     and reduced; subclasses define :meth:`pair_loss`.
 
@@ -15,9 +17,9 @@ class BoxPairLoss(WeightedLoss):
     :param reduction: "none", "mean" or "sum".
     """
 
+    @abc.abstractmethod
     def pair_loss(self, pred: Tensor, target: Tensor) -> Tensor:
         """``(N,)`` unweighted loss of ``(N, 4)`` xyxy pairs."""
-        raise NotImplementedError
 
     def forward(
         self,

@@ -7,6 +7,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from core.models.coders.common import clip_to_image, require_strides
+
 #: Decoded centre offsets span ``(-XY_MARGIN, 1 + XY_MARGIN)`` cells, sizes up to
 #: ``WH_SPAN ** 2`` times the anchor.
 XY_MARGIN = 0.5
@@ -36,10 +38,9 @@ class YOLOv5BoxCoder:
 
     @staticmethod
     def _split(priors: Tensor, strides: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        if strides is None:
-            raise ValueError("YOLOv5BoxCoder needs the priors' strides")
+        stride = require_strides(strides, "YOLOv5BoxCoder")[..., None].to(priors)
         corner = (priors[..., :2] + priors[..., 2:]) / 2
-        return corner, priors[..., 2:] - priors[..., :2], strides[..., None].to(priors)
+        return corner, priors[..., 2:] - priors[..., :2], stride
 
     def decode(self, priors: Tensor, deltas: Tensor, max_shape: Tensor | None = None,
                strides: Tensor | None = None) -> Tensor:
@@ -53,9 +54,7 @@ class YOLOv5BoxCoder:
         half = values[..., 2:] ** 2 * anchor_wh / 2
         boxes = torch.cat([centre - half, centre + half], dim=-1)
         if self.clip_border and max_shape is not None:
-            max_shape = max_shape.to(boxes.dtype)
-            limits = torch.stack([max_shape[..., 1], max_shape[..., 0]] * 2, dim=-1)
-            boxes = torch.minimum(boxes.clamp(min=0), limits)
+            boxes = clip_to_image(boxes, max_shape)
         return boxes
 
     def encode(self, priors: Tensor, boxes: Tensor, strides: Tensor | None = None) -> Tensor:

@@ -9,16 +9,10 @@ import torch
 from torch import Tensor
 
 from core.errors import ConfigError
+from core.models.coders.common import clip_to_image, require_strides
 
 #: Added to the size ratio before the log of an encoded target (a zero-size box).
 LOG_EPS = 1e-8
-
-
-def _need_strides(strides: Tensor | None) -> Tensor:
-    if strides is None:
-        raise ConfigError("YOLOXBoxCoder works in units of the stride: the head must pass "
-                          "strides (use point priors from a PointGenerator)")
-    return strides
 
 
 class YOLOXBoxCoder:
@@ -52,7 +46,7 @@ class YOLOXBoxCoder:
 
     def encode(self, priors: Tensor, boxes: Tensor, strides: Tensor | None = None) -> Tensor:
         """:returns: ``(..., 4)`` centre offsets from the corner and log sizes, in strides."""
-        stride = _need_strides(strides).to(boxes.dtype)[..., None]
+        stride = require_strides(strides, "YOLOXBoxCoder").to(boxes.dtype)[..., None]
         corner = self.corners(priors.to(boxes.dtype), stride)
         centre = (boxes[..., :2] + boxes[..., 2:]) / 2
         size = boxes[..., 2:] - boxes[..., :2]
@@ -63,12 +57,10 @@ class YOLOXBoxCoder:
                strides: Tensor | None = None) -> Tensor:
         """:param max_shape: ``(..., 2)`` image ``(h, w)`` broadcastable to the leading
         dimensions, or None. :returns: ``(..., 4)`` xyxy boxes."""
-        stride = _need_strides(strides).to(deltas.dtype)[..., None]
+        stride = require_strides(strides, "YOLOXBoxCoder").to(deltas.dtype)[..., None]
         centre = deltas[..., :2] * stride + self.corners(priors.to(deltas.dtype), stride)
         half = deltas[..., 2:].clamp(max=self.max_log).exp() * stride / 2
         boxes = torch.cat([centre - half, centre + half], dim=-1)
         if self.clip_border and max_shape is not None:
-            max_shape = max_shape.to(boxes.dtype)
-            limits = torch.stack([max_shape[..., 1], max_shape[..., 0]] * 2, dim=-1)
-            boxes = torch.minimum(boxes.clamp(min=0), limits)
+            boxes = clip_to_image(boxes, max_shape)
         return boxes

@@ -1,9 +1,11 @@
 """YOLOv5BoxCoder against its formula, and encode as decode's inverse on its range."""
 
+import pytest
 import torch
 from plugdet_yolo.yolov5_coder import YOLOv5BoxCoder
 
 from core.contracts import BoxCoder, missing_members
+from core.errors import ConfigError
 
 
 def anchors_at(corners: torch.Tensor, wh: torch.Tensor) -> torch.Tensor:
@@ -59,3 +61,9 @@ def test_encode_outside_the_range_stays_finite():
     far_and_big = torch.tensor([[100.0, 100.0, 200.0, 200.0]])  # 10 cells away, 10x the anchor
     encoded = YOLOv5BoxCoder().encode(priors, far_and_big, strides=torch.tensor([8.0]))
     assert torch.isfinite(encoded).all() and (encoded > 10).all()
+
+
+def test_priors_without_strides_are_a_config_error_naming_the_coder():
+    anchors = torch.tensor([[0.0, 0.0, 16.0, 16.0]])
+    with pytest.raises(ConfigError, match="YOLOv5BoxCoder works in units of the stride"):
+        YOLOv5BoxCoder().decode(anchors, torch.zeros(1, 4))
