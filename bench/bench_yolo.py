@@ -178,7 +178,7 @@ def ultralytics_train(args: argparse.Namespace, epochs: int) -> dict[str, object
 def ours_speed(args: argparse.Namespace) -> dict[str, float]:
     import torch
 
-    from core.config_defaults import load_full_config
+    from core.engine.full_config import load_full_config
     from core.plugins import get_registries
     from core.structures import DetBatch, DetSample, Instances
 
@@ -224,7 +224,7 @@ def ours_precision(args: argparse.Namespace) -> tuple[bool, bool]:
     and inference measures use them too, so all three measure what the config trains with."""
     import torch
 
-    from core.config_defaults import load_full_config
+    from core.engine.full_config import load_full_config
     from core.engine.run_config import resolve_amp
 
     if args.fp32:

@@ -2,7 +2,8 @@
 
 * ``_base_ = ["../_base_/runtime.toml", "core::configs/_base_/x.toml"]`` inherits from other
   files, depth first; later files win and tables merge recursively. A path is relative to the
-  file naming it, or ``package::path`` inside an installed Python package.
+  file naming it, or ``package::path`` inside an installed Python package (its import name,
+  or the name of the distribution that installs it).
 * ``_delete_ = true`` inside a table replaces the inherited table instead of merging into it.
 * Overrides ``a.b.c=VALUE`` are parsed as TOML literals (bare words are strings); unknown keys
   are rejected unless new keys are allowed.
@@ -10,22 +11,23 @@
   overrides (see :func:`resolve_references`): a string that is one whole reference takes the
   referenced value with its type (``classes = "${data.classes}"`` is a list), a reference
   inside a longer string is replaced by the value's text (``"${data.root}/images"``). ``$${``
-  writes a literal ``${``. This is a lookup of keys and nothing else.
+  writes a literal ``${`` (and :func:`dump_config` writes it back so). This is a lookup of keys
+  and nothing else, and what references produce is limited in size.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
-import re
 import sys
 from collections.abc import Iterable
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
+from core.config_references import escape_references, resolve_references
 from core.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -36,7 +38,6 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 BASE_KEY = "_base_"
 DELETE_KEY = "_delete_"
 PACKAGE_SEPARATOR = "::"
-REFERENCE = re.compile(r"\$(\$?)\{([^{}]*)\}")
 
 
 def load_config(
@@ -55,74 +56,12 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return _load_with_bases(Path(path).resolve(), ())
 
 
-def resolve_references(config: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``config`` with every ``${dotted.key}`` reference in strings replaced.
-
-    ``"${a.b}"`` alone takes the value of ``a.b`` (any type, itself resolved first); inside a
-    longer string the value (a string, int or float) is inserted as text; ``$${`` is a
-    literal ``${``. List items are addressed by index (``${a.0}``).
-
-    :raises ConfigError: naming the key holding the reference, for a missing key, a cycle or
-        a table/list/bool inserted into a longer string.
-    """
-    def lookup(target: str, holder: str, chain: tuple[str, ...]) -> Any:
-        if holder.startswith(target + "."):
-            raise ConfigError(f"{holder}: reference ${{{target}}} names a table holding it")
-        if target in chain:
-            cycle = " -> ".join((*chain, target))
-            raise ConfigError(f"{holder}: reference cycle: {cycle}")
-        node: Any = config
-        for depth, part in enumerate(target.split(".")):
-            where = ".".join(target.split(".")[: depth + 1])
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            else:
-                raise ConfigError(f"{holder}: reference ${{{target}}}: no key {where!r} in the "
-                                  "config")
-        return walk(node, target, (*chain, target))
-
-    def substitute(text: str, holder: str, chain: tuple[str, ...]) -> Any:
-        whole = REFERENCE.fullmatch(text)
-        if whole and not whole.group(1):
-            return lookup(whole.group(2).strip(), holder, chain)
-
-        def replace(match: re.Match[str]) -> str:
-            if match.group(1):
-                return "${" + match.group(2) + "}"
-            value = lookup(match.group(2).strip(), holder, chain)
-            if isinstance(value, bool) or not isinstance(value, str | int | float):
-                raise ConfigError(f"{holder}: reference ${{{match.group(2)}}} inside a string "
-                                  f"must name a string or number, got {value!r}")
-            return str(value)
-
-        return REFERENCE.sub(replace, text)
-
-    def walk(node: Any, path: str, chain: tuple[str, ...]) -> Any:
-        if isinstance(node, dict):
-            return {k: walk(v, f"{path}.{k}" if path else k, chain) for k, v in node.items()}
-        if isinstance(node, list):
-            return [walk(v, f"{path}.{i}", chain) for i, v in enumerate(node)]
-        if isinstance(node, str) and "${" in node:
-            return substitute(node, path, chain or (path,))
-        return copy.deepcopy(node)
-
-    return walk(config, "", ())
-
-
 def _resolve_base(entry: Any, owner: Path, chain: tuple[Path, ...]) -> Path:
     if not isinstance(entry, str):
         raise ConfigError(f"{owner}: {BASE_KEY} entries must be strings, got {entry!r}")
     package, separator, inner = entry.partition(PACKAGE_SEPARATOR)
     if separator:
-        try:
-            root = resources.files(package)
-        except ModuleNotFoundError:
-            raise ConfigError(
-                f"{owner}: {BASE_KEY} entry {entry!r}: package {package!r} is not installed"
-            ) from None
-        path = Path(str(root.joinpath(inner)))
+        path = _package_file(package, inner, f"{owner}: {BASE_KEY} entry {entry!r}")
     else:
         path = (owner.parent / entry).resolve()
     if path in chain or path == owner:
@@ -132,6 +71,40 @@ def _resolve_base(entry: Any, owner: Path, chain: tuple[Path, ...]) -> Path:
         via = " -> ".join(str(p) for p in (*chain, owner))
         raise ConfigError(f"{owner}: {BASE_KEY} entry {entry!r} not found ({path}); chain: {via}")
     return path
+
+
+def _package_file(package: str, inner: str, where: str) -> Path:
+    """``inner`` inside the installed import package ``package``, or inside an import package
+    of the installed distribution named ``package`` (``plugdet-yolo`` for ``plugdet_yolo``)."""
+    try:
+        return Path(str(resources.files(package).joinpath(inner)))
+    except (ModuleNotFoundError, TypeError, ValueError):
+        pass
+    roots = []
+    for name in _import_packages(package):
+        try:
+            roots.append(resources.files(name))
+        except (ModuleNotFoundError, TypeError):
+            continue
+    if not roots:
+        raise ConfigError(f"{where}: package {package!r} is not installed")
+    found = [root.joinpath(inner) for root in roots if root.joinpath(inner).is_file()]
+    return Path(str(found[0] if found else roots[0].joinpath(inner)))
+
+
+def _import_packages(distribution: str) -> list[str]:
+    """The top-level import packages of the installed distribution ``distribution`` (its
+    ``top_level.txt``, its plugdet entry points, its files); none if it is not installed."""
+    try:
+        dist = metadata.distribution(distribution)
+    except (metadata.PackageNotFoundError, ValueError):
+        return []
+    names = (dist.read_text("top_level.txt") or "").split()
+    names += [entry.module.partition(".")[0] for entry in dist.entry_points
+              if entry.group == "plugdet"]
+    names += [file.parts[0] for file in dist.files or ()
+              if len(file.parts) == 2 and file.name == "__init__.py"]
+    return [name for name in dict.fromkeys(names) if name.isidentifier()]
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -258,8 +231,9 @@ def _unknown_key(where: str, node: dict[str, Any], known: Any) -> None:
 
 
 def dump_config(config: dict[str, Any]) -> str:
-    """The config as TOML text that loads back to an equal dict."""
-    return tomli_w.dumps(config)
+    """The resolved config as TOML text that loads back to an equal dict: a literal ``${`` in
+    a string is written ``$${`` so that it is not read as a reference."""
+    return tomli_w.dumps(escape_references(config))
 
 
 def save_config(config: dict[str, Any], path: str | Path) -> None:

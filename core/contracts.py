@@ -259,6 +259,9 @@ class Backbone(Protocol):
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]: ...
 
+    if TYPE_CHECKING:  # what ``nn.Module.__call__`` runs; registration checks ``forward``
+        def __call__(self, images: Tensor) -> tuple[Tensor, ...]: ...
+
 
 @runtime_checkable
 class Neck(Protocol):
@@ -266,6 +269,9 @@ class Neck(Protocol):
     maps (e.g. an FPN's pyramid levels)."""
 
     def forward(self, feats: tuple[Tensor, ...]) -> tuple[Tensor, ...]: ...
+
+    if TYPE_CHECKING:  # what ``nn.Module.__call__`` runs; registration checks ``forward``
+        def __call__(self, feats: tuple[Tensor, ...]) -> tuple[Tensor, ...]: ...
 
 
 @runtime_checkable
@@ -338,10 +344,21 @@ class Loss(Protocol):
 
     ``weight`` broadcasts to the element losses (or is ``(N,)`` row weights); ``avg_factor``
     replaces the element count of the mean (heads pass the number of positives).
+
+    A classification loss declares the targets it takes in the class attribute
+    ``cls_targets``: ``"labels"`` (``(N,)`` int64 classes, ``C`` = background), ``"soft"``
+    (``(N, C)`` float ``one_hot * quality`` in ``[0, 1]``, 0 for negatives; the quality is
+    ``AssignResult.quality``, or the IoU of each positive's predicted box with its gt box) or
+    ``"labels_or_soft"``. A loss without it takes labels. A head gives the form its loss
+    takes; a head and loss with no form in common are refused when the model is built.
     """
 
     def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None,
-                avg_factor: float | None = None) -> Tensor: ...
+                avg_factor: float | Tensor | None = None) -> Tensor: ...
+
+    if TYPE_CHECKING:  # what ``nn.Module.__call__`` runs; registration checks ``forward``
+        def __call__(self, pred: Tensor, target: Tensor, weight: Tensor | None = None,
+                     avg_factor: float | Tensor | None = None) -> Tensor: ...
 
 
 @runtime_checkable

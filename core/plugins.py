@@ -48,7 +48,8 @@ KERNEL_DISTRIBUTION = "plugdet"
 LOGGER = logging.getLogger("plugdet.plugins")
 
 #: Modules of the kernel registered as plugins, in this order, before any third-party one.
-BUILTIN_PLUGINS: tuple[str, ...] = ("core.visualization.plugin", "core.models.plugin",
+BUILTIN_PLUGINS: tuple[str, ...] = ("core.visualization.plugin",
+                                     "core.visualization.hooks.plugin", "core.models.plugin",
                                      "core.data.plugin", "core.evaluation.plugin",
                                      "core.engine.plugin")
 

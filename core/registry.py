@@ -114,7 +114,7 @@ def _returned_class(factory: Callable[..., Any]) -> type | None:
     return returned if inspect.isclass(returned) else None
 
 
-def default_value(field: attrs.Attribute) -> Any:
+def default_value(field: attrs.Attribute[Any]) -> Any:
     """A config field's default (a fresh copy for tables and lists), or ``attrs.NOTHING``."""
     default = field.default
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
@@ -122,7 +122,7 @@ def default_value(field: attrs.Attribute) -> Any:
     return default
 
 
-def merge_with_default(value: Any, field: attrs.Attribute) -> Any:
+def merge_with_default(value: Any, field: attrs.Attribute[Any]) -> Any:
     """A nested component table that names no other ``type`` than the field's default table
     updates that table (as config inheritance merges tables); any other value replaces it."""
     default = default_value(field)
@@ -159,9 +159,9 @@ def config_class_for(factory: Callable[..., Any], name: str) -> type:
     An attrs class is its own config class. Parameters without a hint accept any value.
     ``*args``/``**kwargs`` are refused: every config key must be declared.
     """
-    if attrs.has(factory):
-        return factory  # type: ignore[return-value]
-    target = factory.__init__ if inspect.isclass(factory) else factory  # type: ignore[misc]
+    if isinstance(factory, type) and attrs.has(factory):
+        return factory
+    target = factory.__init__ if inspect.isclass(factory) else factory
     try:
         hints = typing.get_type_hints(target, include_extras=True)
     except Exception as exc:  # an unresolvable forward reference in a plugin's signature
@@ -342,7 +342,7 @@ class Registry:
         kwargs = {key: value for key, value in cfg.items() if key != "type"}
         config_class = entry.config_class
         try:
-            structured = CONVERTER.structure(kwargs, config_class)
+            structured: Any = CONVERTER.structure(kwargs, config_class)
         except Exception as exc:  # cattrs reports every problem at once
             problems = "; ".join(structure_errors(exc, where))
             raise LocatedConfigError(f"{problems} ({self.stage} {name!r})") from None

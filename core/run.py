@@ -1,7 +1,8 @@
 """The command line: ``python -m core.run CONFIG [options]``.
 
-Exit codes: 0 success, 1 training failure (non-finite loss), 2 usage, config or checkpoint
-errors (one line, no traceback unless ``--debug``).
+Exit codes: 0 success, 1 training failure (non-finite loss, a file of the run that cannot be
+written: full disk, read-only folder), 2 usage, config or checkpoint errors, or a run directory
+in use by another training process (one line, no traceback unless ``--debug``).
 
     python -m core.run CONFIG [--work-dir ROOT] [--resume [CKPT]]   # train
     python -m core.run CONFIG --test CKPT [--out results.json] [--tta]   # evaluate
@@ -11,11 +12,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from core.config import dump_config
-from core.config_defaults import load_full_config
+from core.engine.full_config import load_full_config
 from core.errors import ConfigError, PlugdetError
 from core.tools.cli import add_override_arguments
+
+if TYPE_CHECKING:
+    from core.engine.resume_config import ResumePlan
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -85,30 +90,53 @@ def main(argv: list[str] | None = None, prog: str = "python -m core.run",
     """
     args = build_parser(prog, command).parse_args(argv)
     try:
-        config = load_full_config(args.config, args.overrides, allow_new=args.set_new)
+        plan = _plan_resume(args)
+        config = plan.config if plan is not None else load_full_config(
+            args.config, args.overrides, allow_new=args.set_new, counts_from_data=True)
         if args.print_config:
             sys.stdout.write(dump_config(config))
             return EXIT_OK
-        return _run(args, config)
+        return _run(args, config, plan)
     except PlugdetError as exc:
         if args.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a file that cannot be read or written (full disk, permissions)
+        if args.debug:
+            raise
+        from core.errors import describe_os_error
+
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
-def _run(args: argparse.Namespace, config: dict) -> int:
+def _plan_resume(args: argparse.Namespace) -> ResumePlan | None:
+    """With ``--resume`` (training): the checkpoint and the config to continue it with (the
+    run's saved config and the ``--set`` changes)."""
+    if not args.resume or args.test:
+        return None
+    from core.engine.resume_config import plan_resume, resume_checkpoint
+
+    checkpoint = resume_checkpoint(args.resume, args.config, args.work_dir)
+    return plan_resume(checkpoint, args.config, args.overrides, allow_new=args.set_new)
+
+
+def _run(args: argparse.Namespace, config: dict, plan: ResumePlan | None = None) -> int:
     from core.engine.launch import run_testing, run_training
     from core.engine.losses import NonFiniteLossError
+    from core.errors import RunFileError
 
     if (args.out or args.tta) and not args.test:
         raise ConfigError("--out and --tta need --test CKPT")
     if args.test and args.resume:
         raise ConfigError("--test and --resume exclude each other")
-    if args.resume:
-        from core.engine.resume_overrides import check_resume_overrides
+    if plan is not None:
+        from core.engine.resume_config import refuse_finished
 
-        check_resume_overrides(args.overrides)
+        refuse_finished(plan.checkpoint, config)
+        if plan.warning:
+            print(f"warning: {plan.warning}", file=sys.stderr)
     try:
         if args.test:
             run_testing(config, config_path=args.config, checkpoint=args.test,
@@ -116,7 +144,7 @@ def _run(args: argparse.Namespace, config: dict) -> int:
         else:
             run_training(config, config_path=args.config, work_dir=args.work_dir,
                          resume=args.resume)
-    except NonFiniteLossError as exc:
+    except (NonFiniteLossError, RunFileError) as exc:  # training started, then failed
         if args.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)

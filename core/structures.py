@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import torch
@@ -89,6 +89,32 @@ class Instances:
 #: ``DetSample.meta`` key of the letterbox shift (see :attr:`DetSample.pad_offset`).
 PAD_OFFSET_KEY = "pad_offset"
 
+FlipDirection = Literal["horizontal", "vertical", "diagonal"]
+_FLIP_DIRECTIONS = ("horizontal", "vertical", "diagonal")
+
+
+def flip_boxes(boxes: Tensor, shape: tuple[int, int], direction: FlipDirection) -> Tensor:
+    """Mirror boxes inside an image of ``shape = (h, w)``: ``horizontal`` maps ``x`` to
+    ``w - x``, ``vertical`` ``y`` to ``h - y``, ``diagonal`` both. ``(N, 4) -> (N, 4)``."""
+    if direction not in _FLIP_DIRECTIONS:
+        raise ValueError(f"unknown flip direction {direction!r}")
+    h, w = shape
+    flipped = boxes.clone()
+    if direction in ("horizontal", "diagonal"):
+        flipped[:, 0] = w - boxes[:, 2]
+        flipped[:, 2] = w - boxes[:, 0]
+    if direction in ("vertical", "diagonal"):
+        flipped[:, 1] = h - boxes[:, 3]
+        flipped[:, 3] = h - boxes[:, 1]
+    return flipped
+
+
+def clip_boxes(boxes: Tensor, shape: tuple[int, int]) -> Tensor:
+    """Clip boxes to an image of ``shape = (h, w)``. ``(N, 4) -> (N, 4)``."""
+    h, w = shape
+    limits = boxes.new_tensor([w, h, w, h])
+    return torch.minimum(boxes.clamp(min=0), limits)
+
 
 @attrs.define
 class DetSample:
@@ -101,13 +127,18 @@ class DetSample:
     :ivar pad_shape: ``(h, w)`` after padding.
     :ivar scale_factor: ``(sx, sy)`` with ``img = ori * scale``.
     :ivar flip: whether the image was flipped.
-    :ivar flip_direction: ``"horizontal"``, ``"vertical"`` or ``None``.
+    :ivar flip_direction: ``"horizontal"``, ``"vertical"``, ``"diagonal"`` (both), or ``None``
+        when not flipped.
     :ivar image: ``(C, H, W)`` tensor: uint8 until normalized, then float32.
     :ivar gt: ground-truth boxes in ``img_shape`` coordinates.
     :ivar ignore: ignore regions (iscrowd, difficult) in ``img_shape`` coordinates.
     :ivar pred: predictions in ``ori_shape`` coordinates, or ``None``.
     :ivar meta: anything else a stage wants to carry along; ``meta["pad_offset"]``
         (:data:`PAD_OFFSET_KEY`) is the ``(dx, dy)`` shift of a letterbox resize.
+
+    Network-input boxes (``img_shape`` pixels: ``gt``, ``ignore``, a head's detections) go
+    back to the original image with :meth:`boxes_to_original` / :meth:`instances_to_original`,
+    the one mapping the detectors, the metrics, the visualizer and the tools use.
     """
 
     img_id: int = 0
@@ -127,9 +158,46 @@ class DetSample:
     @property
     def pad_offset(self) -> tuple[float, float]:
         """``(dx, dy)`` pixels the image was shifted by inside ``img_shape`` (a letterbox's
-        centring padding): ``img = ori * scale_factor + pad_offset``; ``(0, 0)`` if none."""
+        centring padding): ``img = ori * scale_factor + pad_offset``, then mirrored inside
+        ``img_shape`` if ``flip``; ``(0, 0)`` if none."""
         dx, dy = self.meta.get(PAD_OFFSET_KEY, (0.0, 0.0))
         return float(dx), float(dy)
+
+    def boxes_to_original(self, boxes: Tensor, *, clip: bool = False) -> Tensor:
+        """Network-input boxes mapped to original-image pixels, undoing the test transforms
+        in this order:
+
+        1. the flip, inside ``img_shape = (h, w)``: ``horizontal`` ``x -> w - x``,
+           ``vertical`` ``y -> h - y``, ``diagonal`` both;
+        2. the letterbox shift: subtract :attr:`pad_offset` ``(dx, dy)``;
+        3. the resize: divide by :attr:`scale_factor` ``(sx, sy)``;
+        4. with ``clip``, clamp to ``ori_shape``: ``x`` to ``[0, w]``, ``y`` to ``[0, h]``.
+
+        Detections are clipped (a regressed box may reach past the image); ground truth and
+        ignore regions are not (the transforms keep them inside the image already).
+
+        :param boxes: ``(N, 4)`` xyxy in ``img_shape`` pixels, any float dtype and device
+            (both kept); not modified.
+        :param clip: clamp the result to the original image.
+        :returns: a new ``(N, 4)`` xyxy tensor in ``ori_shape`` pixels.
+        :raises ValueError: ``flip`` is set but ``flip_direction`` is not one of the three.
+        """
+        if self.flip:
+            if self.flip_direction not in _FLIP_DIRECTIONS:
+                raise ValueError(f"sample img_id={self.img_id} ({self.img_path}): flip is set "
+                                 f"but flip_direction is {self.flip_direction!r}")
+            boxes = flip_boxes(boxes, self.img_shape, self.flip_direction)  # type: ignore[arg-type]
+        dx, dy = self.pad_offset
+        scale_x, scale_y = self.scale_factor
+        boxes = (boxes - boxes.new_tensor([dx, dy, dx, dy])) / boxes.new_tensor(
+            [scale_x, scale_y, scale_x, scale_y])
+        return clip_boxes(boxes, self.ori_shape) if clip else boxes
+
+    def instances_to_original(self, instances: Instances, *, clip: bool = False) -> Instances:
+        """``instances`` with boxes mapped by :meth:`boxes_to_original` (same ``clip``);
+        the labels and scores are the same tensors."""
+        return Instances(self.boxes_to_original(instances.boxes, clip=clip), instances.labels,
+                         instances.scores)
 
     def to(self, device: torch.device | str) -> DetSample:
         """A copy whose tensors live on ``device``."""

@@ -9,8 +9,6 @@ from core.data.datasets.voc import VocDataset
 from core.data.datasets.yolo import YoloDataset
 from core.data.transforms.affine import RandomAffine
 from core.data.transforms.geometric import Pad, RandomCrop, RandomFlip, RandomResize, Resize
-from core.data.transforms.hsv import YOLOv5HSVRandomAug
-from core.data.transforms.letterbox import LetterResize
 from core.data.transforms.loading import LoadImage
 from core.data.transforms.mix import MixUp, Mosaic
 from core.data.transforms.photometric import Normalize, PhotoMetricDistortion
@@ -37,10 +35,8 @@ def register_transforms(register: Register) -> None:
         RandomFlip,
         RandomCrop,
         Pad,
-        LetterResize,
         RandomAffine,
         PhotoMetricDistortion,
-        YOLOv5HSVRandomAug,
         Normalize,
         Mosaic,
         MixUp,

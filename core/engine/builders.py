@@ -98,8 +98,12 @@ def build_runner_parts(cfg: dict[str, Any], *, mode: str, config_path: str | Non
                        tta: bool = False) -> dict[str, Any]:
     """Keyword arguments of :class:`~core.engine.runner.Runner` for ``mode`` train or test.
 
-    Components come from the registries of the loaded plugins.
+    Components come from the registries of the loaded plugins. The datasets are built before
+    the model: the heads' class counts are checked against their classes (and a count left
+    out is taken from them, see :func:`~core.engine.class_count.count_from_datasets`); the
+    ``cfg`` returned among the parts has those counts.
     """
+    from core.engine.class_count import count_from_datasets
     from core.plugins import get_registries
 
     if mode not in ("train", "test"):
@@ -111,30 +115,41 @@ def build_runner_parts(cfg: dict[str, Any], *, mode: str, config_path: str | Non
     if "model" not in cfg:
         where = f" in {config_path}" if config_path else ""
         raise ConfigError(f"model: missing table{where}")
+    loaders: dict[str, DataLoader] = {}
+    if training:
+        if "train_dataloader" not in cfg:
+            raise ConfigError("train_dataloader: missing table (needed for training)")
+        loaders["train_dataloader"] = _loader(cfg, "train_dataloader", settings.seed)
+        if "val_dataloader" in cfg:
+            loaders["val_dataloader"] = _loader(cfg, "val_dataloader", settings.seed)
+    test_key = "test_dataloader" if "test_dataloader" in cfg else "val_dataloader"
+    testing = (not training or settings.test_at_end) and test_key in cfg
+    if testing:
+        augmented = tta or (training and settings.test_tta)
+        test_loader = _loader(cfg, test_key, settings.seed, settings.tta if augmented else None)
+    elif not training:
+        raise ConfigError("test_dataloader: missing (and no val_dataloader to fall back to)")
+    classes = {f"{key}.dataset": loader.dataset.classes for key, loader in loaders.items()}
+    if testing:
+        classes.setdefault(f"{test_key}.dataset", test_loader.dataset.classes)
+    cfg = count_from_datasets(cfg, classes)
     model = regs.build("detector", cfg["model"], path="model")
     freeze = cfg.get("freeze", [])
     if not isinstance(freeze, list):
         raise ConfigError(f"freeze: expected a list of module prefixes, got {freeze!r}")
     freeze_prefixes(model, freeze)
-    parts: dict[str, Any] = {"settings": settings, "model": model,
+    parts: dict[str, Any] = {"cfg": cfg, "settings": settings, "model": model,
                              "hooks": build_hooks(cfg, regs)}
     if training:
-        if "train_dataloader" not in cfg:
-            raise ConfigError("train_dataloader: missing table (needed for training)")
-        parts["train_loader"] = _loader(cfg, "train_dataloader", settings.seed)
-        if "val_dataloader" in cfg:
-            val_loader = _loader(cfg, "val_dataloader", settings.seed)
+        parts["train_loader"] = loaders["train_dataloader"]
+        if "val_dataloader" in loaders:
+            val_loader = loaders["val_dataloader"]
             parts["val_loader"] = val_loader
             parts["val_evaluators"] = build_metrics(cfg.get("val_evaluator"), "val_evaluator",
                                                     val_loader.dataset.classes, regs)
-    test_key = "test_dataloader" if "test_dataloader" in cfg else "val_dataloader"
-    if (not training or settings.test_at_end) and test_key in cfg:
-        augmented = tta or (training and settings.test_tta)
-        test_loader = _loader(cfg, test_key, settings.seed, settings.tta if augmented else None)
+    if testing:
         parts["test_loader"] = test_loader
         parts["test_evaluators"] = build_metrics(
             cfg.get("test_evaluator", cfg.get("val_evaluator")), "test_evaluator",
             test_loader.dataset.classes, regs)
-    elif not training:
-        raise ConfigError("test_dataloader: missing (and no val_dataloader to fall back to)")
     return parts

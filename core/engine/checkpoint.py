@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.errors import CheckpointError
+from core.errors import CheckpointError, writing
 
 #: Prefix of the temporary files of unfinished atomic writes.
 TEMP_PREFIX = ".tmp-"
@@ -66,8 +66,13 @@ def remove_partial_writes(directory: str | os.PathLike) -> list[Path]:
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
-    """Atomically ``torch.save`` ``checkpoint`` to ``path``."""
-    atomic_write_bytes(path, lambda fileobj: torch.save(checkpoint, fileobj))
+    """Atomically ``torch.save`` ``checkpoint`` to ``path``.
+
+    :raises RunFileError: naming ``path`` when it cannot be written (full disk, read-only
+        folder); the previous file at ``path`` is kept.
+    """
+    with writing(path):
+        atomic_write_bytes(path, lambda fileobj: torch.save(checkpoint, fileobj))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
@@ -125,21 +130,32 @@ def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], source: s
 
 
 def write_last_checkpoint(run_dir: str | os.PathLike, filename: str) -> None:
-    """Record ``filename`` as the newest checkpoint of ``run_dir`` (atomically)."""
-    atomic_write_bytes(Path(run_dir) / LAST_CHECKPOINT_FILE,
-                       lambda fileobj: fileobj.write(filename.encode()))
+    """Record ``filename`` as the newest checkpoint of ``run_dir`` (atomically).
+
+    :raises RunFileError: naming the pointer file when it cannot be written.
+    """
+    pointer = Path(run_dir) / LAST_CHECKPOINT_FILE
+    with writing(pointer):
+        atomic_write_bytes(pointer, lambda fileobj: fileobj.write(filename.encode()))
 
 
 def read_last_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     """The newest checkpoint of ``run_dir``, or ``None`` if it has none.
 
-    :raises CheckpointError: when the pointer names anything but a file directly in
-        ``run_dir`` (``../``, an absolute path): nothing outside the run is read or cleaned.
+    :raises CheckpointError: when the pointer cannot be read, is not text, or names anything
+        but a file directly in ``run_dir`` (``../``, an absolute path): nothing outside the
+        run is read or cleaned.
     """
     pointer = Path(run_dir) / LAST_CHECKPOINT_FILE
     if not pointer.is_file():
         return None
-    name = pointer.read_text().strip()
+    try:  # undecodable bytes become unprintable surrogates
+        name = pointer.read_bytes().decode("utf-8", "surrogateescape").strip()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {pointer}: {exc.strerror or exc}") from None
+    if not name.isprintable():
+        raise CheckpointError(f"{pointer}: not a text file naming a checkpoint; delete it, or "
+                              "continue a checkpoint of the run with --resume PATH")
     if not name or Path(name).name != name or name in (".", ".."):
         raise CheckpointError(f"{pointer}: {name!r} is not a file of its run directory; "
                               f"refusing to resume from it")

@@ -10,7 +10,13 @@ from typing import Any
 from core.engine import dist
 from core.engine.checkpoint import atomic_write_bytes, remove_partial_writes
 from core.engine.runner import Runner
-from core.engine.workdir import latest_checkpoint, new_run_dir, removed_if_left_empty, work_root
+from core.engine.workdir import (
+    latest_checkpoint,
+    new_run_dir,
+    removed_if_left_empty,
+    run_dir_lock,
+    work_root,
+)
 
 #: ``--resume`` without a path: the latest checkpoint of this config's runs.
 RESUME_LATEST = "latest"
@@ -32,14 +38,14 @@ def run_training(cfg: dict[str, Any], *, config_path: str, work_dir: str | None 
             resume_from = Path(dist.broadcast_object(str(latest_checkpoint(root))
                                                      if dist.get_rank() == 0 else None))
             run_dir = resume_from.parent
-            if dist.get_rank() == 0:
-                remove_partial_writes(run_dir)
             cleanup: AbstractContextManager = nullcontext()
         else:
             resume_from = Path(resume) if resume else None
             run_dir = new_run_dir(root)
             cleanup = removed_if_left_empty(run_dir)
-        with cleanup:
+        with cleanup, run_dir_lock(run_dir):
+            if resume == RESUME_LATEST and dist.get_rank() == 0:
+                remove_partial_writes(run_dir)  # only now that no other process writes there
             runner = Runner.from_config(cfg, work_dir=str(run_dir), config_path=config_path)
             runner.train(resume_from=resume_from)
     finally:

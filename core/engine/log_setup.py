@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from core.engine.progress import ProgressBar
+from core.errors import PlugdetError
 
 LOG_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"
 DATE_FORMAT = "%Y/%m/%d %H:%M:%S"
@@ -34,6 +35,44 @@ class ConsoleHandler(logging.StreamHandler):
         super().emit(record)
 
 
+class RunLogFileHandler(logging.FileHandler):
+    """Appends to a run's log file; when the file cannot be written (full disk, read-only
+    folder) it says so once on stderr instead of printing a traceback per line, and keeps
+    trying (the console still shows every line)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8")
+        self.warned = False
+
+    def flush(self) -> None:
+        """Flush, reporting a failure instead of raising it."""
+        try:
+            super().flush()
+        except OSError as exc:
+            self._report(exc)
+
+    def close(self) -> None:
+        """Close the file, reporting a failure to write what was still buffered."""
+        try:
+            super().close()
+        except OSError as exc:
+            self._report(exc)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Report a failed write (an OSError); other errors are logging's usual report."""
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            self._report(error)
+        else:
+            super().handleError(record)
+
+    def _report(self, error: OSError) -> None:
+        if not self.warned:
+            self.warned = True
+            sys.stderr.write(f"warning: cannot write {self.baseFilename}: "
+                             f"{error.strerror or error}\n")
+
+
 def setup_logger(name: str, log_file: Path | None, rank: int) -> tuple[logging.Logger,
                                                                       ProgressBar | None]:
     """A logger writing to ``log_file`` and stdout on rank 0 (warnings only on other ranks).
@@ -54,7 +93,7 @@ def setup_logger(name: str, log_file: Path | None, rank: int) -> tuple[logging.L
     logger.addHandler(console)
     if log_file is not None and rank == 0:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler = RunLogFileHandler(log_file)
         file_handler.setFormatter(formatter)
         logger.addHandler(file_handler)
     components = logging.getLogger(COMPONENT_LOGGER)
@@ -63,6 +102,45 @@ def setup_logger(name: str, log_file: Path | None, rank: int) -> tuple[logging.L
     for handler in logger.handlers:
         components.addHandler(handler)
     return logger, bar
+
+
+def failure_message(exc: BaseException) -> str:
+    """The log line of an error that ended a run: the message of plugdet's own errors, the
+    type and message of others."""
+    if isinstance(exc, PlugdetError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (KeyboardInterrupt)"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def append_failure(log_file: Path, exc: BaseException,
+                   logger: logging.Logger | None = None) -> None:
+    """Append an ERROR line for ``exc`` (with the traceback of unexpected errors) to
+    ``log_file`` when it already holds lines: a run that logged nothing is removed as empty
+    (see :func:`core.engine.workdir.removed_if_left_empty`), the others keep why they ended.
+
+    :param logger: the run's logger, if it is still open: its handle on ``log_file`` is used
+        (it still writes after the run directory was made read-only).
+    """
+    if not log_file.is_file() or log_file.stat().st_size == 0:
+        return
+    expected = isinstance(exc, (PlugdetError, KeyboardInterrupt))
+    record = logging.LogRecord(COMPONENT_LOGGER, logging.ERROR, __file__, 0,
+                               failure_message(exc), None,
+                               None if expected else (type(exc), exc, exc.__traceback__))
+    handler = next((h for h in (logger.handlers if logger else [])
+                    if isinstance(h, RunLogFileHandler)), None)
+    if handler is not None:
+        handler.handle(record)
+        return
+    try:
+        handler = RunLogFileHandler(log_file)
+    except OSError:  # an unwritable log: the error still reaches the console
+        return
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, DATE_FORMAT))
+    handler.handle(record)
+    handler.close()
 
 
 def close_logger(logger: logging.Logger) -> None:

@@ -28,9 +28,14 @@ from core.engine.checkpoint import (
     write_last_checkpoint,
 )
 from core.engine.hooks.base import Hook
-from core.engine.log_setup import buffered_component_logs, close_logger, replay, setup_logger
+from core.engine.log_setup import (
+    append_failure,
+    buffered_component_logs,
+    close_logger,
+    replay,
+    setup_logger,
+)
 from core.engine.losses import (
-    NonFiniteLossError,
     check_finite,
     check_finite_grad_norm,
     sum_losses,
@@ -42,7 +47,7 @@ from core.engine.progress import ProgressBar
 from core.engine.randomness import capture_rng_state, isolated_rng, restore_rng_state
 from core.engine.run_config import RunSettings
 from core.engine.schedulers import ParamSchedulers
-from core.errors import CheckpointError
+from core.errors import CheckpointError, RunFileError, describe_os_error, writing
 from core.plugins import get_plugin_manager
 from core.structures import DetBatch, Instances
 from core.visualization import Visualizer
@@ -106,18 +111,21 @@ class Runner:
         self.device = settings.device
         self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        name = f"{self.work_dir.resolve()}:{log_name}"
+        name = _run_name(self.work_dir, log_name)
+        #: the run's log file (written on rank 0)
+        self.log_file = self.work_dir / f"{log_name}.log"
         self.logger: logging.Logger
         self.progress_bar: ProgressBar | None
-        self.logger, self.progress_bar = setup_logger(name, self.work_dir / f"{log_name}.log",
-                                                      self.rank)
+        self.logger, self.progress_bar = setup_logger(name, self.log_file, self.rank)
         replay(self.logger, early_records or [])
         self.message_hub = MessageHub.get_instance(name)
         self.visualizer = Visualizer.get_instance(
             name, vis_backends=settings.vis_backends if self.rank == 0 else [],
             save_dir=str(self.work_dir))
         if self.rank == 0 and self.cfg:
-            (self.work_dir / "config.toml").write_text(dump_config(self.cfg), encoding="utf-8")
+            with writing(self.work_dir / "config.toml"):
+                (self.work_dir / "config.toml").write_text(dump_config(self.cfg),
+                                                           encoding="utf-8")
             self.visualizer.add_config(self.cfg)
 
         self.model = model.to(self.device)
@@ -180,14 +188,20 @@ class Runner:
         from core.engine.builders import build_runner_parts
         from core.engine.class_count import resolve_num_classes
 
-        cfg = resolve_num_classes(cfg)
-        with buffered_component_logs() as records:
-            parts = build_runner_parts(cfg, mode=mode, config_path=config_path, tta=tta)
-        if work_dir is None:
-            from core.engine.workdir import new_run_dir, work_root
+        cfg = resolve_num_classes(cfg, counts_from_data=True)  # the datasets give the rest
+        try:
+            with buffered_component_logs() as records:
+                parts = build_runner_parts(cfg, mode=mode, config_path=config_path, tta=tta)
+            if work_dir is None:
+                from core.engine.workdir import new_run_dir, work_root
 
-            work_dir = str(new_run_dir(work_root(config_path, None)))
-        return cls(work_dir=work_dir, cfg=cfg, log_name=mode, early_records=records, **parts)
+                work_dir = str(new_run_dir(work_root(config_path, None)))
+            return cls(work_dir=work_dir, log_name=mode, early_records=records, **parts)
+        except BaseException as exc:
+            if work_dir is not None and dist.get_rank() == 0:
+                close_logger(logging.getLogger(f"plugdet.{_run_name(Path(work_dir), mode)}"))
+                append_failure(Path(work_dir) / f"{mode}.log", exc)
+            raise
 
     # ---- events -----------------------------------------------------------------------
 
@@ -211,21 +225,37 @@ class Runner:
                 self.resume(resume_from)
             self._log_start()
             self.call_hook("before_train")
-            try:
-                if self.by_epoch:
-                    self._train_by_epoch()
-                else:
-                    self._train_by_iter()
-            except NonFiniteLossError as exc:
-                self.logger.error(str(exc))
-                raise
+            if self.by_epoch:
+                self._train_by_epoch()
+            else:
+                self._train_by_iter()
             self.call_hook("after_train")
             if self.settings.test_at_end and self.test_loader is not None:
                 self.test_current(tta=self.settings.test_tta)
+        except BaseException as exc:
+            failure = self._with_last_checkpoint(exc)
+            if self.rank == 0:
+                append_failure(self.log_file, failure, self.logger)
+            if failure is exc:
+                raise
+            raise failure from exc
         finally:
             self.call_hook("after_run")
             self.close()
         return self.model
+
+    def _with_last_checkpoint(self, exc: BaseException) -> BaseException:
+        """A failed write of a run's file (:class:`RunFileError`, or any OSError) as a
+        :class:`RunFileError` that also names the last good checkpoint; ``exc`` otherwise."""
+        if isinstance(exc, OSError):
+            message = describe_os_error(exc)
+        elif isinstance(exc, RunFileError):
+            message = str(exc)
+        else:
+            return exc
+        last = (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint
+                else "no checkpoint was written yet")
+        return RunFileError(f"{message}; {last}")
 
     def _log_start(self) -> None:
         unit = (f"{self.max_epochs} epochs x {self.iters_per_epoch} iterations" if self.by_epoch
@@ -404,6 +434,10 @@ class Runner:
             self.logger.info(f"testing {checkpoint} on {self.device}"
                              + (" with flip test-time augmentation" if tta else ""))
             return self.test_current(tta)
+        except BaseException as exc:
+            if self.rank == 0:
+                append_failure(self.log_file, exc, self.logger)
+            raise
         finally:
             self.call_hook("after_run")
             self.close()
@@ -468,6 +502,11 @@ class Runner:
         self.visualizer.close()
         close_logger(self.logger)
         MessageHub.drop_instance(self.message_hub.name)
+
+
+def _run_name(work_dir: Path, log_name: str) -> str:
+    """The name of a run's logger, MessageHub and Visualizer."""
+    return f"{work_dir.resolve()}:{log_name}"
 
 
 def _note_replaced(loader: DataLoader, batch: DetBatch) -> None:

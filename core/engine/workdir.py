@@ -1,24 +1,33 @@
-"""Run directories ``<root>/<timestamp>/`` and finding the checkpoint to resume from.
+"""Run directories ``<root>/<timestamp>/``, their lock, and finding the checkpoint to resume
+from.
 
 ``root`` is ``--work-dir`` when given, else ``work_dirs/<config file stem>``.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from core.engine.checkpoint import read_last_checkpoint
 from core.engine.dist import broadcast_object, get_rank
-from core.errors import CheckpointError, ConfigError
+from core.errors import CheckpointError, ConfigError, PlugdetError, RunFileError, writing
 
 WORK_DIRS = "work_dirs"
 TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
 #: How many checkpoint files an error message lists.
 MAX_LISTED = 10
+#: The file of a run directory that a training process locks (it holds the process id).
+LOCK_FILE = "train.lock"
+
+
+class RunDirBusyError(PlugdetError):
+    """Another process is training into the run directory."""
 
 
 def work_root(config_path: str | None, work_dir: str | None) -> Path:
@@ -82,6 +91,76 @@ def removed_if_left_empty(run_dir: Path) -> Iterator[None]:
         if get_rank() == 0 and run_dir.is_dir() and not holds_results(run_dir):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+
+
+@contextmanager
+def run_dir_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir`` for one training process during the block (rank 0 takes the lock).
+
+    The lock is a ``flock`` of ``run_dir/train.lock``, which holds the owner's process id; the
+    file is removed at the end of the block. The operating system drops the lock of a process
+    that dies, so a file left by a killed run does not block.
+
+    :raises RunDirBusyError: when another process holds the lock, naming its process id.
+    :raises RunFileError: when the lock file cannot be created (read-only run directory).
+    """
+    fd, error = None, None
+    if get_rank() == 0:
+        try:
+            fd = _lock(run_dir / LOCK_FILE)
+        except PlugdetError as exc:
+            error = exc
+    error = broadcast_object(error)
+    if error is not None:
+        raise error
+    try:
+        yield
+    finally:
+        if fd is not None:
+            with suppress(OSError):  # a read-only run directory keeps the (unlocked) file
+                (run_dir / LOCK_FILE).unlink(missing_ok=True)
+            os.close(fd)
+
+
+def _lock(path: Path) -> int:
+    """Lock ``path`` (created if missing) and write our process id into it.
+
+    :returns: the open file descriptor, whose closing releases the lock.
+    """
+    while True:
+        with writing(path):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 64).decode(errors="replace").strip()
+            os.close(fd)
+            by = f" (pid {owner})" if owner.isdigit() else ""
+            raise RunDirBusyError(f"{path.parent} is in use by another training process{by}; "
+                                  "wait for it to finish or resume another run") from None
+        except OSError as exc:  # a file system without locks
+            os.close(fd)
+            raise RunFileError(f"cannot lock {path}: {exc.strerror or exc}") from exc
+        if _is_file_at(fd, path):
+            break
+        os.close(fd)  # the owner removed the file as it finished: lock the one at the path now
+    try:
+        with writing(path):
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _is_file_at(fd: int, path: Path) -> bool:
+    try:
+        at_path = path.stat()
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (opened.st_dev, opened.st_ino) == (at_path.st_dev, at_path.st_ino)
 
 
 def latest_checkpoint(root: Path) -> Path:

@@ -1,10 +1,10 @@
 """Compact, picklable per-image records of ground truth and predictions for metrics.
 
 Ground truth of a sample is stored in ``img_shape`` coordinates (after the test pipeline's
-resize and flip); :func:`record_from_sample` maps it back to the original image, undoing the
-flip, removing a letterbox's ``pad_offset`` and dividing by ``scale_factor``, so it lines up
-with predictions (which the detector already returns in original coordinates). Test
-pipelines may therefore resize (also letterbox), flip and pad, but not crop.
+resize and flip); :func:`record_from_sample` maps it back to the original image with
+:meth:`DetSample.boxes_to_original` (flip undone, a letterbox's ``pad_offset`` removed,
+divided by ``scale_factor``; not clipped), the mapping the detector applied to the
+predictions. Test pipelines may therefore resize (also letterbox), flip and pad, but not crop.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from core.data.transforms.boxes import flip_boxes
 from core.structures import DetSample, Instances
 
 
@@ -42,14 +41,9 @@ class ImageResult:
     pred_scores: np.ndarray
 
 
-def to_original(sample: DetSample, instances: Instances) -> torch.Tensor:
-    """Boxes of ``instances`` (in ``img_shape`` coordinates) in original pixels. ``(N, 4)``."""
-    boxes = instances.boxes.detach().to("cpu", torch.float32)
-    if sample.flip and sample.flip_direction is not None and len(boxes):
-        boxes = flip_boxes(boxes, sample.img_shape, sample.flip_direction)
-    dx, dy = sample.pad_offset
-    sx, sy = sample.scale_factor
-    return (boxes - boxes.new_tensor([dx, dy, dx, dy])) / boxes.new_tensor([sx, sy, sx, sy])
+def _original_boxes(sample: DetSample, instances: Instances) -> np.ndarray:
+    """``(N, 4)`` float32 boxes of ``instances`` (``img_shape`` pixels) in original pixels."""
+    return sample.boxes_to_original(instances.boxes.detach().to("cpu", torch.float32)).numpy()
 
 
 def record_from_sample(sample: DetSample) -> ImageResult:
@@ -64,9 +58,9 @@ def record_from_sample(sample: DetSample) -> ImageResult:
         img_id=int(sample.img_id),
         height=int(sample.ori_shape[0]),
         width=int(sample.ori_shape[1]),
-        gt_boxes=to_original(sample, sample.gt).numpy(),
+        gt_boxes=_original_boxes(sample, sample.gt),
         gt_labels=sample.gt.labels.cpu().numpy(),
-        ignore_boxes=to_original(sample, sample.ignore).numpy(),
+        ignore_boxes=_original_boxes(sample, sample.ignore),
         ignore_labels=sample.ignore.labels.cpu().numpy(),
         pred_boxes=pred.boxes.detach().float().numpy(),
         pred_labels=pred.labels.numpy(),

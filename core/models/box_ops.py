@@ -74,4 +74,5 @@ def aligned_ciou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
     :param boxes2: ``(K, 4)`` xyxy with positive widths and heights.
     :returns: ``(K,)`` CIoU, at most 1.
     """
-    return 1.0 - complete_box_iou_loss(boxes1, boxes2, reduction="none", eps=eps)
+    loss: Tensor = complete_box_iou_loss(boxes1, boxes2, reduction="none", eps=eps)
+    return 1.0 - loss

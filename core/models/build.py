@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeAlias, TypeVar
 
 from core.plugins import get_registries
 from core.registry import current_build_path, join_path
 
+T = TypeVar("T")
 
-def build_part(stage: str, value: Any, name: str) -> Any:
+#: A part as a component takes it: the built object (satisfying the stage's contract ``T``,
+#: e.g. ``Buildable[Assigner]``) or the config table (``{"type": ...}``) that builds one.
+Buildable: TypeAlias = T | Mapping[str, Any]
+
+
+def build_part(stage: str, value: Buildable[T], name: str) -> T:
     """Return ``value`` built from its table (``{"type": ...}``) or unchanged if already built.
 
     Parts given in Python code (tests, notebooks) may be objects; default values in a
     component's signature are tables that the registry builds only when the component itself
     comes from a config, so a component built in code calls this for its defaults.
 
-    :param stage: the stage of the part (e.g. ``"assigner"``).
-    :param value: a table, an object or None.
+    :param stage: the stage of the part (e.g. ``"assigner"``); the registry checks what it
+        builds against the stage's contract, the ``T`` of ``value``'s annotation.
+    :param value: a table or an object (``None`` stays ``None``).
     :param name: the parameter holding the part (e.g. ``"assigner"``); errors name it under
         the config path of the component being built (``model.head.assigner``).
     """
-    return get_registries().build_nested(stage, value, join_path(current_build_path(), name))
+    built: T = get_registries().build_nested(stage, value,
+                                             join_path(current_build_path(), name))
+    return built

@@ -29,6 +29,7 @@ from core.models.losses import (
     DistributionFocalLoss,
     FocalLoss,
     GIoULoss,
+    IoULoss,
     L1Loss,
     QualityFocalLoss,
     SmoothL1Loss,
@@ -97,6 +98,7 @@ def register_losses(register: Register) -> None:
     register("SmoothL1Loss", SmoothL1Loss)
     register("GIoULoss", GIoULoss)
     register("CIoULoss", CIoULoss)
+    register("IoULoss", IoULoss)
     register("DistributionFocalLoss", DistributionFocalLoss)
     register("QualityFocalLoss", QualityFocalLoss)
 

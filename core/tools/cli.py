@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
+
+from core.errors import ConfigError
 
 ERROR_EXIT_STATUS = 2
 
@@ -38,3 +41,52 @@ def add_override_arguments(parser: argparse.ArgumentParser, allow_new: bool = Tr
     if allow_new:
         parser.add_argument("--set-new", action="store_true",
                             help="allow --set to add keys the config lacks")
+
+
+
+def _check_parents(path: Path, option: str) -> None:
+    """Refuse ``path`` when the nearest of its existing parents is a file."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{option} {path}: {parent} is a file, not a folder")
+            return
+
+
+def check_output_folder(path: Path, option: str = "--out") -> Path:
+    """Refuse an output folder that cannot be made (it exists as a file, or a folder above
+    it does), before any work is done; returns ``path``.
+
+    :raises ConfigError: naming ``option`` and the path.
+    """
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path}: exists and is not a folder")
+    _check_parents(path, option)
+    return path
+
+
+def check_output_file(path: Path, example_name: str, option: str = "--out") -> Path:
+    """Refuse an output file path that is a folder (suggesting ``path / example_name``) or
+    lies below a file, before any work is done; returns ``path``.
+
+    :raises ConfigError: naming ``option`` and the path.
+    """
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: is a folder; give a file name such as "
+                          f"{path / example_name}")
+    _check_parents(path, option)
+    return path
+
+
+def make_output_folder(path: Path, option: str = "--out") -> Path:
+    """Create the output folder ``path`` (and its parents) if missing; returns ``path``.
+
+    :raises ConfigError: it cannot be created (see :func:`check_output_folder`).
+    """
+    check_output_folder(path, option)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot create the folder "
+                          f"({exc.strerror or exc})") from exc
+    return path

@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.config_defaults import load_full_config
+from core.engine.full_config import load_full_config
 from core.engine.run_config import resolve_device
 from core.errors import ConfigError, PlugdetError
 from core.structures import DetBatch, DetSample, Instances
-from core.tools.cli import add_override_arguments, run_reporting_errors
+from core.tools.cli import add_override_arguments, check_output_file, run_reporting_errors
 from core.tools.inference import build_test_transforms, eval_loader_table, load_detector
 from core.tools.onnx_detector import ExportableDetector
 
@@ -159,13 +159,15 @@ def run_export(args: argparse.Namespace) -> str:
     """Export, check and return the summary line."""
     if args.format != "onnx":
         raise ConfigError(f"--format: only 'onnx' is supported, got {args.format!r}")
+    default_out = Path(args.checkpoint).with_suffix(".onnx")
+    out = check_output_file(Path(args.out).expanduser() if args.out else default_out,
+                            example_name=default_out.name)
     onnx, _ = _import_onnx()
     cfg = load_full_config(args.config, args.overrides, allow_new=args.set_new)
     model = load_detector(cfg, args.checkpoint, resolve_device("cpu"))
     size = tuple(args.size) if args.size else default_size(cfg)
     images = check_image(cfg, args.image, None if args.dynamic and args.image else size)
     export_size = size or (int(images.shape[2]), int(images.shape[3]))
-    out = Path(args.out or Path(args.checkpoint).with_suffix(".onnx"))
     export_onnx(model, out, export_size, args.dynamic)
     onnx.checker.check_model(str(out))
     problems = compare(torch_detections(model, images), run_onnx(out, images))

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from core.config_defaults import load_full_config
+from core.engine.full_config import load_full_config
 from core.errors import ConfigError
 from core.tools.cli import add_override_arguments, run_reporting_errors
 from core.visualization import Visualizer

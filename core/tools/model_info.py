@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
-from core.config_defaults import load_full_config
+from core.engine.full_config import load_full_config
 from core.errors import ConfigError
 from core.tools.cli import add_override_arguments, run_reporting_errors
 from core.tools.model_graph import DetectorGraph

@@ -13,7 +13,10 @@ in batches. ``DIR`` receives every image drawn with its boxes, class names and s
 
 with boxes in original image pixels. ``--coco`` also writes ``predictions_coco.json`` in the
 COCO results format (``image_id`` = the image's ``id`` above, ``category_id`` = label + 1,
-``bbox`` = ``[x, y, w, h]``). Files that cannot be read are named on stderr and skipped.
+``bbox`` = ``[x, y, w, h]``). Files that cannot be read are named on stderr and skipped, as
+are images whose header announces more pixels than ``PLUGDET_MAX_IMAGE_PIXELS`` (default
+100 megapixels; see :mod:`core.data.pixel_limit`), before they are decoded. A file reached by
+several paths (symlinks, globs) is predicted once.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -31,15 +35,21 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.config_defaults import load_full_config
 from core.data.loader import collate_samples
+from core.data.pixel_limit import max_image_pixels
 from core.data.transforms.loading import read_image
 from core.data.transforms.tta import merge_tta_predictions
+from core.engine.full_config import load_full_config
 from core.engine.progress import ProgressBar
 from core.engine.run_config import TTA_DEFAULTS, resolve_device
 from core.errors import ConfigError, DataError, PlugdetError
 from core.structures import DetSample, Instances
-from core.tools.cli import add_override_arguments, run_reporting_errors
+from core.tools.cli import (
+    add_override_arguments,
+    check_output_folder,
+    make_output_folder,
+    run_reporting_errors,
+)
 from core.tools.inference import (
     build_test_transforms,
     class_names,
@@ -57,6 +67,8 @@ COCO_FILE = "predictions_coco.json"
 EXAMPLES = """examples:
   {prog} CONFIG work_dirs/demo/RUN/best.pth photos/ --out predictions
   {prog} CONFIG CKPT 'shots/**/*.jpg' a.png --score-thr 0.5 --tta --coco
+  PLUGDET_MAX_IMAGE_PIXELS=200000000 {prog} CONFIG CKPT aerial.png --out DIR
+      (reads images up to 200 megapixels; the default limit is 100)
 """
 
 
@@ -71,13 +83,55 @@ class ImageResult:
     detections: Instances
 
 
+def _folders_below(base: str) -> list[str]:
+    """``base`` and every folder below it, symlinked ones included but each real folder once
+    (a link back up is not followed again); hidden ones left out, as ``glob`` does."""
+    found: list[str] = []
+    seen: set[str] = set()
+    stack = [base]
+    while stack:
+        folder = stack.pop()
+        real = os.path.realpath(folder or os.curdir)
+        if real in seen:
+            continue
+        seen.add(real)
+        found.append(folder)
+        try:
+            with os.scandir(folder or os.curdir) as listing:
+                names = sorted(e.name for e in listing
+                               if not e.name.startswith(".") and e.is_dir())
+        except OSError:
+            continue
+        stack.extend(os.path.join(folder, name) for name in reversed(names))
+    return found
+
+
+def expand_glob(pattern: str) -> list[str]:
+    """The paths ``pattern`` matches, as ``glob.glob(pattern, recursive=True)`` finds them,
+    except that ``**`` enters each real folder once: a symlink loop ends."""
+    parts = pattern.split(os.sep)
+    if "**" not in parts:
+        return glob.glob(pattern)
+    cut = parts.index("**")
+    head = os.sep.join(parts[:cut])
+    rest = os.sep.join(parts[cut + 1:]) if cut + 1 < len(parts) else "*"  # "d/**": all below
+    if parts[:cut] == [""]:
+        head = os.sep  # an absolute pattern starting with /**
+    bases = glob.glob(head) if glob.has_magic(head) else [head]
+    return [match for base in bases if os.path.isdir(base or os.curdir)
+            for folder in _folders_below(base)
+            for match in expand_glob(os.path.join(glob.escape(folder), rest))]
+
+
 def collect_images(sources: Sequence[str]) -> list[Path]:
     """Image files named by ``sources``: files, folders (their image files, sorted) and glob
-    patterns (``**`` recursive), each file once, in order of appearance.
+    patterns (``**`` recursive, through symlinked folders but never round a loop), in order
+    of appearance. A file reached by several paths (symlinks, ``./``) is taken once, under the
+    first of them.
 
     :raises DataError: a source that is no file or folder and matches nothing.
     """
-    found: dict[Path, None] = {}
+    found: dict[str, Path] = {}
     for source in sources:
         path = Path(source).expanduser()
         if path.is_file():
@@ -86,14 +140,14 @@ def collect_images(sources: Sequence[str]) -> list[Path]:
             matches = sorted(p for p in path.iterdir()
                              if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         elif any(c in source for c in GLOB_CHARACTERS):
-            matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True)
-                             if Path(p).is_file())
+            matches = sorted(Path(p) for p in expand_glob(str(path)) if Path(p).is_file())
         else:
             matches = []
         if not matches:
             raise DataError(f"{source}: no such image file or folder, or no image matches it")
-        found.update(dict.fromkeys(matches))
-    return list(found)
+        for match in matches:
+            found.setdefault(os.path.realpath(match), match)
+    return list(found.values())
 
 
 def _batches(items: Sequence[Path], size: int) -> Iterable[list[tuple[int, Path]]]:
@@ -182,6 +236,8 @@ def run_predict(args: argparse.Namespace) -> str:
     """Predict every source image; returns the summary line."""
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size: expected >= 1, got {args.batch_size}")
+    out = check_output_folder(Path(args.out).expanduser())
+    max_image_pixels()  # a bad limit in the environment is an error before any work
     cfg = load_full_config(args.config, args.overrides, allow_new=args.set_new)
     device = resolve_device(args.device)
     files = collect_images(args.sources)
@@ -192,8 +248,7 @@ def run_predict(args: argparse.Namespace) -> str:
     predictor = Predictor(model, build_test_transforms(cfg, args.tta), device, tta=args.tta,
                           tta_settings=cfg.get("tta"), pad_value=loader.get("pad_value", 0.0),
                           size_divisor=loader.get("size_divisor", 1))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out)
     names = _output_names(files)
     visualizer = Visualizer(name="predict")
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None

@@ -9,8 +9,11 @@ mapping). Each split is read as :class:`~core.data.datasets.voc.VocDataset` read
 boxes are clipped, bad objects and files are left out and counted the same way (printed on
 stderr). ``difficult`` objects have no YOLO equivalent and are left out (counted).
 ``--keep-background`` keeps images whose XML has no ``<object>`` (empty label files). Images
-are copied, or symlinked with ``--link``. Without ``--classes`` the class names found in the
-split's XML files are used, sorted.
+are copied, or symlinked with ``--link``; a photo whose boxes lie on its stored pixels while
+its EXIF orientation says to turn it is written without that tag (``YoloDataset`` turns
+tagged images), so that it reads as VOC read it. Without ``--classes`` the class names found in
+the split's XML files are used, sorted; ``--classes`` naming no found class, or one differing
+from a found class only in case, is an error.
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ from pathlib import Path
 import yaml
 
 from core.data.datasets.base import resolve_path
+from core.data.datasets.exif_copy import copy_without_orientation
+from core.data.datasets.image_size import read_header
+from core.data.datasets.records import ImageRecord
 from core.data.datasets.voc import VocDataset, read_split
 from core.data.datasets.voc_xml import parse_voc_xml
 from core.errors import ConfigError, DataError
-from core.tools.cli import run_reporting_errors
+from core.tools.cli import check_output_folder, make_output_folder, run_reporting_errors
 
 
 def found_classes(ann_dir: Path, names: list[str]) -> list[str]:
@@ -39,6 +45,22 @@ def found_classes(ann_dir: Path, names: list[str]) -> list[str]:
         except (DataError, OSError):
             continue
     return sorted(found)
+
+
+def check_classes(classes: list[str], found: list[str], ann_dir: Path) -> None:
+    """Refuse ``--classes`` names that differ from a found class only in case, or that match
+    none of the classes found; mention (on stderr) the others without objects."""
+    missing = [c for c in classes if c not in found]
+    if not missing:
+        return
+    by_lower = {name.lower(): name for name in found}
+    suggested = [repr(by_lower[c.lower()]) for c in missing if c.lower() in by_lower]
+    if suggested or (found and len(missing) == len(classes)):
+        hint = f"; did you mean {', '.join(suggested)}?" if suggested else ""
+        raise ConfigError(f"--classes {','.join(classes)}: {missing} not among the class names "
+                          f"of the objects in {ann_dir} ({found}){hint}")
+    print(f"note: --classes {missing} have no objects in the listed files (classes without "
+          "boxes)", file=sys.stderr)
 
 
 def yolo_lines(dataset: VocDataset, index: int) -> list[str]:
@@ -53,24 +75,47 @@ def yolo_lines(dataset: VocDataset, index: int) -> list[str]:
     return lines
 
 
+def labelled_unturned(record: ImageRecord) -> bool:
+    """Whether the record's boxes lie on the stored pixels of an image that its EXIF
+    orientation turns (YOLO readers turn it)."""
+    if record.exif_transpose:
+        return False
+    try:
+        return read_header(Path(record.img_path))[2] != 1
+    except (OSError, ValueError):
+        return False
+
+
 def write_split(dataset: VocDataset, out: Path, split: str, link: bool) -> tuple[int, int]:
-    """Write the images and label files of one split; ``(images, boxes)`` written."""
+    """Write the images and label files of one split; ``(images, boxes)`` written.
+
+    An image whose boxes lie on its stored pixels while its EXIF orientation says to turn it
+    is written without that tag (a copy, even with ``link``), so that it reads as VOC read it.
+    """
     images, labels = out / "images" / split, out / "labels" / split
     images.mkdir(parents=True, exist_ok=True)
     labels.mkdir(parents=True, exist_ok=True)
-    boxes = 0
+    boxes = untagged = 0
     for index in range(len(dataset)):
-        source = Path(dataset.records[index].img_path)
+        record = dataset.records[index]
+        source = Path(record.img_path)
         target = images / source.name
         if target.exists() or target.is_symlink():
             target.unlink()
-        if link:
+        if labelled_unturned(record):
+            copy_without_orientation(source, target)
+            untagged += 1
+        elif link:
             os.symlink(source.resolve(), target)
         else:
             shutil.copy2(source, target)
         lines = yolo_lines(dataset, index)
         boxes += len(lines)
         (labels / f"{source.stem}.txt").write_text("".join(f"{line}\n" for line in lines))
+    if untagged:
+        print(f"{split}: {untagged} images written without their EXIF orientation (their boxes "
+              f"lie on the stored pixels){'; copied, not linked' if link else ''}",
+              file=sys.stderr)
     return len(dataset), boxes
 
 
@@ -87,19 +132,22 @@ def parse_splits(values: list[str]) -> dict[str, str]:
 
 def convert(args: argparse.Namespace) -> str:
     """Convert every split; the summary line."""
+    check_output_folder(Path(args.out).expanduser())
     root = Path(args.data_root).expanduser()
     if not root.is_dir():
         raise DataError(f"{root}: VOC data_root not found")
     splits = parse_splits(args.split)
     ann_dir = resolve_path(args.ann_dir, str(root))
+    names = [n for f in splits.values() for n in read_split(resolve_path(f, str(root)))]
+    found = found_classes(ann_dir, names)
     if args.classes:
         classes = [c.strip() for c in args.classes.split(",")]
+        check_classes(classes, found, ann_dir)
     else:
-        names = [n for f in splits.values() for n in read_split(resolve_path(f, str(root)))]
-        classes = found_classes(ann_dir, names)
+        classes = found
         if not classes:
             raise DataError(f"{ann_dir}: no objects with a class name in the listed files")
-    out = Path(args.out).expanduser().resolve()
+    out = make_output_folder(Path(args.out).expanduser().resolve())
     written = []
     for split, split_file in splits.items():
         dataset = VocDataset(data_root=str(root), ann_dir=args.ann_dir, img_dir=args.img_dir,

@@ -17,8 +17,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torchvision.ops import box_iou
 
+from core.errors import writing
 from core.structures import DetSample, Instances
-from core.visualization.visualizer import to_original_frame
 
 #: Above this many classes the PR plot shows no per-class legend.
 MAX_LEGEND_CLASSES = 20
@@ -68,8 +68,8 @@ def _in_original_frame(
     """
     _check_samples(samples, num_classes)
     for sample in samples:
-        gt = to_original_frame(sample.gt, sample)
-        ignore = to_original_frame(sample.ignore, sample)
+        gt = sample.instances_to_original(sample.gt.to("cpu"))
+        ignore = sample.instances_to_original(sample.ignore.to("cpu"))
         yield gt, ignore, sample.pred.to("cpu")  # type: ignore[union-attr]
 
 
@@ -180,10 +180,13 @@ def compute_confusion_matrix(
 
 
 def _save(figure: Figure, out_file: str | Path) -> Path:
+    """Write ``figure`` as PNG; :class:`~core.errors.RunFileError` naming the file
+    when it cannot be written."""
     path = Path(out_file)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=PLOT_DPI)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        FigureCanvasAgg(figure)
+        figure.savefig(path, dpi=PLOT_DPI)
     return path
 
 

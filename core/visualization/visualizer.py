@@ -36,33 +36,6 @@ def _scalar(value: Any) -> float:
     return float(value.item() if hasattr(value, "item") else value)
 
 
-def to_original_frame(instances: Instances, sample: DetSample) -> Instances:
-    """``instances`` mapped from ``sample.img_shape`` back to ``sample.ori_shape`` coordinates.
-
-    Undoes the flip (``horizontal``, ``vertical`` or ``diagonal``), the letterbox shift
-    (``sample.pad_offset``) and then the resize; the result lives on the CPU.
-    """
-    instances = instances.to("cpu")
-    boxes = instances.boxes.detach().float().clone()
-    if sample.flip:
-        height, width = sample.img_shape
-        direction = sample.flip_direction or "horizontal"
-        if direction in ("horizontal", "diagonal"):
-            boxes[:, [0, 2]] = width - boxes[:, [2, 0]]
-        if direction in ("vertical", "diagonal"):
-            boxes[:, [1, 3]] = height - boxes[:, [3, 1]]
-    dx, dy = sample.pad_offset
-    scale_x, scale_y = sample.scale_factor
-    boxes -= torch.tensor([dx, dy, dx, dy], dtype=boxes.dtype)
-    boxes /= torch.tensor([scale_x, scale_y, scale_x, scale_y], dtype=boxes.dtype)
-    return Instances(boxes=boxes, labels=instances.labels, scores=instances.scores)
-
-
-def gt_in_original_frame(sample: DetSample) -> Instances:
-    """The sample's ground truth in ``ori_shape`` coordinates (see :func:`to_original_frame`)."""
-    return to_original_frame(sample.gt, sample)
-
-
 class Visualizer(Canvas):
     """Drawing canvas (see :class:`~core.visualization.canvas.Canvas`) plus named vis backends.
 
@@ -282,7 +255,8 @@ class Visualizer(Canvas):
 
         :param image: the ORIGINAL image (``sample.ori_shape``), ``(H, W, 3)`` uint8 RGB or
             ``(3, H, W)`` uint8 tensor; ``sample.gt`` is mapped back to it
-            (:func:`gt_in_original_frame`), ``sample.pred`` is in original coordinates already.
+            (:meth:`DetSample.instances_to_original`), ``sample.pred`` is in original
+            coordinates already.
         :param score_thr: predictions scoring below it are not drawn.
         :param out_file: also save the drawn image there as PNG.
         :returns: ``(H, W * panels + gap, 3)`` uint8 RGB, ``panels`` = number of drawn parts,
@@ -296,7 +270,8 @@ class Visualizer(Canvas):
             )
         panels = []
         if draw_gt:
-            panels.append(self.draw_instances(rgb, gt_in_original_frame(sample), classes))
+            gt = sample.instances_to_original(sample.gt.to("cpu"))
+            panels.append(self.draw_instances(rgb, gt, classes))
         if draw_pred:
             if sample.pred is None:
                 raise ValueError(

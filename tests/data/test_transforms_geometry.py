@@ -18,6 +18,7 @@ from core.data.transforms.geometric import (
 from core.data.transforms.mix import MixUp, Mosaic
 from core.data.transforms.tta import TestTimeAug, merge_tta_predictions, tta_pipeline
 from core.errors import ConfigError, DataError
+from core.models.detectors.base import to_original
 from core.structures import DetSample, Instances
 
 BOXES = [(5, 8, 25, 30), (40, 10, 70, 26), (12, 40, 60, 58)]
@@ -186,15 +187,12 @@ def test_tta_views_map_back_to_original_coordinates(paint):
         paint.check(view, tol_px=2.0)
         assert view.pad_shape[0] % 16 == 0 and view.pad_shape[1] % 16 == 0
         view.meta["tta_group"] = 7
-    # A perfect detector answers in original coordinates of each view (divided by
-    # scale_factor, still mirrored for flipped views); scores favour the first view.
+    # A perfect detector answers each view's ground truth, mapped back to the original image
+    # as detector.predict does (flip undone); scores favour the first view.
     preds = []
     for rank, view in enumerate(views):
-        sx, sy = view.scale_factor
-        boxes = view.gt.boxes / torch.tensor([sx, sy, sx, sy])
-        preds.append(
-            Instances(boxes=boxes, labels=view.gt.labels, scores=torch.full((3,), 0.9 - rank / 10))
-        )
+        pred = Instances(view.gt.boxes, view.gt.labels, torch.full((3,), 0.9 - rank / 10))
+        preds.append(view.instances_to_original(pred, clip=True))
     samples, merged = merge_tta_predictions(views, preds, iou_thr=0.5)
     assert len(samples) == 1 and samples[0].pred is merged[0]
     order = torch.argsort(merged[0].labels)
@@ -204,14 +202,14 @@ def test_tta_views_map_back_to_original_coordinates(paint):
     assert merged[0].labels[order].tolist() == LABELS
 
 
-def test_merge_without_unflipping_would_be_wrong(paint):
+def test_a_flipped_view_is_unmirrored_before_the_merge(paint):
     sample = paint.make((64, 80), BOXES, LABELS)
     views = TestTimeAug(scales=[(64, 80)], flip=True)(sample, np.random.default_rng(0))
     flipped_view = views[1]
     pred = Instances(
         boxes=flipped_view.gt.boxes, labels=flipped_view.gt.labels, scores=torch.ones(3)
     )
-    _, merged = merge_tta_predictions([flipped_view], [pred])
+    _, merged = merge_tta_predictions([flipped_view], to_original([pred], [flipped_view]))
     order = torch.argsort(merged[0].labels)
     assert torch.allclose(merged[0].boxes[order], torch.tensor(BOXES, dtype=torch.float32))
     assert not torch.allclose(flipped_view.gt.boxes, torch.tensor(BOXES, dtype=torch.float32))

@@ -94,7 +94,7 @@ def test_a_crashing_plugin_is_listed_and_a_run_without_it_works(tmp_path):
 
 def test_print_config_fills_every_default_and_loads_back(tmp_path):
     from core.config import load_config
-    from core.config_defaults import complete_config
+    from core.engine.full_config import complete_config
     from core.plugins import get_registries
 
     result = run_cli("--print-config", cwd=tmp_path)

@@ -25,7 +25,8 @@ def test_resumed_run_keeps_one_best_checkpoint_and_the_earlier_best(tmp_path):
     config = write_config(tmp_path / "toy.toml", toy_config(default_hooks=BEST))
     runs = tmp_path / "runs"
     assert main([str(config), "--work-dir", str(runs), "--set", "train.max_epochs=1"]) == 0
-    assert main([str(config), "--work-dir", str(runs), "--resume"]) == 0
+    assert main([str(config), "--work-dir", str(runs), "--resume", "--set",
+                 "train.max_epochs=2"]) == 0
     run_dir = only_run_dir(runs)
     assert sorted(p.name for p in run_dir.glob("best_*.pth")) == [
         "best_toy_num_images_epoch_1.pth"]

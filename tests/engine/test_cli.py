@@ -99,7 +99,7 @@ def test_resume_from_a_path_continues_exactly_in_a_new_run(tmp_path, trained):
     assert main([str(config), "--work-dir", str(runs), "--set", "train.max_epochs=1"]) == 0
     first = only_run_dir(runs)
     assert main([str(config), "--work-dir", str(runs), "--resume",
-                 str(first / "epoch_1.pth")]) == 0
+                 str(first / "epoch_1.pth"), "--set", "train.max_epochs=2"]) == 0
     second = next(p for p in runs.iterdir() if p != first)
     assert not (first / "epoch_2.pth").exists()
     resumed = torch.load(second / "epoch_2.pth", weights_only=True)

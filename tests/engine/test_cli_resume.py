@@ -62,7 +62,8 @@ def test_one_epoch_then_resume_equals_two_epochs(tmp_path, straight):
     assert first.returncode == 0, first.stderr
     run_dir = only_run_dir(runs)
     assert (run_dir / "last_checkpoint").read_text() == "epoch_1.pth"
-    second = run_cli(str(config), "--work-dir", str(runs), "--resume")
+    second = run_cli(str(config), "--work-dir", str(runs), "--resume", "--set",
+                     "train.max_epochs=2")
     assert second.returncode == 0, second.stderr
     assert only_run_dir(runs) == run_dir  # continued in the same run directory
     assert "resumed from" in (run_dir / "train.log").read_text()

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from core.config import load_config
-from core.config_defaults import complete_config
+from core.engine.full_config import complete_config
 from core.plugins import get_registries
 
 CONFIG = """

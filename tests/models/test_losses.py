@@ -1,12 +1,16 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
-from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
+from torchvision.ops import box_iou, generalized_box_iou_loss, sigmoid_focal_loss
 
+from core.errors import ConfigError
 from core.models.losses import (
     CrossEntropyLoss,
     FocalLoss,
     GIoULoss,
+    IoULoss,
     L1Loss,
     SmoothL1Loss,
     sparse_focal,
@@ -119,3 +123,21 @@ def test_sparse_focal_loss_all_background_and_empty():
     loss.backward()
     assert loss.item() == 0.0
     assert empty.grad.shape == (0, 3)
+
+
+def test_iou_loss_hand_case_and_torchvision_reference():
+    pred, target = torch.tensor([[0.0, 0, 2, 2]]), torch.tensor([[1.0, 0, 3, 2]])  # IoU 1/3
+    assert IoULoss("square")(pred, target).item() == pytest.approx(8 / 9)
+    assert IoULoss("linear")(pred, target).item() == pytest.approx(2 / 3)
+    assert IoULoss("log")(pred, target).item() == pytest.approx(math.log(3))
+    gen = torch.Generator().manual_seed(0)
+    corner = torch.rand(20, 2, generator=gen) * 10
+    boxes1 = torch.cat([corner, corner + 1 + torch.rand(20, 2, generator=gen) * 5], 1)
+    boxes2 = boxes1 + torch.randn(20, 4, generator=gen)
+    boxes2[:, 2:] = torch.maximum(boxes2[:, 2:], boxes2[:, :2] + 0.5)
+    iou = box_iou(boxes1, boxes2).diagonal()
+    weight = torch.rand(20, generator=gen)
+    loss = IoULoss("square", loss_weight=5.0)(boxes1, boxes2, weight=weight, avg_factor=7.0)
+    torch.testing.assert_close(loss, 5.0 * ((1 - iou ** 2) * weight).sum() / 7.0)
+    with pytest.raises(ConfigError, match="mode"):
+        IoULoss("cube")

@@ -1,7 +1,7 @@
 import torch
 from torchvision.ops import batched_nms
 
-from core.models.postprocess import MultiClassNMS, rescale_to_original
+from core.models.postprocess import MultiClassNMS
 from core.structures import DetSample, Instances
 
 NUM_CLASSES = 3
@@ -60,10 +60,10 @@ def test_images_without_candidates_get_empty_results():
     assert len(results[0]) == 0 and results[1].labels.tolist() == [2]
 
 
-def test_rescale_to_original():
+def test_detections_rescaled_to_original():
     sample = DetSample(ori_shape=(50, 100), img_shape=(100, 150), scale_factor=(1.5, 2.0))
     instances = Instances(
         torch.tensor([[15.0, 20.0, 150.0, 99.0]]), torch.tensor([0]), torch.tensor([0.5])
     )
-    out = rescale_to_original(instances, sample)
+    out = sample.instances_to_original(instances, clip=True)
     torch.testing.assert_close(out.boxes, torch.tensor([[10.0, 10.0, 100.0, 49.5]]))

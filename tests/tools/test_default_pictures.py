@@ -77,10 +77,10 @@ def test_summary_takes_the_first_best_and_follows_the_rule():
     hook = RunSummaryHook()
     hook._history = [(1, {"m": 0.2, "loss": 3.0}), (2, {"m": 0.5, "loss": 1.0}),
                      (3, {"m": 0.5, "loss": 2.0}), (4, {"m": float("nan"), "loss": 4.0})]
-    assert hook._best(None) == ("m", 0.5, 2)
-    assert RunSummaryHook(metric="loss")._best(None) is None  # no history yet
+    assert hook._best(None, by_epoch=True) == ("m", 0.5, 2)
+    assert RunSummaryHook(metric="loss")._best(None, by_epoch=True) is None  # no history yet
     hook.metric = "loss"
-    assert hook._best(None) == ("loss", 1.0, 2)
+    assert hook._best(None, by_epoch=True) == ("loss", 1.0, 2)
 
 
 @pytest.mark.parametrize("off", ["visualization", "curves", "val_plots", "summary"])

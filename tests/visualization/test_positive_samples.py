@@ -13,7 +13,8 @@ from core.visualization import Visualizer
 from core.visualization.backends.base import BaseVisBackend
 from core.visualization.colors import class_color
 from core.visualization.hooks import PositiveSamplesHook
-from core.visualization.positives import PANEL_GAP_PX, PanelPositives, draw_positive_grid
+from core.visualization.positive_grid import PANEL_GAP_PX, draw_positive_grid
+from core.visualization.positives import ImagePositives, LevelPositives
 
 TINY_MODEL = {
     "type": "RetinaNet",
@@ -41,18 +42,37 @@ class RecordingBackend(BaseVisBackend):
         self.images.append((name, image.shape, step))
 
 
+def image_positives(gt_boxes: torch.Tensor, levels: list[tuple[torch.Tensor, torch.Tensor]],
+                    ) -> ImagePositives:
+    """Point-prior positives ``(points, gt_inds)`` per level (strides 8, 16, ...) of an image
+    with ``gt_boxes``."""
+    found = []
+    for level, (points, gt_inds) in enumerate(levels):
+        stride = 8.0 * 2 ** level
+        squares = torch.cat([points - stride / 2, points + stride / 2], dim=-1)
+        inds = torch.arange(len(points))
+        found.append(LevelPositives(
+            level=level, stride=(stride, stride), priors_per_cell=1, prior_inds=inds,
+            base_inds=inds * 0, gt_inds=gt_inds, points=points, points_original=points,
+            boxes=squares, boxes_original=squares, anchor_sizes=torch.zeros(1, 2),
+            point_priors=True))
+    gt = Instances(gt_boxes, torch.zeros(len(gt_boxes), dtype=torch.int64))
+    return ImagePositives(DetSample(gt=gt), found)
+
+
 def test_grid_has_a_panel_per_image_and_level_with_dots_in_their_box_colour():
     """Two black 32 x 32 images, two levels, panels enlarged x2 to 64 px. Image 0: box 1's
     positive at (8, 8) on level 0 and box 0's at (24, 24) on level 1; image 1: none."""
     images = [np.zeros((32, 32, 3), np.uint8)] * 2
     gt = [torch.tensor([[2.0, 2, 12, 12], [16, 16, 30, 30]]), torch.zeros((0, 4))]
+    none = (torch.zeros((0, 2)), torch.zeros(0, dtype=torch.long))
     positives = [
-        [PanelPositives(torch.tensor([[8.0, 8]]), torch.tensor([1])),
-         PanelPositives(torch.tensor([[24.0, 24]]), torch.tensor([0]))],
-        [PanelPositives(torch.zeros((0, 2)), torch.zeros(0, dtype=torch.long))] * 2,
+        image_positives(gt[0], [(torch.tensor([[8.0, 8]]), torch.tensor([1])),
+                                (torch.tensor([[24.0, 24]]), torch.tensor([0]))]),
+        image_positives(gt[1], [none, none]),
     ]
     canvas = Visualizer()
-    grid = draw_positive_grid(canvas, images, gt, positives, [8, 16], min_panel=64)
+    grid = draw_positive_grid(canvas, images, positives, min_panel=64)
     side = 2 * (64 + PANEL_GAP_PX) - PANEL_GAP_PX
     assert grid.shape == (side, side, 3)
     assert tuple(grid[16, 16]) == class_color(1)  # (8, 8) x 2, level 0 panel

@@ -11,7 +11,7 @@ from core.config import load_config
 from core.errors import ConfigError
 from core.structures import DetSample, Instances
 from core.visualization import BaseVisBackend, LocalVisBackend, Visualizer
-from core.visualization.visualizer import PANEL_GAP_PX, gt_in_original_frame
+from core.visualization.visualizer import PANEL_GAP_PX
 
 
 class RecordingBackend(BaseVisBackend):
@@ -127,7 +127,7 @@ def test_gt_is_mapped_back_to_the_original_frame():
         flip_direction="horizontal",
         gt=Instances(torch.tensor([[10.0, 5.0, 30.0, 25.0]]), torch.tensor([0])),
     )
-    boxes = gt_in_original_frame(sample).boxes
+    boxes = sample.instances_to_original(sample.gt).boxes
     assert boxes.tolist() == [[140.0, 10.0, 180.0, 50.0]]
 
 

@@ -10,16 +10,20 @@ from typing import Any
 
 from PIL import Image
 
-from assigner_vis.positives import collect_positives, head_of
 from assigner_vis.render import render_anchor_panels, render_positives, render_roi_samples
 from assigner_vis.roi_samples import collect_roi_samples, has_roi_stage
 from assigner_vis.weights import initial_weights, load_weights, untrained_warning
-from core.config_defaults import load_full_config
-from core.engine.randomness import set_random_seed
-from core.errors import CheckpointError, ConfigError
-from core.tools.cli import add_override_arguments
-from core.visualization import Visualizer
-from core.visualization.hooks.samples import load_original_image
+from core.api import (
+    CheckpointError,
+    ConfigError,
+    Visualizer,
+    add_override_arguments,
+    collect_positives,
+    dense_head_of,
+    load_full_config,
+    load_original_image,
+    set_random_seed,
+)
 
 SUMMARY_FILE = "positives.json"
 #: Summary of a two-stage detector's sampled RoIs; their PNGs end in ``_rois.png``.
@@ -78,8 +82,7 @@ def run(args: argparse.Namespace) -> list[Path]:
 
     :raises ConfigError: bad options or config; CheckpointError: a bad ``--checkpoint``.
     """
-    from core.data.loader import build_dataloader
-    from core.plugins import get_registries
+    from core.api import build_dataloader, get_registries
 
     if args.n < 1:
         raise ConfigError(f"--n: expected a positive number of images, got {args.n}")
@@ -93,7 +96,7 @@ def run(args: argparse.Namespace) -> list[Path]:
         weights = load_weights(detector, args.checkpoint, ema=args.ema)
     else:
         weights = initial_weights()
-        warning = untrained_warning(getattr(head_of(detector), "assigner", None))
+        warning = untrained_warning(getattr(dense_head_of(detector), "assigner", None))
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
     detector.eval()
@@ -106,7 +109,7 @@ def run(args: argparse.Namespace) -> list[Path]:
     two_stage = has_roi_stage(detector)
     written, summary, roi_summary = [], [], []
     for batch in loader:
-        for positives in collect_positives(detector, batch):
+        for positives in collect_positives(detector, batch.images, batch.samples):
             sample = positives.sample
             image = render_positives(visualizer, load_original_image(sample), positives,
                                      classes, show_prior=args.show_prior)

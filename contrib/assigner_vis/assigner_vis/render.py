@@ -8,11 +8,14 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from assigner_vis.positives import ImagePositives, LevelPositives
 from assigner_vis.roi_samples import RoISamples
-from core.structures import Instances
-from core.visualization import Visualizer
-from core.visualization.visualizer import gt_in_original_frame
+from core.api import (
+    DetSample,
+    ImagePositives,
+    Instances,
+    LevelPositives,
+    Visualizer,
+)
 
 #: One colour per feature level (cycled), distinct from the class palette's first entries.
 LEVEL_COLORS: tuple[tuple[int, int, int], ...] = (
@@ -79,6 +82,34 @@ def _wrap(lines: list[str], colors: list[tuple[int, int, int]], width_px: int,
     return out_lines, out_colors
 
 
+def _enlarged_with_gt(visualizer: Visualizer, image: np.ndarray, sample: DetSample,
+                      classes: Sequence[str], min_width: int) -> float:
+    """Put ``image`` enlarged to at least ``min_width`` pixels wide, with the sample's ground
+    truth (class colours), on the visualizer; returns the scale from original pixels."""
+    scale = max(1.0, min_width / image.shape[1])
+    if scale > 1:
+        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+        image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+    gt = sample.instances_to_original(sample.gt.to("cpu"))
+    visualizer.set_image(visualizer.draw_instances(image, Instances(gt.boxes * scale,
+                                                                    gt.labels), classes))
+    return scale
+
+
+def _with_legend(visualizer: Visualizer, body: np.ndarray, lines: list[str],
+                 colors: list[tuple[int, int, int]]) -> np.ndarray:
+    """``body`` with a band of legend ``lines`` (wrapped to its width) below."""
+    lines, colors = _wrap(lines, colors, body.shape[1])
+    band = np.zeros((LEGEND_LINE_PX * len(lines) + 6, body.shape[1], 3), np.uint8)
+    visualizer.set_image(band).draw_texts(
+        lines,
+        [[4, 3 + LEGEND_LINE_PX * i] for i in range(len(lines))],
+        font_sizes=LEGEND_FONT_PX,
+        colors=colors,
+    )
+    return np.concatenate([body, visualizer.get_image()], axis=0)
+
+
 def render_positives(
     visualizer: Visualizer,
     image: np.ndarray,
@@ -96,13 +127,7 @@ def render_positives(
     :param min_width: smaller images are enlarged to this width so the drawing stays legible.
     :returns: ``(s * H + legend, s * W, 3)`` uint8 RGB with ``s = max(1, min_width / W)``.
     """
-    scale = max(1.0, min_width / image.shape[1])
-    if scale > 1:
-        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
-        image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
-    gt = gt_in_original_frame(positives.sample)
-    gt = Instances(gt.boxes * scale, gt.labels)
-    visualizer.set_image(visualizer.draw_instances(image, gt, classes))
+    scale = _enlarged_with_gt(visualizer, image, positives.sample, classes, min_width)
     drawn_levels = [lv for lv in positives.levels if len(lv.prior_inds)]
     if show_prior:
         for lv in drawn_levels:
@@ -116,15 +141,7 @@ def render_positives(
     lines = legend_lines(positives, show_prior)
     level_ids = [lv.level for lv in positives.levels if len(lv.prior_inds)]
     colors = [(255, 255, 255)] + ([level_color(i) for i in level_ids] or [(255, 255, 255)])
-    lines, colors = _wrap(lines, colors, body.shape[1])
-    band = np.zeros((LEGEND_LINE_PX * len(lines) + 6, body.shape[1], 3), np.uint8)
-    visualizer.set_image(band).draw_texts(
-        lines,
-        [[4, 3 + LEGEND_LINE_PX * i] for i in range(len(lines))],
-        font_sizes=LEGEND_FONT_PX,
-        colors=colors,
-    )
-    return np.concatenate([body, visualizer.get_image()], axis=0)
+    return _with_legend(visualizer, body, lines, colors)
 
 
 #: Width in pixels of one panel of :func:`render_anchor_panels`.
@@ -164,7 +181,7 @@ def render_anchor_panels(
     scale = panel_width / image.shape[1]
     size = (panel_width, round(image.shape[0] * scale))
     resized = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
-    gt = gt_in_original_frame(positives.sample)
+    gt = positives.sample.instances_to_original(positives.sample.gt.to("cpu"))
     with_gt = visualizer.draw_instances(resized, Instances(gt.boxes * scale, gt.labels), classes)
     columns = max(len(lv.anchor_sizes) for lv in positives.levels)
     rows = []
@@ -210,13 +227,7 @@ def render_roi_samples(
     :param image: the original image ``(H, W, 3)`` uint8 RGB.
     :returns: ``(s * H + legend, s * W, 3)`` uint8 RGB with ``s = max(1, min_width / W)``.
     """
-    scale = max(1.0, min_width / image.shape[1])
-    if scale > 1:
-        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
-        image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
-    gt = gt_in_original_frame(rois.sample)
-    visualizer.set_image(visualizer.draw_instances(image, Instances(gt.boxes * scale,
-                                                                    gt.labels), classes))
+    scale = _enlarged_with_gt(visualizer, image, rois.sample, classes, min_width)
     if len(rois.neg_boxes_original):
         visualizer.draw_bboxes(rois.neg_boxes_original * scale, edge_colors=NEGATIVE_ROI_COLOR,
                                line_widths=1, alpha=0.5)
@@ -229,9 +240,4 @@ def render_roi_samples(
              f"{len(rois.pos_boxes)} positive RoIs (green)",
              f"{len(rois.neg_boxes)} negative RoIs (grey)"]
     colors = [(255, 255, 255), POSITIVE_ROI_COLOR, NEGATIVE_ROI_COLOR]
-    lines, colors = _wrap(lines, colors, body.shape[1])
-    band = np.zeros((LEGEND_LINE_PX * len(lines) + 6, body.shape[1], 3), np.uint8)
-    visualizer.set_image(band).draw_texts(
-        lines, [[4, 3 + LEGEND_LINE_PX * i] for i in range(len(lines))],
-        font_sizes=LEGEND_FONT_PX, colors=colors)
-    return np.concatenate([body, visualizer.get_image()], axis=0)
+    return _with_legend(visualizer, body, lines, colors)

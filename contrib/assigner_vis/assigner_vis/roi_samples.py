@@ -8,8 +8,7 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from core.structures import DetBatch, DetSample, Instances
-from core.visualization.visualizer import to_original_frame
+from core.api import DetBatch, DetSample
 
 
 @attrs.define
@@ -52,8 +51,7 @@ def has_roi_stage(detector: nn.Module) -> bool:
 
 
 def _original(boxes: Tensor, sample: DetSample) -> Tensor:
-    labels = torch.zeros(len(boxes), dtype=torch.int64)
-    return to_original_frame(Instances(boxes, labels), sample).boxes
+    return sample.boxes_to_original(boxes.detach().to("cpu", torch.float32))
 
 
 @torch.no_grad()

@@ -6,8 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from core.engine.checkpoint import load_checkpoint, load_model_state, model_state_from
-from core.errors import CheckpointError
+from core.api import CheckpointError, load_checkpoint, load_model_state, model_state_from
 
 #: Checkpoint entry of the training weights and of the EMAHook's averaged weights.
 TRAINING_STATE = "state_dict"

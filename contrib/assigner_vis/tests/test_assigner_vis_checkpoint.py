@@ -10,10 +10,10 @@ import torch
 from assigner_vis.cli import SUMMARY_FILE, main
 
 from core.config import load_config
-from core.config_defaults import load_full_config
 from core.data.datasets.shapes import CACHE_ENV
 from core.data.loader import build_dataloader
 from core.engine.checkpoint import load_checkpoint, save_checkpoint
+from core.engine.full_config import load_full_config
 from core.engine.randomness import set_random_seed
 from core.engine.runner import Runner
 from core.plugins import get_registries

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from assigner_vis.cli import SUMMARY_FILE, main
-from assigner_vis.positives import ImagePositives, LevelPositives, prior_points_and_boxes
 from assigner_vis.render import (
     PANEL_WIDTH_PX,
     TITLE_BAND_PX,
@@ -22,14 +21,15 @@ from assigner_vis.render import (
 from PIL import Image
 
 from core.config import load_config
-from core.config_defaults import load_full_config
 from core.data.datasets.shapes import CACHE_ENV
 from core.data.loader import build_dataloader
 from core.engine.checkpoint import save_checkpoint
+from core.engine.full_config import load_full_config
 from core.engine.randomness import set_random_seed
 from core.errors import ConfigError
 from core.plugins import get_registries
 from core.structures import DetSample, Instances
+from core.visualization.positives import ImagePositives, LevelPositives, prior_points_and_boxes
 
 CONFIGS = {
     name: str(resources.files("plugdet_retinanet") / "configs" / (

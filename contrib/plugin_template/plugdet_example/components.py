@@ -7,8 +7,7 @@ import itertools
 import torch
 from torch import Tensor, nn
 
-from core.models.losses.reduction import weight_reduce_loss
-from core.structures import DetSample
+from core.api import DetSample, weight_reduce_loss
 
 
 class ExampleConvNet(nn.Module):

@@ -1,6 +1,6 @@
 """Hook implementations: what this distribution adds to each plugdet stage."""
 
-from core import impl
+from core.api import impl
 from plugdet_example.components import (
     ExampleChannelMapper,
     ExampleConvNet,

@@ -3,9 +3,7 @@
 import pytest
 import torch
 
-from core.errors import ConfigError
-from core.plugins import PluginManager
-from core.structures import DetBatch, DetSample, Instances
+from core.api import ConfigError, DetBatch, DetSample, Instances, PluginManager
 
 
 @pytest.fixture(scope="module")

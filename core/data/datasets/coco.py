@@ -55,8 +55,13 @@ def check_box(
     where: str,
     skips: SkipLog,
     repaired: dict[str, int],
+    key: str | None = None,
 ) -> list[float] | None:
-    """Clip a box partially outside the image; ``None`` (counted) if degenerate or outside."""
+    """Clip a box partially outside the image; ``None`` (counted) if degenerate or outside.
+
+    A clipped box is counted in ``repaired`` and named with ``where`` once per ``key`` (the
+    annotation file; default ``where``).
+    """
     x1, y1, x2, y2 = box
     if x2 <= x1 or y2 <= y1:
         skips.skip("degenerate_box", f"{where}: box {box} has xmax <= xmin or ymax <= ymin")
@@ -72,6 +77,11 @@ def check_box(
         return None
     if clipped != box:
         repaired["clipped_box"] = repaired.get("clipped_box", 0) + 1
+        skips.note_repair(
+            "clipped_box", where if key is None else key,
+            f"{where}: box {[round(float(v), 2) for v in box]} reaches past the {width}x{height}"
+            f" image; clipped to {[round(float(v), 2) for v in clipped]}",
+        )
     return clipped
 
 
@@ -220,7 +230,7 @@ class CocoDataset(DetDataset):
                 )
                 continue
             box = check_box(scale_box(box, size.scale), width, height, ann_where, self._skips,
-                            self.repaired)
+                            self.repaired, key=sample)
             if box is not None:
                 crowd = bool(ann.get("iscrowd", 0))
                 objects.append(AnnotatedBox(box, cat_to_label[cat_id], ignore=crowd))

@@ -24,6 +24,7 @@ from typing import Literal
 import attrs
 from PIL import Image
 
+from core.data.pixel_limit import pil_limit_lifted
 from core.errors import ConfigError
 
 ExifMode = Literal["auto", "apply", "ignore"]
@@ -57,11 +58,12 @@ def check_modes(exif_orientation: str, size_mismatch: str, owner: str) -> None:
 
 
 def read_header(path: Path) -> tuple[int, int, int]:
-    """``(width, height, EXIF orientation)`` of an image file, from its header.
+    """``(width, height, EXIF orientation)`` of an image file, from its header (at any size:
+    decoding checks the pixel count).
 
     :raises OSError: the file is not a readable image.
     """
-    with Image.open(path) as image:
+    with pil_limit_lifted(), Image.open(path) as image:
         width, height = image.size
         orientation = image.getexif().get(ORIENTATION_TAG, 1)
     return width, height, orientation if isinstance(orientation, int) else 1

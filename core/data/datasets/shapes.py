@@ -16,6 +16,7 @@ from core.data.datasets.shapes_gen import (
     SHAPE_CLASSES,
     ensure_generated,
 )
+from core.errors import DataError
 from core.registry import component
 
 CACHE_ENV = "PLUGDET_CACHE"
@@ -82,7 +83,13 @@ class ShapesDataset(CocoDataset):
         key = json.dumps({**params, "version": GENERATOR_VERSION}, sort_keys=True)
         digest = hashlib.sha1(key.encode()).hexdigest()[:12]
         root = Path(data_root).expanduser() if data_root else default_cache_root()
-        folder = ensure_generated(root / "shapes" / f"{split}-{digest}", **params)
+        try:
+            folder = ensure_generated(root / "shapes" / f"{split}-{digest}", **params)
+        except OSError as exc:
+            setting = "data_root" if data_root else f"${CACHE_ENV}"
+            raise DataError(
+                f"cannot write the generated shapes dataset into {exc.filename or root}: "
+                f"{exc.strerror or exc}; set {setting} to a writable folder") from exc
         self.folder = folder
         super().__init__(
             ann_file=str(folder / ANNOTATION_FILE),

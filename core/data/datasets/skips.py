@@ -24,6 +24,8 @@ class SkipLog:
         self.max_messages = max_messages
         self.counts: Counter[str] = Counter()
         self._replaced: set[int] = set()
+        #: the keys (files) already named, by repair reason
+        self._repaired: dict[str, set[str]] = {}
 
     def skip(self, reason: str, message: str) -> None:
         """Record one skipped item; ``message`` names the file and the sample."""
@@ -44,6 +46,19 @@ class SkipLog:
         self.counts[reason] += 1
         LOGGER.warning("%s; replaced by another sample (%s: %d so far)", message, reason,
                        self.counts[reason])
+
+    def note_repair(self, reason: str, key: str, message: str) -> None:
+        """Log an item that was fixed rather than left out (a clipped box), once per ``key``
+        (the file) and for the first ``max_messages`` keys of ``reason``; the caller counts it
+        (``dataset.repaired``)."""
+        named = self._repaired.setdefault(reason, set())
+        if key in named or len(named) > self.max_messages:
+            return
+        named.add(key)
+        if len(named) <= self.max_messages:
+            LOGGER.warning("%s", message)
+        else:
+            LOGGER.warning("%s: further files with %r are only counted", self.source, reason)
 
     def omit(self, reason: str, message: str) -> None:
         """Record an item left out on purpose by a filter option (never an error)."""

@@ -181,7 +181,7 @@ class VocDataset(DetDataset):
                 )
                 continue
             box = check_box(scale_box(obj.box, size.scale), width, height, where, self._skips,
-                            self.repaired)
+                            self.repaired, key=str(xml_path))
             if box is not None:
                 objects.append(AnnotatedBox(box, label_of[obj.name], ignore=obj.difficult))
         record = record_from_boxes(img_id, str(img_path), height, width, objects,

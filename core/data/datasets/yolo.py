@@ -21,7 +21,9 @@ from core.data.datasets.base import DetDataset
 from core.data.datasets.coco import check_box
 from core.data.datasets.image_size import ExifMode
 from core.data.datasets.records import AnnotatedBox, ImageRecord, record_from_boxes
-from core.data.datasets.yolo_yaml import class_names, label_path, read_yaml, split_images
+from core.data.datasets.yolo_labels import LabelFinder
+from core.data.datasets.yolo_yaml import class_names, read_yaml, split_images
+from core.errors import DataError
 from core.registry import component
 
 #: columns of a label line: class, centre x, centre y, width, height.
@@ -87,8 +89,12 @@ class YoloDataset(DetDataset):
     outside 0..1, unknown class id, zero-size box) are skipped with the file and line number
     and counted in ``dataset.skipped`` (``malformed_box``, ``outside_box``, ``unknown_class``,
     ``degenerate_box``), or raise :class:`~core.errors.DataError` with ``strict``; boxes
-    reaching past the image border are clipped (``clipped_box`` in ``dataset.repaired``).
-    Image sizes are read from the file headers.
+    reaching past the image border are clipped (``clipped_box`` in ``dataset.repaired``, the
+    file named once). A label file whose name differs from the image's only in case is read,
+    named and counted (``label_case`` in ``dataset.repaired``; an error with ``strict``);
+    when several could be it the image is left out (``ambiguous_label``). Label files without
+    any image are named and counted (``label_without_image``). Image sizes are read from the
+    file headers.
 
     :param data_yaml: the dataset YAML (relative to the working directory unless absolute).
     :param split: the YAML key naming the images: ``"train"``, ``"val"`` or ``"test"``.
@@ -116,15 +122,35 @@ class YoloDataset(DetDataset):
         self.label_to_cat_id = {label: label + 1 for label in range(len(self.classes))}
         self.filter_empty_gt = filter_empty_gt
         self._skips.source = f"YoloDataset({source}, {split})"
+        images = split_images(content, split, source)
+        finder = LabelFinder(images)
         records = []
-        for img_id, image in enumerate(split_images(content, split, source)):
-            record = self._record(img_id, image)
+        for img_id, image in enumerate(images):
+            record = self._record(img_id, image, finder)
             if record is not None:
                 records.append(record)
+        for label, image_dir in finder.without_image():
+            self._skips.skip("label_without_image", f"{label}: no image {image_dir / label.stem}"
+                                                    ".* for this label file")
         self.set_records(records, f"{source} [{split}]")
 
-    def _read_labels(self, path: Path) -> list[LabelLine] | None:
-        """Valid lines of a label file (``[]`` if missing); ``None`` if unreadable."""
+    def _label_file(self, image: Path, finder: LabelFinder) -> Path | None:
+        """The label file of ``image`` (which may not exist); ``None`` (counted) when it is
+        ambiguous."""
+        match = finder.match(image)
+        if match.path is None:
+            self._skips.skip("ambiguous_label", f"{image}: {match.problem}")
+        elif match.problem:
+            if self.strict:
+                raise DataError(f"{image}: {match.problem} (strict = true)")
+            self.repaired["label_case"] = self.repaired.get("label_case", 0) + 1
+            self._skips.note_repair("label_case", str(image),
+                                    f"{image}: {match.problem}; read as its label file")
+        return match.path
+
+    def _read_labels(self, path: Path) -> list[tuple[int, LabelLine]] | None:
+        """Valid lines of a label file with their line numbers (``[]`` if missing); ``None``
+        if unreadable."""
         if not path.is_file():
             return []
         try:
@@ -138,17 +164,19 @@ class YoloDataset(DetDataset):
                 continue
             parsed = parse_label_line(text, len(self.classes))
             if isinstance(parsed, LabelLine):
-                labels.append(parsed)
+                labels.append((number, parsed))
             else:
                 reason, message = parsed
                 self._skips.skip(reason, f"{path}:{number}: {message}")
         return labels
 
-    def _record(self, img_id: int, image: Path) -> ImageRecord | None:
+    def _record(self, img_id: int, image: Path, finder: LabelFinder) -> ImageRecord | None:
         if not image.is_file():
             self._skips.skip("missing_image", f"image file {image} not found")
             return None
-        labels_file = label_path(image)
+        labels_file = self._label_file(image, finder)
+        if labels_file is None:
+            return None
         lines = self._read_labels(labels_file)
         if lines is None:
             return None
@@ -156,10 +184,10 @@ class YoloDataset(DetDataset):
         if size is None:
             return None
         objects = []
-        for index, line in enumerate(lines):
+        for number, line in lines:
             box = check_box(to_pixels(line.box, size.width, size.height), size.width,
-                            size.height, f"{labels_file}: box {index}", self._skips,
-                            self.repaired)
+                            size.height, f"{labels_file}:{number}", self._skips,
+                            self.repaired, key=str(labels_file))
             if box is not None:
                 objects.append(AnnotatedBox(box, line.label, ignore=False))
         record = record_from_boxes(img_id, str(image), size.height, size.width, objects,

@@ -1,15 +1,13 @@
-"""Box geometry shared by the transforms. Boxes are ``(N, 4)`` float32 xyxy absolute pixels."""
+"""Box geometry shared by the transforms. Boxes are ``(N, 4)`` float32 xyxy absolute pixels.
+
+Flipping and clipping (``flip_boxes``, ``clip_boxes``) live in :mod:`core.structures`, next to
+the mapping back to the original image that uses them."""
 
 from __future__ import annotations
 
-from typing import Literal
-
-import torch
 from torch import Tensor
 
-from core.structures import Instances
-
-FlipDirection = Literal["horizontal", "vertical", "diagonal"]
+from core.structures import Instances, clip_boxes
 
 
 def scale_boxes(boxes: Tensor, sx: float, sy: float) -> Tensor:
@@ -20,28 +18,6 @@ def scale_boxes(boxes: Tensor, sx: float, sy: float) -> Tensor:
 def translate_boxes(boxes: Tensor, dx: float, dy: float) -> Tensor:
     """Shift boxes by ``(dx, dy)`` pixels. ``(N, 4) -> (N, 4)``."""
     return boxes + boxes.new_tensor([dx, dy, dx, dy])
-
-
-def flip_boxes(boxes: Tensor, shape: tuple[int, int], direction: FlipDirection) -> Tensor:
-    """Mirror boxes inside an image of ``shape = (h, w)``. ``(N, 4) -> (N, 4)``."""
-    if direction not in ("horizontal", "vertical", "diagonal"):
-        raise ValueError(f"unknown flip direction {direction!r}")
-    h, w = shape
-    flipped = boxes.clone()
-    if direction in ("horizontal", "diagonal"):
-        flipped[:, 0] = w - boxes[:, 2]
-        flipped[:, 2] = w - boxes[:, 0]
-    if direction in ("vertical", "diagonal"):
-        flipped[:, 1] = h - boxes[:, 3]
-        flipped[:, 3] = h - boxes[:, 1]
-    return flipped
-
-
-def clip_boxes(boxes: Tensor, shape: tuple[int, int]) -> Tensor:
-    """Clip boxes to an image of ``shape = (h, w)``. ``(N, 4) -> (N, 4)``."""
-    h, w = shape
-    limits = boxes.new_tensor([w, h, w, h])
-    return torch.minimum(boxes.clamp(min=0), limits)
 
 
 def valid_mask(boxes: Tensor, min_size: float) -> Tensor:

@@ -16,16 +16,13 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
 from core.data.transforms.boxes import (
-    FlipDirection,
     clip_and_filter,
-    clip_boxes,
-    flip_boxes,
     map_instances,
     scale_boxes,
     translate_boxes,
 )
 from core.errors import DataError
-from core.structures import DetSample, Instances
+from core.structures import DetSample, FlipDirection, Instances, clip_boxes, flip_boxes
 
 
 def _require_image(sample: DetSample, transform: str) -> torch.Tensor:

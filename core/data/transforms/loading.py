@@ -3,9 +3,11 @@
 Every image comes out as ``(3, H, W)`` uint8 RGB: 16-bit files (PNG) are scaled from their
 0-65535 range to 0-255. A truncated file (the decoder stops short of the end, as with a few
 JPEGs of public data sets) is decoded as far as it goes with one warning per file, unless
-the dataset is ``strict``. Datasets pass per-sample options through ``sample.meta``:
-:data:`STRICT_KEY` (truncated files are errors) and :data:`EXIF_KEY` (turn the image by its
-EXIF orientation, see :mod:`core.data.datasets.image_size`).
+the dataset is ``strict``. An image whose header announces more pixels than
+:func:`~core.data.pixel_limit.max_image_pixels` is refused before decoding. Datasets pass
+per-sample options through ``sample.meta``: :data:`STRICT_KEY` (truncated files are errors)
+and :data:`EXIF_KEY` (turn the image by its EXIF orientation, see
+:mod:`core.data.datasets.image_size`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from PIL import Image, ImageFile, ImageOps
 from torchvision.io import ImageReadMode, decode_image
 
 from core.data.datasets.skips import LOGGER
+from core.data.pixel_limit import check_pixel_count, pil_limit_lifted
 from core.errors import DataError
 from core.structures import DetSample
 
@@ -47,7 +50,7 @@ def _decode_truncated(path: str | Path, content: bytes, exif_transpose: bool) ->
     previous = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = True
     try:
-        with Image.open(io.BytesIO(content)) as opened:
+        with pil_limit_lifted(), Image.open(io.BytesIO(content)) as opened:
             image = ImageOps.exif_transpose(opened) if exif_transpose else opened
             pixels = np.array(image.convert("RGB"))
     except (OSError, ValueError) as exc:
@@ -68,7 +71,8 @@ def read_image(path: str | Path, allow_truncated: bool = True,
     :param allow_truncated: decode a file that ends early as far as it goes (one warning
         per file) instead of raising.
     :param exif_transpose: turn the image as its EXIF orientation tag says.
-    :raises DataError: the file is missing, unreadable or not a decodable image.
+    :raises DataError: the file is missing, unreadable, not a decodable image or, by its
+        header, larger than :func:`~core.data.pixel_limit.max_image_pixels`.
     """
     try:
         content = Path(path).read_bytes()
@@ -76,6 +80,7 @@ def read_image(path: str | Path, allow_truncated: bool = True,
         raise DataError(f"{path}: cannot read image file: {exc.strerror or exc}") from exc
     if not content:
         raise DataError(f"{path}: image file is empty")
+    check_pixel_count(path, content)
     data = torch.frombuffer(bytearray(content), dtype=torch.uint8)
     try:
         with warnings.catch_warnings():

@@ -13,13 +13,12 @@ import torch
 from core.data.transforms.base import MixTransform, clone_sample
 from core.data.transforms.boxes import (
     clip_and_filter,
-    flip_boxes,
     map_instances,
     translate_boxes,
 )
 from core.data.transforms.geometric import fit_size, resize_sample
 from core.errors import DataError
-from core.structures import DetSample, Instances
+from core.structures import DetSample, Instances, flip_boxes
 
 
 def _uint8_image(sample: DetSample, transform: str) -> torch.Tensor:

@@ -10,9 +10,9 @@ Use::
 list of views (every scale, each unflipped and, with ``flip``, flipped). The data loader's
 collate puts all views of a batch into one :class:`~core.structures.DetBatch` and records in
 ``view.meta["tta_group"]`` which image each view belongs to. The model predicts every view
-(``detector.predict`` maps boxes back through ``scale_factor`` only, so a flipped view's boxes
-are still mirrored), and :func:`merge_tta_predictions` un-mirrors them and merges the views of
-each image with class-wise NMS::
+(``detector.predict`` maps each view's boxes back to the original image with
+:meth:`~core.structures.DetSample.instances_to_original`, undoing its flip and resize), and
+:func:`merge_tta_predictions` merges the views of each image with class-wise NMS::
 
     preds = model.predict(batch)
     samples, preds = merge_tta_predictions(batch.samples, preds)
@@ -32,7 +32,6 @@ import torch
 from torchvision.ops import batched_nms
 
 from core.data.transforms.base import clone_sample
-from core.data.transforms.boxes import flip_boxes, map_instances
 from core.data.transforms.geometric import fit_size, flip_sample, resize_sample
 from core.errors import ConfigError, DataError
 from core.registry import component
@@ -87,13 +86,6 @@ class TestTimeAug:
         return views
 
 
-def unflip_prediction(sample: DetSample, pred: Instances) -> Instances:
-    """Undo ``sample``'s flip on predictions given in original-image coordinates."""
-    if not sample.flip or sample.flip_direction is None or len(pred) == 0:
-        return pred
-    return map_instances(pred, flip_boxes(pred.boxes, sample.ori_shape, sample.flip_direction))
-
-
 def merge_tta_predictions(
     samples: list[DetSample],
     preds: list[Instances],
@@ -105,7 +97,7 @@ def merge_tta_predictions(
     :param samples: the views of a TTA batch (``meta["tta_group"]`` says which image; views
         without it are single images).
     :param preds: ``detector.predict`` output, one :class:`Instances` per view, boxes in
-        original-image coordinates of the (possibly mirrored) view.
+        original-image coordinates (a flipped view's flip already undone).
     :param iou_thr: IoU threshold of the class-wise NMS across views.
     :param max_per_img: highest-scoring boxes kept per image.
     :returns: one sample per image (its first view, ``pred`` set to the merged predictions)
@@ -118,7 +110,7 @@ def merge_tta_predictions(
         groups.setdefault(sample.meta.get(TTA_GROUP_KEY, ("single", index)), []).append(index)
     merged_samples, merged_preds = [], []
     for members in groups.values():
-        parts = [unflip_prediction(samples[i], preds[i].to("cpu")) for i in members]
+        parts = [preds[i].to("cpu") for i in members]
         parts = [p if p.scores is not None else _with_unit_scores(p) for p in parts]
         joined = Instances.cat(parts)
         keep = batched_nms(joined.boxes, joined.scores, joined.labels, iou_thr)[:max_per_img]

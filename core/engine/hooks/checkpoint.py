@@ -44,6 +44,8 @@ class CheckpointHook(Hook):
         self.rule = rule
         self.kept: list[str] = []
         self.best_score: float | None = None
+        #: the metric ``best_score`` is of (``save_best`` with ``"auto"`` resolved)
+        self.best_key = ""
         self.best_file = ""
         self.best_epoch = self.best_iter = 0
         self._pending_metrics: dict[str, float] | None = None
@@ -107,7 +109,7 @@ class CheckpointHook(Hook):
         ):
             return None
         previous = self.best_file
-        self.best_score = value
+        self.best_score, self.best_key = value, key
         self.best_epoch, self.best_iter = runner.epoch, runner.iter
         self.best_file = f"best_{re.sub(r'[^A-Za-z0-9]+', '_', key)}_{tag}.pth"
         return key, previous
@@ -125,7 +127,7 @@ class CheckpointHook(Hook):
         """Save which files are kept and the best score so far (with its epoch and file)."""
         checkpoint.setdefault("hooks", {})["checkpoint"] = {
             "kept": self.kept[-self.max_keep:] if self.max_keep else list(self.kept),
-            "best_score": self.best_score, "best_file": self.best_file,
+            "best_score": self.best_score, "best_key": self.best_key, "best_file": self.best_file,
             "best_epoch": self.best_epoch, "best_iter": self.best_iter}
 
     def after_load_checkpoint(self, runner: Runner, checkpoint: dict[str, Any]) -> None:
@@ -134,6 +136,7 @@ class CheckpointHook(Hook):
         if state is not None:
             self.kept = list(state["kept"])
             self.best_score = state["best_score"]
+            self.best_key = state.get("best_key", "")
             self.best_file = state["best_file"]
             self.best_epoch = state.get("best_epoch", 0)
             self.best_iter = state.get("best_iter", 0)

@@ -26,7 +26,8 @@ def _torchvision_weights_url(name: str) -> str:
         weights_enum = torchvision.models.get_model_weights(name)
     except (ValueError, KeyError) as exc:
         raise ConfigError(f"init_cfg.checkpoint: unknown torchvision model {name!r}") from exc
-    return weights_enum.DEFAULT.url
+    url: str = weights_enum.DEFAULT.url
+    return url
 
 
 def load_state_dict_file(checkpoint: str) -> dict[str, torch.Tensor]:

@@ -35,7 +35,7 @@ def run_position(positions: nn.ModuleDict, position: str, x: Tensor) -> Tensor:
     return positions[position](x) if position in positions else x
 
 
-class EnhancedBasicBlock(BasicBlock):
+class EnhancedBasicBlock(BasicBlock):  # type: ignore[misc]  # torchvision is untyped
     """BasicBlock (two 3x3 convs) with enhance layers ``after_conv1`` (after its ReLU) and
     ``after_conv2`` (after its norm, before the residual addition).
 
@@ -62,10 +62,11 @@ class EnhancedBasicBlock(BasicBlock):
         out = self.bn2(self.conv2(out))
         out = run_position(self.enhance, "after_conv2", out)
         out += identity
-        return self.relu(out)
+        activated: Tensor = self.relu(out)
+        return activated
 
 
-class EnhancedBottleneck(Bottleneck):
+class EnhancedBottleneck(Bottleneck):  # type: ignore[misc]  # torchvision is untyped
     """Bottleneck (1x1, 3x3, 1x1 convs) with enhance layers ``after_conv1`` and
     ``after_conv2`` (after their ReLU) and ``after_conv3`` (after its norm, before the residual
     addition), the positions of MMDetection's ResNet plugins.
@@ -96,4 +97,5 @@ class EnhancedBottleneck(Bottleneck):
         out = self.bn3(self.conv3(out))
         out = run_position(self.enhance, "after_conv3", out)
         out += identity
-        return self.relu(out)
+        activated: Tensor = self.relu(out)
+        return activated

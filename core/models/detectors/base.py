@@ -8,7 +8,7 @@ import abc
 import torch
 from torch import Tensor, nn
 
-from core.models.postprocess import rescale_to_original
+from core.contracts import Backbone, Neck
 from core.structures import DetBatch, DetSample, Instances
 
 
@@ -23,7 +23,7 @@ class FeatureDetector(nn.Module, metaclass=abc.ABCMeta):
         default format up to float rounding.
     """
 
-    def __init__(self, backbone: nn.Module, neck: nn.Module | None = None,
+    def __init__(self, backbone: Backbone, neck: Neck | None = None,
                  channels_last: bool = False) -> None:
         super().__init__()
         self.backbone = backbone
@@ -57,5 +57,7 @@ class FeatureDetector(nn.Module, metaclass=abc.ABCMeta):
 
 
 def to_original(results: list[Instances], samples: list[DetSample]) -> list[Instances]:
-    """Map per-image detections from ``img_shape`` to original image pixels."""
-    return [rescale_to_original(r, s) for r, s in zip(results, samples, strict=True)]
+    """Map per-image detections from ``img_shape`` to original image pixels, clipped to the
+    image (:meth:`DetSample.instances_to_original`: flip undone, letterbox shift removed,
+    divided by the scale factor)."""
+    return [s.instances_to_original(r, clip=True) for r, s in zip(results, samples, strict=True)]

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from core import contracts
+from core.contracts import Backbone, Neck
 from core.models.detectors.base import FeatureDetector, to_original
 from core.registry import component
 from core.structures import DetBatch, Instances
@@ -24,9 +26,9 @@ class SingleStageDetector(FeatureDetector):
 
     def __init__(
         self,
-        backbone: Annotated[nn.Module, component("backbone")],
-        head: Annotated[nn.Module, component("head")],
-        neck: Annotated[nn.Module | None, component("neck")] = None,
+        backbone: Annotated[Backbone, component("backbone")],
+        head: Annotated[contracts.DenseHead, component("head")],
+        neck: Annotated[Neck | None, component("neck")] = None,
         channels_last: bool = False,
     ) -> None:
         super().__init__(backbone, neck, channels_last)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from core.contracts import Backbone, Neck, ProposalHead, RoIHead
 from core.models.detectors.base import FeatureDetector, to_original
 from core.registry import component
 from core.structures import DetBatch, Instances
@@ -31,10 +32,10 @@ class TwoStageDetector(FeatureDetector):
 
     def __init__(
         self,
-        backbone: Annotated[nn.Module, component("backbone")],
-        rpn_head: Annotated[nn.Module, component("head")],
-        roi_head: Annotated[nn.Module, component("head")],
-        neck: Annotated[nn.Module | None, component("neck")] = None,
+        backbone: Annotated[Backbone, component("backbone")],
+        rpn_head: Annotated[ProposalHead, component("head")],
+        roi_head: Annotated[RoIHead, component("head")],
+        neck: Annotated[Neck | None, component("neck")] = None,
         channels_last: bool = False,
     ) -> None:
         super().__init__(backbone, neck, channels_last)

@@ -65,4 +65,5 @@ class CBAM(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """:param x: ``(B, C, H, W)``. :returns: ``(B, C, H, W)``."""
         x = x * self.channel(x)
-        return x * self.spatial(x)
+        gate: Tensor = self.spatial(x)
+        return x * gate

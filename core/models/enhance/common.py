@@ -31,6 +31,6 @@ def reduced_channels(in_channels: int, ratio: float, key: str = "ratio") -> int:
 
 def zero_init_(module: nn.Module) -> None:
     """Set the weight and bias of a conv or norm layer to zero."""
-    nn.init.zeros_(module.weight)
+    nn.init.zeros_(module.get_parameter("weight"))
     if getattr(module, "bias", None) is not None:
-        nn.init.zeros_(module.bias)
+        nn.init.zeros_(module.get_parameter("bias"))

@@ -90,7 +90,8 @@ class ModulatedDeformConv2d(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
         nn.init.zeros_(self.conv_offset.weight)
-        nn.init.zeros_(self.conv_offset.bias)
+        if self.conv_offset.bias is not None:
+            nn.init.zeros_(self.conv_offset.bias)
 
     def deform(self, x: Tensor, offset: Tensor, mask: Tensor) -> Tensor:
         """The deformable convolution with given sampling offsets and masks.
@@ -100,7 +101,7 @@ class ModulatedDeformConv2d(nn.Module):
         :param mask: ``(B, deform_groups * k * k, H', W')``.
         :returns: ``(B, C_out, H', W')``.
         """
-        return deform_conv2d(
+        out: Tensor = deform_conv2d(
             x,
             offset,
             self.weight,
@@ -110,6 +111,7 @@ class ModulatedDeformConv2d(nn.Module):
             dilation=self.dilation,
             mask=mask,
         )
+        return out
 
     def forward(self, x: Tensor) -> Tensor:
         """:param x: ``(B, C, H, W)``. :returns: ``(B, C_out, H', W')``."""

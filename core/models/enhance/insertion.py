@@ -114,8 +114,9 @@ def build_enhance(cfg: Mapping[str, Any], in_channels: int, path: str, **fixed: 
         if name in cfg:
             raise ConfigError(f"{path}.{name}: set by the network from the insertion point")
     where = join_path(current_build_path(), path)  # e.g. model.backbone.plugins[0].cfg
-    return get_registries().build(ENHANCE_STAGE, {**cfg, CHANNELS_KEY: in_channels, **fixed},
-                                  where)
+    layer: nn.Module = get_registries().build(
+        ENHANCE_STAGE, {**cfg, CHANNELS_KEY: in_channels, **fixed}, where)
+    return layer
 
 
 def modules_outside(root: nn.Module, excluded: Sequence[nn.Module]) -> Iterator[nn.Module]:

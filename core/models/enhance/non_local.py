@@ -39,11 +39,13 @@ class NonLocal2d(nn.Module):
         batch, _, height, width = x.shape
 
         def tokens(conv: nn.Conv2d) -> Tensor:  # (B, C', H, W) -> (B, 1, N, C')
-            return conv(x).flatten(2).transpose(1, 2).unsqueeze(1)
+            features: Tensor = conv(x)
+            return features.flatten(2).transpose(1, 2).unsqueeze(1)
 
         scale = None if self.use_scale else 1.0  # None: the default 1 / sqrt(C')
         y = F.scaled_dot_product_attention(
             tokens(self.theta), tokens(self.phi), tokens(self.g), scale=scale
         )
         y = y.squeeze(1).transpose(1, 2).reshape(batch, -1, height, width)
-        return x + self.norm(self.conv_out(y))
+        out: Tensor = self.norm(self.conv_out(y))
+        return x + out

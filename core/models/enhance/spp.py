@@ -46,7 +46,8 @@ class _PyramidPooling(nn.Module, metaclass=abc.ABCMeta):
     def forward(self, x: Tensor) -> Tensor:
         """:param x: ``(B, C, H, W)``. :returns: ``(B, C_out, H, W)``."""
         x = self.reduce(x)
-        return self.fuse(torch.cat([x, *self.pools(x)], dim=1))
+        fused: Tensor = self.fuse(torch.cat([x, *self.pools(x)], dim=1))
+        return fused
 
 
 class SPP(_PyramidPooling):

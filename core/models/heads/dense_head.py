@@ -8,19 +8,31 @@ A head subclasses :class:`DenseHead`, builds its layers and writes ``forward``; 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import ClassVar
 
 import attrs
 import torch
 from torch import Tensor, nn
 
-from core.contracts import GTBatch, Predictions, Priors, SampleResult
+from core.contracts import (
+    Assigner,
+    BoxCoder,
+    GTBatch,
+    Loss,
+    PostProcess,
+    Predictions,
+    PriorGenerator,
+    Priors,
+    Sampler,
+    SampleResult,
+)
 from core.errors import ConfigError
-from core.models.build import build_part
+from core.models.build import Buildable, build_part
 from core.models.heads.assign_stats import assignment_stats
-from core.models.losses.targets import one_hot_without_background
+from core.models.losses.iou_loss import aligned_iou
+from core.models.losses.targets import TargetForm, cls_target_form, one_hot_without_background
 from core.models.precision import float32_region, levels_in_float32
 from core.structures import DetSample, Instances
 
@@ -136,15 +148,23 @@ class DenseHead(nn.Module):
         ``uses_predictions`` is true).
     :param sampler: which assigned priors count.
     :param bbox_coder: box targets relative to priors.
-    :param loss_cls: classification loss, called with labels, row weights and ``avg_factor``.
+    :param loss_cls: classification loss, called with class labels (or, for a loss whose
+        ``cls_targets`` is ``"soft"``, :meth:`soft_cls_targets`), row weights and
+        ``avg_factor``.
     :param loss_bbox: box loss on encoded targets (or on decoded boxes with
         ``reg_decoded_bbox``), called with ``avg_factor``.
     :param postprocess: test-time selection and NMS.
     :param reg_decoded_bbox: compute ``loss_bbox`` on decoded boxes (IoU-type losses).
     """
 
-    def __init__(self, num_classes: int, prior_generator: Any, assigner: Any, sampler: Any,
-                 bbox_coder: Any, loss_cls: Any, loss_bbox: Any, postprocess: Any,
+    #: The forms of class targets the head can give its ``loss_cls``, preferred first
+    #: (``"labels"``, ``"soft"``); a head whose own loss code gives one form narrows it.
+    cls_target_forms: ClassVar[tuple[TargetForm, ...]] = ("labels", "soft")
+
+    def __init__(self, num_classes: int, prior_generator: Buildable[PriorGenerator],
+                 assigner: Buildable[Assigner], sampler: Buildable[Sampler],
+                 bbox_coder: Buildable[BoxCoder], loss_cls: Buildable[Loss],
+                 loss_bbox: Buildable[Loss], postprocess: Buildable[PostProcess],
                  reg_decoded_bbox: bool = False) -> None:
         super().__init__()
         if num_classes < 1:
@@ -155,11 +175,14 @@ class DenseHead(nn.Module):
         self.sampler = build_part("sampler", sampler, "sampler")
         self.bbox_coder = build_part("coder", bbox_coder, "bbox_coder")
         self.loss_cls = build_part("loss", loss_cls, "loss_cls")
+        #: The form of class targets ``loss_cls`` gets (see :attr:`cls_target_forms`).
+        self.cls_target_form = cls_target_form(self.loss_cls, type(self).__name__,
+                                               self.cls_target_forms)
         self.loss_bbox = build_part("loss", loss_bbox, "loss_bbox")
         self.postprocess = build_part("postprocess", postprocess, "postprocess")
         self.reg_decoded_bbox = reg_decoded_bbox
         # (featmap sizes, device) -> priors; they depend only on these.
-        self._priors_cache: dict[tuple, Priors] = {}
+        self._priors_cache: dict[tuple[tuple[tuple[int, int], ...], str], Priors] = {}
         if getattr(self.sampler, "add_gt_as_proposals", False):
             raise ConfigError("sampler.add_gt_as_proposals: a dense head predicts only for "
                               "its priors; set it to false")
@@ -268,8 +291,10 @@ class DenseHead(nn.Module):
         :param feats: neck outputs, per level ``(B, C_in, H_l, W_l)``.
         :param samples: with ``gt`` in ``img_shape`` coordinates.
         """
+        # a head's own signature: the outputs of its ``forward``, then ``samples``
+        loss_by_feat: Callable[..., dict[str, Tensor]] = self.loss_by_feat
         with self.float32_outputs(feats) as outputs:
-            return self.loss_by_feat(*outputs, samples)
+            return loss_by_feat(*outputs, samples)
 
     def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
                      samples: list[DetSample]) -> dict[str, Tensor]:
@@ -278,8 +303,8 @@ class DenseHead(nn.Module):
         priors = self.priors_of(cls_scores)
         cls, reg = self.flat_outputs(cls_scores, bbox_preds)
         targets = self.targets(priors, samples, self.predictions(priors, cls, reg))
-        return {"loss_cls": self.cls_loss(cls, targets), "loss_bbox": self.box_loss(reg, targets),
-                **self.scalars(targets)}
+        return {"loss_cls": self.cls_loss(cls, targets, reg),
+                "loss_bbox": self.box_loss(reg, targets), **self.scalars(targets)}
 
     def scalars(self, targets: DenseTargets) -> dict[str, Tensor]:
         """What the engine logs next to the losses: ``num_pos`` and the assigner statistics
@@ -288,11 +313,19 @@ class DenseHead(nn.Module):
         return {NUM_POS_KEY: num_pos, **assignment_stats(targets.sampling, targets.gt,
                                                          targets.priors.level_sizes)}
 
-    def cls_loss(self, cls: Tensor, targets: DenseTargets) -> Tensor:
+    def cls_loss(self, cls: Tensor, targets: DenseTargets, reg: Tensor | None = None
+                 ) -> Tensor:
         """``loss_cls`` of the counted priors: ``cls`` is ``(B, N, C)``; the counted rows are
-        gathered when few (``targets.counted_rows``), else ignored rows get weight 0."""
+        gathered when few (``targets.counted_rows``), else ignored rows get weight 0.
+
+        The targets are the class labels, or :meth:`soft_cls_targets` when
+        :attr:`cls_target_form` is ``"soft"``; those need ``reg`` (``(B, N, encode_size)``)
+        unless the assigner gives ``quality``. Either is normalised by ``targets.avg_factor``."""
         logits = cls.reshape(-1, self.num_classes)
-        labels = targets.labels.reshape(-1)
+        if self.cls_target_form == "soft":
+            labels = self.soft_cls_targets(targets, reg).to(cls.dtype)
+        else:
+            labels = targets.labels.reshape(-1)
         if targets.counted_rows is not None:
             rows = targets.counted_rows
             return self.loss_cls(logits[rows], labels[rows], avg_factor=targets.avg_factor)
@@ -300,6 +333,39 @@ class DenseHead(nn.Module):
         return self.loss_cls(logits, labels,
                              weight=None if row_weight is None else row_weight.to(cls.dtype),
                              avg_factor=targets.avg_factor)
+
+    def soft_cls_targets(self, targets: DenseTargets, reg: Tensor | None = None) -> Tensor:
+        """``(B * N, C)`` soft class targets ``one_hot * quality``: each positive's quality
+        at its class, 0 elsewhere (negatives, ignored priors). The quality is the assigner's
+        ``AssignResult.quality`` when it gives one, else :meth:`pos_iou` of ``reg``.
+
+        :param reg: ``(B, N, encode_size)`` box values; needed without assigner quality.
+        """
+        quality = targets.sampling.assign_result.quality
+        if quality is not None:
+            pos_quality = quality[targets.pos_image, targets.pos_prior].detach()
+        elif reg is None:
+            raise ValueError(f"{type(self).__name__}: soft class targets without assigner "
+                             "quality need the box values (cls_loss(cls, targets, reg))")
+        else:
+            pos_quality = self.pos_iou(reg, targets)
+        num_images, num_priors = targets.labels.shape
+        soft = pos_quality.new_zeros((num_images * num_priors, self.num_classes))
+        rows = targets.pos_image * num_priors + targets.pos_prior
+        soft[rows, targets.labels[targets.pos_image, targets.pos_prior]] = pos_quality
+        return soft
+
+    def pos_iou(self, reg: Tensor, targets: DenseTargets) -> Tensor:
+        """``(P,)`` IoU of each positive's decoded predicted box with its gt box, detached
+        (the soft target of GFL and VarifocalNet).
+
+        :param reg: ``(B, N, encode_size)`` box values.
+        """
+        with torch.no_grad():
+            boxes = self.bbox_coder.decode(targets.pos_prior_rows(),
+                                           reg[targets.pos_image, targets.pos_prior],
+                                           strides=targets.pos_strides())
+            return aligned_iou(boxes, targets.pos_gt_boxes)
 
     def soft_label_cls_loss(self, cls: Tensor, targets: DenseTargets
                             ) -> tuple[Tensor, Tensor, Tensor]:
@@ -339,11 +405,13 @@ class DenseHead(nn.Module):
 
     def predict(self, feats: tuple[Tensor, ...], samples: list[DetSample]) -> list[Instances]:
         """Detections per image in ``img_shape`` coordinates (boxes clipped to it)."""
+        # a head's own signature: the outputs of its ``forward``, then ``samples``
+        predict_by_feat: Callable[..., list[Instances]] = self.predict_by_feat
         with self.float32_outputs(feats) as outputs:
-            return self.predict_by_feat(*outputs, samples)
+            return predict_by_feat(*outputs, samples)
 
     def predict_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
-                        samples: list[DetSample], postprocess: Any = None,
+                        samples: list[DetSample], postprocess: PostProcess | None = None,
                         level_scores: list[Tensor] | None = None) -> list[Instances]:
         """Per-level scores -> candidates -> decoded boxes -> NMS.
 

@@ -23,4 +23,5 @@ class CIoULoss(BoxPairLoss):
 
     def pair_loss(self, pred: Tensor, target: Tensor) -> Tensor:
         """``(N,)`` ``1 - CIoU`` of ``(N, 4)`` xyxy pairs."""
-        return complete_box_iou_loss(pred, target, reduction="none", eps=EPS)
+        loss: Tensor = complete_box_iou_loss(pred, target, reduction="none", eps=EPS)
+        return loss

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from core.models.losses.reduction import Reduction, WeightedLoss, expand_weight
-from core.models.losses.targets import one_hot_without_background
+from core.models.losses.targets import ClsTargets, one_hot_without_background
 
 
 class CrossEntropyLoss(WeightedLoss):
@@ -33,6 +33,8 @@ class CrossEntropyLoss(WeightedLoss):
         super().__init__(loss_weight, reduction)
         self.use_sigmoid = use_sigmoid
         self.class_weight = class_weight
+        #: Labels or, with sigmoid, ``(N, C)`` soft targets too.
+        self.cls_targets: ClsTargets = "labels_or_soft" if use_sigmoid else "labels"
 
     def forward(
         self,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor
 from torchvision.ops import sigmoid_focal_loss
 
 from core.models.losses.reduction import Reduction, WeightedLoss, expand_weight
 from core.models.losses.sparse_focal import sparse_sigmoid_focal_loss_sum
-from core.models.losses.targets import one_hot_without_background
+from core.models.losses.targets import ClsTargets, one_hot_without_background
 
 
 class FocalLoss(WeightedLoss):
@@ -18,6 +20,9 @@ class FocalLoss(WeightedLoss):
     :param loss_weight: multiplies the loss.
     :param reduction: "none", "mean" or "sum".
     """
+
+    #: Takes class labels (``(N, C)`` 0/1 targets work too; soft targets are not its loss).
+    cls_targets: ClassVar[ClsTargets] = "labels"
 
     def __init__(
         self,

@@ -20,4 +20,5 @@ class GIoULoss(BoxPairLoss):
 
     def pair_loss(self, pred: Tensor, target: Tensor) -> Tensor:
         """``(N,)`` ``1 - GIoU`` of ``(N, 4)`` xyxy pairs."""
-        return generalized_box_iou_loss(pred, target, reduction="none", eps=EPS)
+        loss: Tensor = generalized_box_iou_loss(pred, target, reduction="none", eps=EPS)
+        return loss

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch.nn.functional as F
 from torch import Tensor
 
 from core.models.losses.reduction import Reduction, WeightedLoss, expand_weight
+from core.models.losses.targets import ClsTargets
 
 
 class QualityFocalLoss(WeightedLoss):
@@ -18,6 +21,9 @@ class QualityFocalLoss(WeightedLoss):
     :param loss_weight: multiplies the loss.
     :param reduction: "none", "mean" or "sum".
     """
+
+    #: Takes ``(N, C)`` soft targets (a dense head gives ``one_hot * quality``).
+    cls_targets: ClassVar[ClsTargets] = "soft"
 
     def __init__(self, beta: float = 2.0, loss_weight: float = 1.0,
                  reduction: Reduction = "mean") -> None:

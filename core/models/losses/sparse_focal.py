@@ -12,10 +12,11 @@ element-wise formula. The result equals
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import FunctionCtx
 
 #: Rows per block of the dense part: a block of ``(rows, C)`` floats stays in the CPU cache
 #: between the element-wise steps.
@@ -60,7 +61,7 @@ def _positive_correction_grad(picked: Tensor, weight: Tensor, alpha: float, gamm
 class _SparseFocalLossSum(torch.autograd.Function):
     @staticmethod
     def forward(
-        ctx: FunctionCtx,
+        ctx: Any,  # attributes set here are read in backward
         logits: Tensor,
         rows: Tensor,
         cols: Tensor,
@@ -70,7 +71,7 @@ class _SparseFocalLossSum(torch.autograd.Function):
     ) -> Tensor:
         dense = logits.new_zeros(())
         for block, weight_block in zip(
-            logits.split(BLOCK_ROWS), row_weight.split(BLOCK_ROWS), strict=True
+            torch.split(logits, BLOCK_ROWS), torch.split(row_weight, BLOCK_ROWS), strict=True
         ):
             dense += _negative_loss(block, gamma).sum(dim=1) @ weight_block
         correction = _positive_correction(logits[rows, cols], row_weight[rows], alpha, gamma)
@@ -79,13 +80,14 @@ class _SparseFocalLossSum(torch.autograd.Function):
         return _class_weights(alpha)[1] * dense + correction.sum()
 
     @staticmethod
-    def backward(ctx: FunctionCtx, grad_output: Tensor) -> tuple[Tensor | None, ...]:
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         logits, rows, cols, row_weight = ctx.saved_tensors
         gamma = ctx.gamma
         grad = torch.empty_like(logits)
         scale = grad_output * _class_weights(ctx.alpha)[1] * row_weight
         for block, scale_block, grad_block in zip(
-            logits.split(BLOCK_ROWS), scale.split(BLOCK_ROWS), grad.split(BLOCK_ROWS), strict=True
+            torch.split(logits, BLOCK_ROWS), torch.split(scale, BLOCK_ROWS),
+            torch.split(grad, BLOCK_ROWS), strict=True,
         ):
             torch.mul(_negative_grad(block, gamma), scale_block[:, None], out=grad_block)
         picked_grad = _positive_correction_grad(
@@ -115,4 +117,6 @@ def sparse_sigmoid_focal_loss_sum(
     cols = labels[rows]
     if row_weight is None:
         row_weight = logits.new_ones(len(logits))
-    return _SparseFocalLossSum.apply(logits, rows, cols, row_weight.to(logits.dtype), alpha, gamma)
+    loss: Tensor = _SparseFocalLossSum.apply(logits, rows, cols, row_weight.to(logits.dtype),
+                                             alpha, gamma)
+    return loss

@@ -86,7 +86,8 @@ class FPN(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_uniform_(m.weight, a=1)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
         placements = parse_placements(
             plugins, {ON_INPUT: used, ON_OUTPUT: num_outs}, flags_key="levels"
         )

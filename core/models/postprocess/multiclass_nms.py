@@ -114,9 +114,9 @@ class MultiClassNMS:
         starts = torch.cumsum(counts, dim=0) - counts
         rank = torch.arange(len(keep), device=boxes.device) - starts[kept_images]
         keep = keep[rank < self.max_per_img]
-        counts = counts.clamp(max=self.max_per_img).tolist()
+        kept_counts: list[int] = counts.clamp(max=self.max_per_img).tolist()
         results = []
-        for image_keep in keep.split(counts):
+        for image_keep in torch.split(keep, kept_counts):
             results.append(
                 Instances(flat_boxes[image_keep], flat_labels[image_keep], flat_scores[image_keep])
             )

@@ -71,7 +71,7 @@ class AnchorGenerator:
         if round_base_anchors:
             self.base_anchors = [a.round() for a in self.base_anchors]
         # (featmap sizes, device) -> anchors; the grid depends only on these.
-        self._cache: dict[tuple, list[Tensor]] = {}
+        self._cache: dict[tuple[tuple[tuple[int, int], ...], str], list[Tensor]] = {}
 
     @property
     def num_levels(self) -> int:
@@ -135,7 +135,7 @@ class AnchorGenerator:
             raise ValueError(
                 f"AnchorGenerator has {self.num_levels} strides but got {len(featmap_sizes)} maps"
             )
-        key = (tuple(tuple(int(v) for v in size) for size in featmap_sizes), str(device))
+        key = (tuple((int(h), int(w)) for h, w in featmap_sizes), str(device))
         if key not in self._cache:
             if len(self._cache) >= MAX_CACHED_GRIDS:
                 self._cache.clear()

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.engine.hooks.base import PRIORITIES, Hook
-from core.tools.analyze_logs import SCALAR_FILE, Line, plot_panels, read_scalars
+from core.errors import writing
+from core.visualization.curves import SCALAR_FILE, Line, plot_panels, read_scalars
 
 if TYPE_CHECKING:
     from core.engine.runner import Runner
@@ -81,5 +82,7 @@ class CurvesHook(Hook):
             return
         panels = curve_panels(read_scalars(scalar_file))
         if panels:
-            plot_panels(panels, runner.work_dir / self.file_name, columns=CURVE_COLUMNS)
+            path = runner.work_dir / self.file_name
+            with writing(path):
+                plot_panels(panels, path, columns=CURVE_COLUMNS)
             self._last_drawn = time.monotonic()

@@ -15,7 +15,8 @@ from core.data.transforms.photometric import Normalize
 from core.engine.hooks.base import PRIORITIES, Hook
 from core.engine.randomness import isolated_rng
 from core.errors import ConfigError
-from core.visualization.positives import draw_positive_grid, level_positives
+from core.visualization.positive_grid import draw_positive_grid
+from core.visualization.positives import ImagePositives, collect_positives, dense_head_of
 
 if TYPE_CHECKING:
     from core.engine.runner import Runner
@@ -23,21 +24,6 @@ if TYPE_CHECKING:
 
 #: Dataset wrappers searched (``.dataset``) for the pipeline's Normalize.
 MAX_WRAPPER_DEPTH = 4
-
-
-def dense_head_of(model: nn.Module) -> Any:
-    """The head with ``get_assignments(feats, samples)``: a single-stage detector's ``head``
-    or a two-stage detector's ``rpn_head``.
-
-    :raises ConfigError: when the model has none.
-    """
-    for name in ("head", "rpn_head"):
-        head = getattr(model, name, None)
-        if head is not None and callable(getattr(head, "get_assignments", None)):
-            return head
-    raise ConfigError(f"PositiveSamplesHook: {type(model).__name__} has no head with "
-                      "get_assignments(feats, samples) (every head built on "
-                      "core.models.heads.DenseHead has one)")
 
 
 def find_normalize(dataset: Any) -> Normalize | None:
@@ -141,22 +127,21 @@ class PositiveSamplesHook(Hook):
             runner.logger.info(f"PositiveSamplesHook: {self.drawings} drawings in "
                                f"{self.seconds:.2f} s")
 
+    def positives(self, model: nn.Module, batch: DetBatch) -> list[ImagePositives]:
+        """The positives of the first ``num_images`` images of ``batch`` (on the model's
+        device), as the model assigns them in its current mode; nothing of the training
+        state changes (gradients, running statistics, random generators)."""
+        count = min(self.num_images, len(batch.samples))
+        with torch.no_grad(), isolated_rng(), untouched_buffers(model):
+            return collect_positives(model, batch.images[:count], batch.samples[:count])
+
     def draw(self, model: nn.Module, batch: DetBatch, canvas: Any) -> np.ndarray:
         """The grid of the first ``num_images`` images of ``batch`` (on the model's device).
 
         :returns: ``(H', W', 3)`` uint8 RGB (see
-            :func:`~core.visualization.positives.draw_positive_grid`).
+            :func:`~core.visualization.positive_grid.draw_positive_grid`).
         """
-        head = dense_head_of(model)
-        count = min(self.num_images, len(batch.samples))
-        images = batch.images[:count]
-        samples = batch.samples[:count]
-        with torch.no_grad(), isolated_rng(), untouched_buffers(model):
-            feats = model.extract_feat(images)
-            assignments = head.get_assignments(feats, samples)
-        strides = [float(s) for s in head.prior_generator.strides]
-        positives = [level_positives(assignments.priors, assignments.pos_inds[i],
-                                     assignments.pos_gt_inds[i]) for i in range(count)]
-        pictures = [displayable(image, self._normalize) for image in images]
-        return draw_positive_grid(canvas, pictures, [s.gt.boxes for s in samples], positives,
-                                  strides, self.min_panel, self.show_prior)
+        positives = self.positives(model, batch)
+        pictures = [displayable(image, self._normalize)
+                    for image in batch.images[:len(positives)]]
+        return draw_positive_grid(canvas, pictures, positives, self.min_panel, self.show_prior)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.engine.hooks.base import PRIORITIES, Hook
 from core.engine.hooks.checkpoint import CheckpointHook
@@ -18,6 +18,10 @@ class RunSummaryHook(Hook):
     """After training, log the best validation metric with its epoch (iteration in
     iteration-based runs), the best checkpoint's path and the pictures other hooks wrote
     (hooks with a ``pictures(runner) -> list[Path]`` method).
+
+    The validations travel in every checkpoint, so the lines of a resumed run cover the
+    validations before the resume too; when the checkpoint hook keeps the best checkpoint by
+    the same metric, its best is the one reported (the one its best checkpoint file holds).
 
     :param metric: the metric judged; ``"auto"`` takes the checkpoint hook's ``save_best``
         metric, or else the first validation metric.
@@ -37,7 +41,7 @@ class RunSummaryHook(Hook):
             return
         checkpoint = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
         lines = [f"run finished: {runner.work_dir}"]
-        best = self._best(checkpoint)
+        best = self._best(checkpoint, runner.by_epoch)
         unit = "epoch" if runner.by_epoch else "iteration"
         if best is not None:
             key, value, step = best
@@ -51,7 +55,19 @@ class RunSummaryHook(Hook):
         for line in lines:
             runner.logger.info(line)
 
-    def _best(self, checkpoint: CheckpointHook | None) -> tuple[str, float, int] | None:
+    def before_save_checkpoint(self, runner: Runner, checkpoint: dict[str, Any]) -> None:
+        """Save the validations so far (a resumed run reports the best over all of them)."""
+        checkpoint.setdefault("hooks", {})["run_summary"] = {
+            "history": [[step, dict(metrics)] for step, metrics in self._history]}
+
+    def after_load_checkpoint(self, runner: Runner, checkpoint: dict[str, Any]) -> None:
+        """Restore the validations of a resumed run."""
+        state = checkpoint.get("hooks", {}).get("run_summary")
+        if state is not None:
+            self._history = [(int(step), dict(metrics)) for step, metrics in state["history"]]
+
+    def _best(self, checkpoint: CheckpointHook | None, by_epoch: bool,
+              ) -> tuple[str, float, int] | None:
         """``(metric, best value, epoch or iteration)`` over the validations, or ``None``."""
         if not self._history:
             return None
@@ -61,6 +77,10 @@ class RunSummaryHook(Hook):
             key = checkpoint.save_best
         if key == AUTO_METRIC:
             key = next(iter(self._history[0][1]), "")
+        if checkpoint is not None and checkpoint.best_score is not None and (
+                checkpoint.best_key == key):
+            step = checkpoint.best_epoch if by_epoch else checkpoint.best_iter
+            return key, checkpoint.best_score, step
         rule = (checkpoint.rule if checkpoint is not None else None) or (
             "less" if "loss" in key else "greater")
         scored = [(metrics[key], step) for step, metrics in self._history

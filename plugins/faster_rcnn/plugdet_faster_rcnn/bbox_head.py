@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from core.errors import ConfigError
+from core.api import ConfigError
 
 CLS_INIT_STD = 0.01
 REG_INIT_STD = 0.001

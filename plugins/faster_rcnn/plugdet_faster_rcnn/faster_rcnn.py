@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.models.detectors import TwoStageDetector
+from core.api import TwoStageDetector
 
 
 class FasterRCNN(TwoStageDetector):

@@ -3,8 +3,7 @@ stage and registers the extractor, the proposal selection, the heads and the det
 
 from __future__ import annotations
 
-from core import impl
-from core.hookspecs import DeclareStage, Register
+from core.api import DeclareStage, Register, impl
 from plugdet_faster_rcnn.faster_rcnn import FasterRCNN
 from plugdet_faster_rcnn.proposals import ProposalNMS
 from plugdet_faster_rcnn.roi_extractor import MultiLevelRoIAlign, RoIExtractor

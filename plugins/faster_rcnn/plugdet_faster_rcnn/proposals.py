@@ -7,9 +7,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from core.errors import ConfigError
-from core.models.postprocess import Candidates, MultiClassNMS
-from core.structures import Instances
+from core.api import Candidates, ConfigError, Instances, MultiClassNMS
 
 #: Label of every proposal (objectness is class-agnostic).
 PROPOSAL_LABEL = 0

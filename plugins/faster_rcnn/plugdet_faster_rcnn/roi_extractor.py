@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torchvision.ops import roi_align
 
-from core.errors import ConfigError
+from core.api import ConfigError
 
 #: Added to the level's log2 before flooring, so that a box exactly on a boundary (e.g.
 #: 112 px with ``finest_scale`` 56) takes the coarser level whatever the rounding.

@@ -4,21 +4,32 @@ Shared2FC box head -> softmax classification and class-specific box regression."
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 import attrs
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 
-from core.contracts import GTBatch, Priors, SampleResult
-from core.errors import ConfigError
-from core.models.build import build_part
-from core.models.precision import float32_region
-from core.registry import component
-from core.structures import DetSample, Instances
+from core.api import (
+    Assigner,
+    BoxCoder,
+    Buildable,
+    ConfigError,
+    DetSample,
+    GTBatch,
+    Instances,
+    Loss,
+    PostProcess,
+    Priors,
+    Sampler,
+    SampleResult,
+    build_part,
+    component,
+    float32_region,
+)
 from plugdet_faster_rcnn.bbox_head import Shared2FCBBoxHead
-from plugdet_faster_rcnn.roi_extractor import rois_from_boxes
+from plugdet_faster_rcnn.roi_extractor import RoIExtractor, rois_from_boxes
 
 #: Key of the sampled positive RoIs in the loss dict (logged as ``train/roi_num_pos``).
 NUM_POS_KEY = "roi_num_pos"
@@ -91,13 +102,15 @@ class StandardRoIHead(nn.Module):
         num_classes: int = 80,
         in_channels: int = 256,
         fc_channels: int = 1024,
-        roi_extractor: Annotated[Any, component("roi_extractor")] = DEFAULT_ROI_EXTRACTOR,
-        assigner: Annotated[Any, component("assigner")] = DEFAULT_ASSIGNER,
-        sampler: Annotated[Any, component("sampler")] = DEFAULT_SAMPLER,
-        bbox_coder: Annotated[Any, component("coder")] = DEFAULT_CODER,
-        loss_cls: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_CLS,
-        loss_bbox: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_BBOX,
-        postprocess: Annotated[Any, component("postprocess")] = DEFAULT_POSTPROCESS,
+        roi_extractor: Annotated[Buildable[RoIExtractor],
+                                 component("roi_extractor")] = DEFAULT_ROI_EXTRACTOR,
+        assigner: Annotated[Buildable[Assigner], component("assigner")] = DEFAULT_ASSIGNER,
+        sampler: Annotated[Buildable[Sampler], component("sampler")] = DEFAULT_SAMPLER,
+        bbox_coder: Annotated[Buildable[BoxCoder], component("coder")] = DEFAULT_CODER,
+        loss_cls: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_CLS,
+        loss_bbox: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_BBOX,
+        postprocess: Annotated[Buildable[PostProcess],
+                               component("postprocess")] = DEFAULT_POSTPROCESS,
         min_bbox_size: float = 1e-2,
     ) -> None:
         super().__init__()
@@ -120,7 +133,8 @@ class StandardRoIHead(nn.Module):
         """:param feats: pyramid levels ``(B, C_in, H_l, W_l)``.
         :param rois: ``(K, 5)`` ``(image index, x1, y1, x2, y2)``.
         :returns: ``(K, C + 1)`` class logits and ``(K, C, encode_size)`` deltas."""
-        return self.bbox_head(self.roi_extractor.extract(feats, rois))
+        outputs: tuple[Tensor, Tensor] = self.bbox_head(self.roi_extractor.extract(feats, rois))
+        return outputs
 
     # ---- training ----------------------------------------------------------------------
 
@@ -132,7 +146,7 @@ class StandardRoIHead(nn.Module):
             RoIs are ``result.priors.boxes``) and the padded ground truth.
         """
         priors = proposal_priors(proposals, proposals[0].boxes.device if proposals else "cpu")
-        gt = GTBatch.from_samples(samples, priors.boxes.device)
+        gt = GTBatch.from_samples(samples, priors.points.device)
         return self.sampler.sample(self.assigner.assign(priors, gt), priors, gt), gt
 
     def targets(self, proposals: Sequence[Instances], samples: list[DetSample]) -> RoITargets:
@@ -142,6 +156,7 @@ class StandardRoIHead(nn.Module):
         :param samples: with ``gt`` in ``img_shape`` pixels.
         """
         sampling, gt = self.sample(proposals, samples)
+        assert sampling.priors.boxes is not None  # the RoIs: proposals (and gt boxes)
         image, index = (sampling.pos_mask | sampling.neg_mask).nonzero(as_tuple=True)
         boxes = sampling.priors.boxes[image, index]
         assigned = sampling.assign_result
@@ -187,6 +202,7 @@ class StandardRoIHead(nn.Module):
         """Detections per image in ``img_shape`` pixels (clipped to it)."""
         device = feats[0].device
         priors = proposal_priors(proposals, device)
+        assert priors.boxes is not None and priors.valid is not None  # set by proposal_priors
         image, index = priors.valid.nonzero(as_tuple=True)
         boxes = priors.boxes[image, index]
         cls, deltas = (output.float() for output in

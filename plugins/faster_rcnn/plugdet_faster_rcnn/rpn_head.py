@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import attrs
 import torch
 from torch import Tensor, nn
 
-from core.contracts import Predictions, Priors
-from core.errors import ConfigError
-from core.models.build import build_part
-from core.models.heads import DenseHead
-from core.models.heads.dense_head import NUM_POS_KEY, DenseTargets
-from core.registry import component
-from core.structures import DetSample, Instances
+from core.api import (
+    NUM_POS_KEY,
+    Assigner,
+    BoxCoder,
+    Buildable,
+    ConfigError,
+    DenseHead,
+    DenseTargets,
+    DetSample,
+    Instances,
+    Loss,
+    PostProcess,
+    Predictions,
+    PriorGenerator,
+    Priors,
+    Sampler,
+    build_part,
+    component,
+)
 
 CONV_KERNEL = 3
 INIT_STD = 0.01
@@ -75,14 +87,17 @@ class RPNHead(DenseHead):
         self,
         in_channels: int = 256,
         feat_channels: int = 256,
-        prior_generator: Annotated[Any, component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
-        assigner: Annotated[Any, component("assigner")] = DEFAULT_ASSIGNER,
-        sampler: Annotated[Any, component("sampler")] = DEFAULT_SAMPLER,
-        bbox_coder: Annotated[Any, component("coder")] = DEFAULT_CODER,
-        loss_cls: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_CLS,
-        loss_bbox: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_BBOX,
-        postprocess: Annotated[Any, component("postprocess")] = DEFAULT_TEST_PROPOSALS,
-        train_postprocess: Annotated[Any, component("postprocess")] = DEFAULT_TRAIN_PROPOSALS,
+        prior_generator: Annotated[Buildable[PriorGenerator],
+                                   component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
+        assigner: Annotated[Buildable[Assigner], component("assigner")] = DEFAULT_ASSIGNER,
+        sampler: Annotated[Buildable[Sampler], component("sampler")] = DEFAULT_SAMPLER,
+        bbox_coder: Annotated[Buildable[BoxCoder], component("coder")] = DEFAULT_CODER,
+        loss_cls: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_CLS,
+        loss_bbox: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_BBOX,
+        postprocess: Annotated[Buildable[PostProcess],
+                               component("postprocess")] = DEFAULT_TEST_PROPOSALS,
+        train_postprocess: Annotated[Buildable[PostProcess],
+                                     component("postprocess")] = DEFAULT_TRAIN_PROPOSALS,
     ) -> None:
         super().__init__(NUM_OBJECTNESS, prior_generator, assigner, sampler, bbox_coder,
                          loss_cls, loss_bbox, postprocess)
@@ -102,7 +117,8 @@ class RPNHead(DenseHead):
                                  self.num_base_priors * self.bbox_coder.encode_size, 1)
         for conv in (self.rpn_conv, self.rpn_cls, self.rpn_reg):
             nn.init.normal_(conv.weight, std=INIT_STD)
-            nn.init.zeros_(conv.bias)
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
 
     def forward(self, feats: tuple[Tensor, ...]) -> tuple[list[Tensor], list[Tensor]]:
         """:param feats: per level ``(B, in_channels, H_l, W_l)``.

@@ -12,6 +12,7 @@ labels are shifted accordingly.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -135,21 +136,24 @@ class TorchvisionRunner:
 
     def features(self, images: Tensor) -> OrderedDict[str, Tensor]:
         """Pyramid levels ``(B, 256, H_l, W_l)`` by torchvision's names."""
-        return self.model.backbone(images)
+        levels: OrderedDict[str, Tensor] = self.model.backbone(images)
+        return levels
 
     def anchors(self, images: Tensor) -> list[Tensor]:
         """Per image ``(N, 4)`` RPN anchors of all levels."""
         feats = list(self.features(images).values())
-        return self.model.rpn.anchor_generator(self._image_list(images), feats)
+        anchors: list[Tensor] = self.model.rpn.anchor_generator(self._image_list(images), feats)
+        return anchors
 
     @staticmethod
     def _image_list(images: Tensor, image_sizes: list[tuple[int, int]] | None = None
                     ) -> ImageList:
-        sizes = image_sizes or [tuple(images.shape[-2:])] * len(images)
+        sizes: Sequence[tuple[int, ...]] = image_sizes or [tuple(images.shape[-2:])] * len(images)
         return ImageList(images, [tuple(s) for s in sizes])
 
     def proposals(self, images: Tensor, image_sizes: list[tuple[int, int]]) -> list[Tensor]:
         """Test-time proposals ``(R_i, 4)`` per image."""
+        proposals: list[Tensor]
         proposals, _ = self.model.rpn(self._image_list(images, image_sizes),
                                       self.features(images))
         return proposals

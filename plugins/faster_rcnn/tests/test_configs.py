@@ -6,6 +6,7 @@ import pytest
 from torch import nn
 
 from core.config import load_config
+from core.engine.class_count import resolve_num_classes
 from core.plugins import get_registries
 
 CONFIGS = resources.files("plugdet_faster_rcnn") / "configs"
@@ -17,7 +18,7 @@ FC_CHANNELS = 1024
 
 
 def load(name):
-    cfg = load_config(str(CONFIGS / name))
+    cfg = resolve_num_classes(load_config(str(CONFIGS / name)))  # the count from the dataset
     cfg["model"]["backbone"].pop("init_cfg", None)  # no weights download in tests
     return cfg
 

@@ -5,7 +5,7 @@ from importlib import resources
 
 import torch
 
-from core.config_defaults import load_full_config
+from core.engine.full_config import load_full_config
 from core.plugins import get_registries
 from core.structures import DetBatch, DetSample, Instances
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from core import impl
-from core.hookspecs import Register
+from core.api import Register, impl
 from plugdet_retinanet.retina_head import RetinaHead
 from plugdet_retinanet.retinanet import RetinaNet
 

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated
 
 from torch import Tensor, nn
 
-from core.errors import ConfigError
-from core.models.heads import DenseHead
-from core.registry import component
+from core.api import (
+    Assigner,
+    BoxCoder,
+    Buildable,
+    ConfigError,
+    DenseHead,
+    Loss,
+    PostProcess,
+    PriorGenerator,
+    Sampler,
+    component,
+)
 
 CONV_KERNEL = 3
 CLS_WEIGHT_STD = 0.01
@@ -54,13 +63,15 @@ class RetinaHead(DenseHead):
         in_channels: int = 256,
         feat_channels: int = 256,
         stacked_convs: int = 4,
-        prior_generator: Annotated[Any, component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
-        assigner: Annotated[Any, component("assigner")] = DEFAULT_ASSIGNER,
-        sampler: Annotated[Any, component("sampler")] = DEFAULT_SAMPLER,
-        bbox_coder: Annotated[Any, component("coder")] = DEFAULT_CODER,
-        loss_cls: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_CLS,
-        loss_bbox: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_BBOX,
-        postprocess: Annotated[Any, component("postprocess")] = DEFAULT_POSTPROCESS,
+        prior_generator: Annotated[Buildable[PriorGenerator],
+                                   component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
+        assigner: Annotated[Buildable[Assigner], component("assigner")] = DEFAULT_ASSIGNER,
+        sampler: Annotated[Buildable[Sampler], component("sampler")] = DEFAULT_SAMPLER,
+        bbox_coder: Annotated[Buildable[BoxCoder], component("coder")] = DEFAULT_CODER,
+        loss_cls: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_CLS,
+        loss_bbox: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_BBOX,
+        postprocess: Annotated[Buildable[PostProcess],
+                               component("postprocess")] = DEFAULT_POSTPROCESS,
         prior_prob: float = 0.01,
         reg_decoded_bbox: bool = False,
     ) -> None:
@@ -103,8 +114,10 @@ class RetinaHead(DenseHead):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, std=CLS_WEIGHT_STD)
-                nn.init.zeros_(m.bias)
-        nn.init.constant_(self.retina_cls.bias, -math.log((1 - prior_prob) / prior_prob))
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        if self.retina_cls.bias is not None:
+            nn.init.constant_(self.retina_cls.bias, -math.log((1 - prior_prob) / prior_prob))
 
     def forward(self, feats: tuple[Tensor, ...]) -> tuple[list[Tensor], list[Tensor]]:
         """:param feats: per level ``(B, in_channels, H_l, W_l)``.

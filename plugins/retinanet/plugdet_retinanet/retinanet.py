@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.models.detectors import SingleStageDetector
+from core.api import SingleStageDetector
 
 
 class RetinaNet(SingleStageDetector):

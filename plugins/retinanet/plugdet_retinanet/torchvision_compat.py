@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 from torchvision.models.detection import RetinaNet as TVRetinaNet
 from torchvision.models.detection.image_list import ImageList
@@ -125,7 +126,8 @@ class TorchvisionRunner:
     def anchors(self, images: Tensor, feats: list[Tensor]) -> list[Tensor]:
         """Per image ``(N, 4)`` anchors of all levels."""
         sizes = [tuple(images.shape[-2:])] * len(images)
-        return self.model.anchor_generator(ImageList(images, sizes), feats)
+        anchors: list[Tensor] = self.model.anchor_generator(ImageList(images, sizes), feats)
+        return anchors
 
     def features(self, images: Tensor) -> list[Tensor]:
         """Pyramid levels ``(B, 256, H_l, W_l)``."""
@@ -142,14 +144,18 @@ class TorchvisionRunner:
         num_anchors = head_outputs["cls_logits"].shape[1] // sum(num_per_level)
         num_per_level = [n * num_anchors for n in num_per_level]
         split_outputs = {k: list(v.split(num_per_level, dim=1)) for k, v in head_outputs.items()}
-        split_anchors = [list(a.split(num_per_level)) for a in anchors]
-        return self.model.postprocess_detections(split_outputs, split_anchors, image_sizes)
+        split_anchors = [list(torch.split(a, num_per_level)) for a in anchors]
+        detections: list[dict[str, Tensor]] = self.model.postprocess_detections(
+            split_outputs, split_anchors, image_sizes)
+        return detections
 
     def loss(self, images: Tensor, targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
         """Training losses (``classification``, ``bbox_regression``)."""
         feats = self.features(images)
         head_outputs = self.model.head(feats)
-        return self.model.compute_loss(targets, head_outputs, self.anchors(images, feats))
+        losses: dict[str, Tensor] = self.model.compute_loss(targets, head_outputs,
+                                                            self.anchors(images, feats))
+        return losses
 
 
 def load_torchvision_weights(ours: nn.Module, tv_model: TVRetinaNet) -> None:

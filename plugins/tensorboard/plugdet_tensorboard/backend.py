@@ -10,8 +10,7 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from core.config import dump_config
-from core.visualization.backends.base import BaseVisBackend
+from core.api import BaseVisBackend, dump_config
 
 CONFIG_TAG = "config"
 

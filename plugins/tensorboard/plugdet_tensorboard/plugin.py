@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from core import impl
-from core.hookspecs import Register
+from core.api import Register, impl
 from plugdet_tensorboard.backend import TensorboardVisBackend
 
 

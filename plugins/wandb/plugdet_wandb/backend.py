@@ -11,8 +11,7 @@ import torch
 import wandb
 from torch import nn
 
-from core.config import dump_config
-from core.visualization.backends.base import BaseVisBackend
+from core.api import BaseVisBackend, dump_config
 
 #: The x axis of every logged value: plugdet's step (iteration or epoch as the caller says).
 STEP_KEY = "global_step"

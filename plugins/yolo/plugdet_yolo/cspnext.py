@@ -58,7 +58,7 @@ class CSPNeXtBlock(nn.Module):
         self.add_identity = add_identity and in_channels == out_channels
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.conv2(self.conv1(x))
+        out: Tensor = self.conv2(self.conv1(x))
         return out + x if self.add_identity else out
 
 
@@ -72,7 +72,8 @@ class ChannelAttention(nn.Module):
         self.act = nn.Hardsigmoid()
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * self.act(self.fc(x.mean(dim=(2, 3), keepdim=True)))
+        gate: Tensor = self.act(self.fc(x.mean(dim=(2, 3), keepdim=True)))
+        return x * gate
 
 
 class CSPNeXtLayer(nn.Module):
@@ -96,7 +97,8 @@ class CSPNeXtLayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         fused = torch.cat([self.blocks(self.main_conv(x)), self.short_conv(x)], dim=1)
-        return self.final_conv(self.attention(fused))
+        out: Tensor = self.final_conv(self.attention(fused))
+        return out
 
 
 class CSPNeXt(StagedBackbone):
@@ -129,7 +131,8 @@ class CSPNeXt(StagedBackbone):
         stages: list[nn.Module] = []
         for out, num_blocks, add_identity, use_sppf in P5_STAGES:
             out = make_divisible(out, widen_factor)
-            modules = [ConvBNSiLU(channels[-1], out, DOWNSAMPLE_KERNEL, DOWNSAMPLE_STRIDE)]
+            modules: list[nn.Module] = [
+                ConvBNSiLU(channels[-1], out, DOWNSAMPLE_KERNEL, DOWNSAMPLE_STRIDE)]
             if use_sppf:
                 modules.append(sppf(out, out))
             modules.append(CSPNeXtLayer(out, out, make_round(num_blocks, deepen_factor),

@@ -12,8 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from core.errors import ConfigError
-from core.models.enhance import SPPF
+from core.api import SPPF, ConfigError
 
 #: BatchNorm settings of the YOLO references (ultralytics, MMYOLO).
 BN_EPS = 1e-3
@@ -125,7 +124,7 @@ class DarknetBottleneck(nn.Module):
         self.add_identity = add_identity and in_channels == out_channels
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.conv2(self.conv1(x))
+        out: Tensor = self.conv2(self.conv1(x))
         return out + x if self.add_identity else out
 
 
@@ -147,8 +146,9 @@ class C3(nn.Module):
         self.final_conv = ConvBNSiLU(2 * hidden, out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.final_conv(torch.cat([self.blocks(self.main_conv(x)), self.short_conv(x)],
-                                         dim=1))
+        out: Tensor = self.final_conv(torch.cat([self.blocks(self.main_conv(x)),
+                                                 self.short_conv(x)], dim=1))
+        return out
 
 
 class C2f(nn.Module):
@@ -172,7 +172,8 @@ class C2f(nn.Module):
         pieces = list(self.main_conv(x).split(self.hidden, dim=1))
         for block in self.blocks:
             pieces.append(block(pieces[-1]))
-        return self.final_conv(torch.cat(pieces, dim=1))
+        out: Tensor = self.final_conv(torch.cat(pieces, dim=1))
+        return out
 
 
 def sppf(in_channels: int, out_channels: int) -> nn.Module:

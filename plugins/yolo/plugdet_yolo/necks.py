@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.errors import ConfigError
+from core.api import ConfigError
 from plugdet_yolo.layers import C3, C2f, ConvBNSiLU, check_factors, make_divisible, make_round
 
 DOWNSAMPLE_KERNEL = 3

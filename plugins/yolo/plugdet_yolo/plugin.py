@@ -1,18 +1,18 @@
 """Entry point of the ``plugdet-yolo`` distribution: registers the YOLO backbones, necks,
-heads, the detector, YOLOX's coder, IoU loss and mode-switch hook, and RTMDet's parts."""
+heads, the detector, the letterbox and HSV transforms, YOLOX's coder and mode-switch hook, and
+RTMDet's parts."""
 
 from __future__ import annotations
 
-from core import impl
-from core.hookspecs import Register
+from core.api import Register, impl
 from plugdet_yolo.backbones import YOLOv5CSPDarknet, YOLOv8CSPDarknet
 from plugdet_yolo.cspnext import CSPNeXt
 from plugdet_yolo.cspnext_pafpn import CSPNeXtPAFPN
 from plugdet_yolo.detector import YOLODetector
 from plugdet_yolo.hooks import ModeSwitchHook
-from plugdet_yolo.iou_loss import IoULoss
 from plugdet_yolo.necks import YOLOv5PAFPN, YOLOv8PAFPN
 from plugdet_yolo.rtmdet_head import RTMDetHead
+from plugdet_yolo.transforms import LetterResize, YOLOv5HSVRandomAug
 from plugdet_yolo.yolov5_assigner import YOLOv5ShapeMatchAssigner
 from plugdet_yolo.yolov5_coder import YOLOv5BoxCoder
 from plugdet_yolo.yolov5_head import YOLOv5Head
@@ -64,8 +64,9 @@ def register_coders(register: Register) -> None:
 
 
 @impl
-def register_losses(register: Register) -> None:
-    register("IoULoss", IoULoss)
+def register_transforms(register: Register) -> None:
+    register("LetterResize", LetterResize)
+    register("YOLOv5HSVRandomAug", YOLOv5HSVRandomAug)
 
 
 @impl

@@ -4,15 +4,24 @@ BatchNorm per level, dynamic soft-label assignment, quality focal and GIoU losse
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, cast
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.errors import ConfigError
-from core.models.heads import DenseHead
-from core.registry import component
-from core.structures import DetSample
+from core.api import (
+    Assigner,
+    BoxCoder,
+    Buildable,
+    ConfigError,
+    DenseHead,
+    DetSample,
+    Loss,
+    PostProcess,
+    PriorGenerator,
+    Sampler,
+    component,
+)
 from plugdet_yolo.layers import BN_EPS, BN_MOMENTUM, make_divisible
 
 BRANCH_KERNEL = 3
@@ -53,6 +62,9 @@ class RTMDetHead(DenseHead):
     :param share_conv: share the 3x3 convs across levels (BatchNorms stay per level).
     """
 
+    #: ``loss_cls`` gets ``one_hot * quality`` (:meth:`DenseHead.soft_label_cls_loss`).
+    cls_target_forms = ("soft",)
+
     def __init__(
         self,
         num_classes: int = 80,
@@ -61,13 +73,15 @@ class RTMDetHead(DenseHead):
         widen_factor: float = 1.0,
         stacked_convs: int = 2,
         share_conv: bool = True,
-        prior_generator: Annotated[Any, component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
-        assigner: Annotated[Any, component("assigner")] = DEFAULT_ASSIGNER,
-        sampler: Annotated[Any, component("sampler")] = DEFAULT_SAMPLER,
-        bbox_coder: Annotated[Any, component("coder")] = DEFAULT_CODER,
-        loss_cls: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_CLS,
-        loss_bbox: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_BBOX,
-        postprocess: Annotated[Any, component("postprocess")] = DEFAULT_POSTPROCESS,
+        prior_generator: Annotated[Buildable[PriorGenerator],
+                                   component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
+        assigner: Annotated[Buildable[Assigner], component("assigner")] = DEFAULT_ASSIGNER,
+        sampler: Annotated[Buildable[Sampler], component("sampler")] = DEFAULT_SAMPLER,
+        bbox_coder: Annotated[Buildable[BoxCoder], component("coder")] = DEFAULT_CODER,
+        loss_cls: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_CLS,
+        loss_bbox: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_BBOX,
+        postprocess: Annotated[Buildable[PostProcess],
+                               component("postprocess")] = DEFAULT_POSTPROCESS,
     ) -> None:
         super().__init__(num_classes, prior_generator, assigner, sampler, bbox_coder, loss_cls,
                          loss_bbox, postprocess, reg_decoded_bbox=True)
@@ -111,11 +125,14 @@ class RTMDetHead(DenseHead):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
         for cls_pred in self.cls_preds:
-            nn.init.constant_(cls_pred.bias, -math.log((1 - PRIOR_PROB) / PRIOR_PROB))
+            nn.init.constant_(cls_pred.get_parameter("bias"),
+                              -math.log((1 - PRIOR_PROB) / PRIOR_PROB))
 
     @staticmethod
-    def _branch(x: Tensor, convs: nn.ModuleList, norms: nn.ModuleList) -> Tensor:
-        for conv, norm in zip(convs, norms, strict=True):
+    def _branch(x: Tensor, convs: nn.Module, norms: nn.Module) -> Tensor:
+        # ``convs`` and ``norms`` are ModuleLists (a ModuleList's items are typed Module)
+        for conv, norm in zip(cast(nn.ModuleList, convs), cast(nn.ModuleList, norms),
+                              strict=True):
             x = F.silu(norm(conv(x)))
         return x
 

@@ -7,8 +7,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from core.contracts import NEGATIVE, AssignResult, GTBatch, Predictions, Priors
-from core.errors import ConfigError
+from core.api import NEGATIVE, AssignResult, ConfigError, GTBatch, Predictions, Priors
 
 #: The neighbour rule's threshold: a centre in the left (upper) half of its cell also trains
 #: the cell on the left (above), one in the right (lower) half the cell on the right (below).

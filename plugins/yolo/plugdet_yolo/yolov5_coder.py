@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from core.models.coders.common import clip_to_image, require_strides
+from core.api import clip_to_image, require_strides
 
 #: Decoded centre offsets span ``(-XY_MARGIN, 1 + XY_MARGIN)`` cells, sizes up to
 #: ``WH_SPAN ** 2`` times the anchor.

@@ -6,20 +6,33 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 import torch
 from torch import Tensor, nn
 from torchvision.ops import complete_box_iou_loss
 
-from core.contracts import Priors
-from core.errors import ConfigError
-from core.models.build import build_part
-from core.models.heads import DenseHead
-from core.models.heads.dense_head import NUM_POS_KEY, DenseTargets, flatten_level, flatten_levels
-from core.models.losses.reduction import zero_loss
-from core.registry import component
-from core.structures import DetSample, Instances
+from core.api import (
+    NUM_POS_KEY,
+    Assigner,
+    BoxCoder,
+    Buildable,
+    ConfigError,
+    DenseHead,
+    DenseTargets,
+    DetSample,
+    Instances,
+    Loss,
+    PostProcess,
+    PriorGenerator,
+    Priors,
+    Sampler,
+    build_part,
+    component,
+    flatten_level,
+    flatten_levels,
+    zero_loss,
+)
 from plugdet_yolo.layers import make_divisible
 
 LOGGER = logging.getLogger("plugdet.models")
@@ -82,19 +95,24 @@ class YOLOv5Head(DenseHead):
     :param loss_scale_by_batch: multiply the losses by the number of images.
     """
 
+    #: ``loss_cls`` gets the positives' class labels.
+    cls_target_forms = ("labels",)
+
     def __init__(
         self,
         num_classes: int = 80,
         in_channels: tuple[int, ...] = (256, 512, 1024),
         widen_factor: float = 1.0,
-        prior_generator: Annotated[Any, component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
-        assigner: Annotated[Any, component("assigner")] = DEFAULT_ASSIGNER,
-        sampler: Annotated[Any, component("sampler")] = DEFAULT_SAMPLER,
-        bbox_coder: Annotated[Any, component("coder")] = DEFAULT_CODER,
-        loss_cls: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_CLS,
-        loss_bbox: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_BBOX,
-        loss_obj: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_OBJ,
-        postprocess: Annotated[Any, component("postprocess")] = DEFAULT_POSTPROCESS,
+        prior_generator: Annotated[Buildable[PriorGenerator],
+                                   component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
+        assigner: Annotated[Buildable[Assigner], component("assigner")] = DEFAULT_ASSIGNER,
+        sampler: Annotated[Buildable[Sampler], component("sampler")] = DEFAULT_SAMPLER,
+        bbox_coder: Annotated[Buildable[BoxCoder], component("coder")] = DEFAULT_CODER,
+        loss_cls: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_CLS,
+        loss_bbox: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_BBOX,
+        loss_obj: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_OBJ,
+        postprocess: Annotated[Buildable[PostProcess],
+                               component("postprocess")] = DEFAULT_POSTPROCESS,
         obj_level_weights: tuple[float, ...] = DEFAULT_OBJ_LEVEL_WEIGHTS,
         box_gain: float = 0.05,
         cls_gain: float = 0.5,
@@ -138,7 +156,7 @@ class YOLOv5Head(DenseHead):
         with torch.no_grad():
             for conv, stride, priors in zip(self.convs, strides, self.num_base_priors,
                                             strict=True):
-                bias = conv.bias.view(priors, self.outputs_per_prior)
+                bias = conv.get_parameter("bias").view(priors, self.outputs_per_prior)
                 bias[:, BOX_CHANNELS] += math.log(
                     OBJECTS_PER_IMAGE / (REFERENCE_SCALE / stride) ** 2)
                 bias[:, BOX_CHANNELS + OBJ_CHANNELS:] += math.log(
@@ -164,7 +182,9 @@ class YOLOv5Head(DenseHead):
 
     # ---- training ----------------------------------------------------------------------
 
-    def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+    # Its ``forward`` has a third output: its per-level list comes before ``samples``,
+    # which DenseHead's signature cannot express.
+    def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],  # type: ignore[override]
                      objectnesses: list[Tensor], samples: list[DetSample]
                      ) -> dict[str, Tensor]:
         """``{"loss_bbox", "loss_obj", "loss_cls", "num_pos"}`` from the raw outputs."""
@@ -238,9 +258,11 @@ class YOLOv5Head(DenseHead):
 
     # ---- testing -----------------------------------------------------------------------
 
-    def predict_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+    # Its ``forward`` has a third output: its per-level list comes before ``samples``,
+    # which DenseHead's signature cannot express.
+    def predict_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],  # type: ignore[override]
                         objectnesses: list[Tensor], samples: list[DetSample],
-                        postprocess: Any = None) -> list[Instances]:
+                        postprocess: PostProcess | None = None) -> list[Instances]:
         """The shared decode -> NMS path ranking ``sigmoid(cls) * sigmoid(obj)``."""
         level_scores = [
             flatten_level(c, self.num_classes).sigmoid() * flatten_level(o, OBJ_CHANNELS).sigmoid()

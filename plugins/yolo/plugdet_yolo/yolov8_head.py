@@ -4,17 +4,28 @@ distributions over ``reg_max`` bins (distribution focal loss), task-aligned assi
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, cast
 
 import torch
 from torch import Tensor, nn
 
-from core.errors import ConfigError
-from core.models.build import build_part
-from core.models.heads import DenseHead
-from core.models.heads.dense_head import NUM_POS_KEY, flatten_levels
-from core.registry import component
-from core.structures import DetSample, Instances
+from core.api import (
+    NUM_POS_KEY,
+    Assigner,
+    BoxCoder,
+    Buildable,
+    ConfigError,
+    DenseHead,
+    DetSample,
+    Instances,
+    Loss,
+    PostProcess,
+    PriorGenerator,
+    Sampler,
+    build_part,
+    component,
+    flatten_levels,
+)
 from plugdet_yolo.layers import ConvBNSiLU, make_divisible
 
 BRANCH_KERNEL = 3
@@ -66,20 +77,25 @@ class YOLOv8Head(DenseHead):
     :param loss_scale_by_batch: multiply the losses by the number of images.
     """
 
+    #: ``loss_cls`` gets ``one_hot * quality`` (:meth:`DenseHead.soft_label_cls_loss`).
+    cls_target_forms = ("soft",)
+
     def __init__(
         self,
         num_classes: int = 80,
         in_channels: tuple[int, ...] = (256, 512, 1024),
         widen_factor: float = 1.0,
         reg_max: int = 16,
-        prior_generator: Annotated[Any, component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
-        assigner: Annotated[Any, component("assigner")] = DEFAULT_ASSIGNER,
-        sampler: Annotated[Any, component("sampler")] = DEFAULT_SAMPLER,
-        bbox_coder: Annotated[Any, component("coder")] = DEFAULT_CODER,
-        loss_cls: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_CLS,
-        loss_bbox: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_BBOX,
-        loss_dfl: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_DFL,
-        postprocess: Annotated[Any, component("postprocess")] = DEFAULT_POSTPROCESS,
+        prior_generator: Annotated[Buildable[PriorGenerator],
+                                   component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
+        assigner: Annotated[Buildable[Assigner], component("assigner")] = DEFAULT_ASSIGNER,
+        sampler: Annotated[Buildable[Sampler], component("sampler")] = DEFAULT_SAMPLER,
+        bbox_coder: Annotated[Buildable[BoxCoder], component("coder")] = DEFAULT_CODER,
+        loss_cls: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_CLS,
+        loss_bbox: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_BBOX,
+        loss_dfl: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_DFL,
+        postprocess: Annotated[Buildable[PostProcess],
+                               component("postprocess")] = DEFAULT_POSTPROCESS,
         loss_scale_by_batch: bool = True,
     ) -> None:
         super().__init__(num_classes, prior_generator, assigner, sampler, bbox_coder, loss_cls,
@@ -112,8 +128,10 @@ class YOLOv8Head(DenseHead):
         for cls_branch, reg_branch, stride in zip(self.cls_branches, self.reg_branches, strides,
                                                   strict=True):
             prior = PRIOR_OBJECTS / self.num_classes / (PRIOR_IMAGE_SIZE / stride) ** 2
-            nn.init.constant_(cls_branch[-1].bias, math.log(prior))
-            nn.init.constant_(reg_branch[-1].bias, BOX_BIAS)
+            cls_pred = cast(nn.Sequential, cls_branch)[-1]  # ModuleList items are typed Module
+            reg_pred = cast(nn.Sequential, reg_branch)[-1]
+            nn.init.constant_(cls_pred.get_parameter("bias"), math.log(prior))
+            nn.init.constant_(reg_pred.get_parameter("bias"), BOX_BIAS)
 
     def integral(self, dist_logits: Tensor) -> Tensor:
         """Expected distances of the bin distributions:
@@ -134,7 +152,9 @@ class YOLOv8Head(DenseHead):
         dist_logits = [branch(x) for branch, x in zip(self.reg_branches, feats, strict=True)]
         return cls_scores, [self.integral(d) for d in dist_logits], dist_logits
 
-    def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+    # Its ``forward`` has a third output: its per-level list comes before ``samples``,
+    # which DenseHead's signature cannot express.
+    def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],  # type: ignore[override]
                      dist_logits: list[Tensor], samples: list[DetSample]
                      ) -> dict[str, Tensor]:
         """``{"loss_cls", "loss_bbox", "loss_dfl", "num_pos"}`` from :meth:`forward`'s

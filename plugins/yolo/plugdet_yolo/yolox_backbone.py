@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from core.models.enhance import SPP
+from core.api import SPP
 from plugdet_yolo.layers import (
     C3,
     ConvBNSiLU,
@@ -58,7 +58,8 @@ class YOLOXCSPDarknet(StagedBackbone):
         for index, (out, num_blocks) in enumerate(YOLOX_STAGES):
             last = index == len(YOLOX_STAGES) - 1
             out = make_divisible(out, widen_factor)
-            modules = [ConvBNSiLU(channels[-1], out, DOWNSAMPLE_KERNEL, DOWNSAMPLE_STRIDE)]
+            modules: list[nn.Module] = [
+                ConvBNSiLU(channels[-1], out, DOWNSAMPLE_KERNEL, DOWNSAMPLE_STRIDE)]
             if last:
                 modules.append(yolo_norm_(SPP(out, out, tuple(spp_kernel_sizes))))
             modules.append(C3(out, out, make_round(num_blocks, deepen_factor),

@@ -8,8 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from core.errors import ConfigError
-from core.models.coders.common import clip_to_image, require_strides
+from core.api import ConfigError, clip_to_image, require_strides
 
 #: Added to the size ratio before the log of an encoded target (a zero-size box).
 LOG_EPS = 1e-8

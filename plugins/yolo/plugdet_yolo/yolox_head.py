@@ -4,24 +4,33 @@ priors, SimOTA assignment, and YOLOX's losses."""
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated
 
 import torch
 from torch import Tensor, nn
 
-from core.contracts import Predictions, Priors
-from core.errors import ConfigError
-from core.models.build import build_part
-from core.models.heads import DenseHead
-from core.models.heads.dense_head import (
+from core.api import (
+    Assigner,
     Assignments,
+    BoxCoder,
+    Buildable,
+    ConfigError,
+    DenseHead,
+    DetSample,
+    Instances,
+    Loss,
+    PostProcess,
+    Predictions,
+    PriorGenerator,
+    Priors,
+    Sampler,
     assignments_by_level,
+    build_part,
+    component,
     flatten_level,
     flatten_levels,
+    one_hot_without_background,
 )
-from core.models.losses.targets import one_hot_without_background
-from core.registry import component
-from core.structures import DetSample, Instances
 from plugdet_yolo.layers import ConvBNSiLU, make_divisible
 
 FEAT_CHANNELS = 256
@@ -69,21 +78,26 @@ class YOLOXHead(DenseHead):
     :param use_l1: add ``loss_l1``.
     """
 
+    #: ``loss_cls`` gets the positives' ``one_hot * IoU``.
+    cls_target_forms = ("soft",)
+
     def __init__(
         self,
         num_classes: int = 80,
         in_channels: tuple[int, ...] = (256, 512, 1024),
         widen_factor: float = 1.0,
         feat_channels: int = FEAT_CHANNELS,
-        prior_generator: Annotated[Any, component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
-        assigner: Annotated[Any, component("assigner")] = DEFAULT_ASSIGNER,
-        sampler: Annotated[Any, component("sampler")] = DEFAULT_SAMPLER,
-        bbox_coder: Annotated[Any, component("coder")] = DEFAULT_CODER,
-        loss_cls: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_CLS,
-        loss_bbox: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_BBOX,
-        loss_obj: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_OBJ,
-        loss_l1: Annotated[nn.Module, component("loss")] = DEFAULT_LOSS_L1,
-        postprocess: Annotated[Any, component("postprocess")] = DEFAULT_POSTPROCESS,
+        prior_generator: Annotated[Buildable[PriorGenerator],
+                                   component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
+        assigner: Annotated[Buildable[Assigner], component("assigner")] = DEFAULT_ASSIGNER,
+        sampler: Annotated[Buildable[Sampler], component("sampler")] = DEFAULT_SAMPLER,
+        bbox_coder: Annotated[Buildable[BoxCoder], component("coder")] = DEFAULT_CODER,
+        loss_cls: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_CLS,
+        loss_bbox: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_BBOX,
+        loss_obj: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_OBJ,
+        loss_l1: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_L1,
+        postprocess: Annotated[Buildable[PostProcess],
+                               component("postprocess")] = DEFAULT_POSTPROCESS,
         use_l1: bool = False,
     ) -> None:
         super().__init__(num_classes, prior_generator, assigner, sampler, bbox_coder, loss_cls,
@@ -139,7 +153,9 @@ class YOLOXHead(DenseHead):
             scores = (cls.detach().float().sigmoid() * obj.detach().float().sigmoid()).sqrt()
             return Predictions(scores, self.decode(priors, reg.detach()))
 
-    def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+    # Its ``forward`` has a third output: its per-level list comes before ``samples``,
+    # which DenseHead's signature cannot express.
+    def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],  # type: ignore[override]
                      objectnesses: list[Tensor], samples: list[DetSample]
                      ) -> dict[str, Tensor]:
         """``{"loss_cls", "loss_bbox", "loss_obj"}`` (and ``"loss_l1"`` with ``use_l1``)

@@ -7,7 +7,7 @@ from importlib import resources
 import pytest
 import torch
 
-from core.config_defaults import load_full_config
+from core.engine.full_config import load_full_config
 from core.engine.runner import Runner
 from core.models.precision import levels_in_float32
 from core.plugins import get_registries

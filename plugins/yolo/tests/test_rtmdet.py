@@ -14,6 +14,7 @@ from torchvision.ops import box_iou, generalized_box_iou_loss
 
 from core.config import load_config
 from core.contracts import GTBatch, Predictions
+from core.engine.class_count import resolve_num_classes
 from core.errors import ConfigError
 from core.plugins import get_registries
 from core.structures import DetBatch, DetSample, Instances
@@ -358,7 +359,7 @@ def test_coco_pipelines_give_640_px_samples(tmp_path, monkeypatch):
 
 
 def test_demo_config_builds():
-    cfg = load_config(config_path("rtmdet_tiny_demo_shapes.toml"))
+    cfg = resolve_num_classes(load_config(config_path("rtmdet_tiny_demo_shapes.toml")))
     model = build("detector", cfg["model"])
     assert model.head.num_classes == 5 and model.backbone.widen_factor == 0.375
     assert type(model.head.assigner).__name__ == "DynamicSoftLabelAssigner"

@@ -6,7 +6,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from plugdet_yolo.iou_loss import IoULoss
 from plugdet_yolo.layers import C3
 from plugdet_yolo.yolox_backbone import YOLOXCSPDarknet
 from plugdet_yolo.yolox_coder import YOLOXBoxCoder
@@ -96,26 +95,6 @@ def test_coder_is_the_yolox_formula_on_random_values():
     assert clipped.min() >= 0 and clipped[:, 0::2].max() <= 50 and clipped[:, 1::2].max() <= 40
     with pytest.raises(ConfigError, match="strides"):
         YOLOXBoxCoder().decode(centres, deltas)
-
-
-# ---- IoU loss --------------------------------------------------------------------------
-
-def test_iou_loss_hand_case_and_torchvision_reference():
-    pred, target = torch.tensor([[0.0, 0, 2, 2]]), torch.tensor([[1.0, 0, 3, 2]])  # IoU 1/3
-    assert IoULoss("square")(pred, target).item() == pytest.approx(8 / 9)
-    assert IoULoss("linear")(pred, target).item() == pytest.approx(2 / 3)
-    assert IoULoss("log")(pred, target).item() == pytest.approx(math.log(3))
-    gen = torch.Generator().manual_seed(0)
-    corner = torch.rand(20, 2, generator=gen) * 10
-    boxes1 = torch.cat([corner, corner + 1 + torch.rand(20, 2, generator=gen) * 5], 1)
-    boxes2 = boxes1 + torch.randn(20, 4, generator=gen)
-    boxes2[:, 2:] = torch.maximum(boxes2[:, 2:], boxes2[:, :2] + 0.5)
-    iou = box_iou(boxes1, boxes2).diagonal()
-    weight = torch.rand(20, generator=gen)
-    loss = IoULoss("square", loss_weight=5.0)(boxes1, boxes2, weight=weight, avg_factor=7.0)
-    torch.testing.assert_close(loss, 5.0 * ((1 - iou ** 2) * weight).sum() / 7.0)
-    with pytest.raises(ConfigError, match="mode"):
-        IoULoss("cube")
 
 
 # ---- head ------------------------------------------------------------------------------

@@ -6,12 +6,10 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Annotated, Any
 
-from core.engine.hooks import PipelineSwitchHook
-from core.errors import ConfigError
-from core.registry import component
+from core.api import ConfigError, PipelineSwitchHook, component
 
 if TYPE_CHECKING:
-    from core.engine.runner import Runner
+    from core.api import Runner
 
 
 def _owner(model: Any, path: str) -> tuple[Any, str]:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch.nn.functional as F
 
-from core.data.transforms.boxes import map_instances, translate_boxes
-from core.data.transforms.geometric import resize_sample
-from core.errors import DataError
-from core.structures import PAD_OFFSET_KEY, DetSample
+from core.api import (
+    PAD_OFFSET_KEY,
+    DataError,
+    DetSample,
+    map_instances,
+    resize_sample,
+    translate_boxes,
+)
 
 
 class LetterResize:
@@ -18,10 +22,11 @@ class LetterResize:
     image (sides rounded) sits in the middle, the padding split evenly (the odd pixel goes
     to the bottom/right) and filled with ``pad_value``. Boxes follow. ``img_shape`` and
     ``pad_shape`` become ``(H, W)``, ``scale_factor`` the per-axis factors actually applied,
-    and ``meta["pad_offset"]`` the ``(left, top)`` shift, so that predictions map back exactly:
-    ``ori = (img - pad_offset) / scale_factor`` (done by
-    :func:`core.models.postprocess.rescale_to_original` and the metric records). A flip
-    belongs after this transform; it does not combine with ``TestTimeAug``.
+    and ``meta["pad_offset"]`` the ``(left, top)`` shift, so that boxes map back exactly with
+    ``DetSample.boxes_to_original`` (``ori = (img - pad_offset) / scale_factor`` after the
+    flip is undone inside ``(H, W)``). On an axis the sample was flipped along before this
+    transform (``TestTimeAug``'s mirrored views), the recorded shift is the right / bottom
+    padding instead: where the image sits before that flip, mirrored inside ``(H, W)``.
 
     :param scale: ``(H, W)`` of the output.
     :param pad_value: value of the padding pixels.
@@ -52,11 +57,15 @@ class LetterResize:
         top, left = (target_h - new_h) // 2, (target_w - new_w) // 2
         bottom, right = target_h - new_h - top, target_w - new_w - left
         if top or bottom or left or right:
+            assert sample.image is not None  # checked above; resize_sample keeps it
             sample.image = F.pad(sample.image, (left, right, top, bottom), value=self.pad_value)
         sample.gt = map_instances(sample.gt, translate_boxes(sample.gt.boxes, left, top))
         sample.ignore = map_instances(sample.ignore,
                                       translate_boxes(sample.ignore.boxes, left, top))
         sx, sy = new_w / w, new_h / h
-        sample.meta[PAD_OFFSET_KEY] = (prev_dx * sx + left, prev_dy * sy + top)
+        flipped = sample.flip_direction if sample.flip else None
+        shift_x = right if flipped in ("horizontal", "diagonal") else left
+        shift_y = bottom if flipped in ("vertical", "diagonal") else top
+        sample.meta[PAD_OFFSET_KEY] = (prev_dx * sx + shift_x, prev_dy * sy + shift_y)
         sample.img_shape = sample.pad_shape = (target_h, target_w)
         return sample

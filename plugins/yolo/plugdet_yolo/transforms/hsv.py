@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core.errors import DataError
-from core.structures import DetSample
+from core.api import DataError, DetSample
 
 
 def rgb_to_hsv(image: torch.Tensor) -> torch.Tensor:
@@ -58,7 +57,8 @@ class YOLOv5HSVRandomAug:
 
     def draw_gains(self, rng: np.random.Generator) -> np.ndarray:
         """The ``(hue, saturation, value)`` gains of one call."""
-        return rng.uniform(-1.0, 1.0, 3) * self.deltas + 1.0
+        gains: np.ndarray = rng.uniform(-1.0, 1.0, 3) * self.deltas + 1.0
+        return gains
 
     def __call__(self, sample: DetSample, rng: np.random.Generator) -> DetSample:
         image = sample.image

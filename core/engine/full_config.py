@@ -131,34 +131,47 @@ def complete_config(config: Mapping[str, Any], regs: Registries) -> dict[str, An
     return full
 
 
-def full_form(config: dict[str, Any], regs: Registries) -> dict[str, Any]:
-    """References resolved, the head's class count taken from the data, every default
-    filled in: what a run builds from."""
-    from core.engine.class_count import resolve_num_classes
+def full_form(config: dict[str, Any], regs: Registries, counts_from_data: bool = False
+              ) -> dict[str, Any]:
+    """References resolved, the heads' class counts taken from the datasets' classes and
+    checked against them, every default filled in: what a run builds from.
 
-    return complete_config(resolve_num_classes(resolve_references(config)), regs)
+    :param counts_from_data: a class count left out that only the datasets' data can give
+        (a ``YoloDataset``'s names, a ``CocoDataset``'s categories) stays out, for the run
+        to take from the built datasets; without it, that is a ConfigError.
+    """
+    from core.engine.class_count import counts_left_to_data, resolve_num_classes
+
+    resolved = resolve_num_classes(resolve_references(config), counts_from_data)
+    full = complete_config(resolved, regs)
+    for key in counts_left_to_data(resolved):  # not the head's default: the data decides
+        full["model"][key.split(".", 1)[1]].pop("num_classes", None)
+    return full
 
 
 def resolve_config(config: dict[str, Any], overrides: Iterable[str], regs: Registries,
-                   allow_new: bool = False) -> dict[str, Any]:
+                   allow_new: bool = False, counts_from_data: bool = False) -> dict[str, Any]:
     """Apply ``--set`` overrides to a config as read (references unresolved), then return its
     :func:`full_form`.
 
     An override may name any key of the full form: a table the config does not write yet is
     created with the default's ``type``, so a default is changed without ``--set-new``.
-    Changing a ``type`` brings in the new component's defaults.
+    Changing a ``type`` brings in the new component's defaults. The class counts are checked
+    once, on the result: an override may change a count and the classes, in either order.
     """
     raw = copy.deepcopy(config)
     for override in overrides:
-        apply_override(raw, override, allow_new=allow_new, reference=full_form(raw, regs))
-    return full_form(raw, regs)
+        reference = complete_config(resolve_references(raw), regs)
+        apply_override(raw, override, allow_new=allow_new, reference=reference)
+    return full_form(raw, regs, counts_from_data)
 
 
-def load_full_config(path: str, overrides: Iterable[str] = (), allow_new: bool = False
-                     ) -> dict[str, Any]:
+def load_full_config(path: str, overrides: Iterable[str] = (), allow_new: bool = False,
+                     counts_from_data: bool = False) -> dict[str, Any]:
     """The config at ``path`` with ``overrides`` applied, in its :func:`full_form`: what
     ``--print-config`` prints, what a run saves as ``config.toml`` and what every tool
-    builds from."""
+    builds from (``counts_from_data``: see :func:`full_form`)."""
     from core.plugins import get_registries
 
-    return resolve_config(read_config(path), overrides, get_registries(), allow_new=allow_new)
+    return resolve_config(read_config(path), overrides, get_registries(), allow_new=allow_new,
+                          counts_from_data=counts_from_data)

@@ -1,0 +1,29 @@
+"""Built-in plugin: the runner hooks that draw (predictions, curves, PR curves, positive
+samples, histograms, the run's environment and summary)."""
+
+from __future__ import annotations
+
+from core import impl
+from core.hookspecs import Register
+from core.visualization.hooks import (
+    CurvesHook,
+    DetVisualizationHook,
+    ParamHistogramHook,
+    PositiveSamplesHook,
+    RunInfoHook,
+    RunSummaryHook,
+    TestPlotsHook,
+    ValPlotsHook,
+)
+
+
+@impl
+def register_hooks(register: Register) -> None:
+    register("DetVisualizationHook", DetVisualizationHook)
+    register("ParamHistogramHook", ParamHistogramHook)
+    register("PositiveSamplesHook", PositiveSamplesHook)
+    register("RunInfoHook", RunInfoHook)
+    register("TestPlotsHook", TestPlotsHook)
+    register("ValPlotsHook", ValPlotsHook)
+    register("CurvesHook", CurvesHook)
+    register("RunSummaryHook", RunSummaryHook)
