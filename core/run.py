@@ -75,7 +75,8 @@ def build_parser(prog: str = "python -m core.run", command: str | None = None,
                             + (" (with --test)" if command is None else ""))
     parser.add_argument(
         "--print-config", action="store_true",
-        help="print the merged config, every component default filled in, as TOML and exit",
+        help="print the merged config, every component default filled in, as TOML and exit; "
+        "what the run builds without its data is built first, so a value it refuses is an error",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     parser.set_defaults(test=None, resume=None, out=None, tta=False)
@@ -94,6 +95,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m core.run",
         config = plan.config if plan is not None else load_full_config(
             args.config, args.overrides, allow_new=args.set_new, counts_from_data=True)
         if args.print_config:
+            from core.engine.builders import check_run_config
+
+            check_run_config(config, mode="test" if args.test else "train",
+                             config_path=args.config)
             sys.stdout.write(dump_config(config))
             return EXIT_OK
         return _run(args, config, plan)

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 import core
 from core.config import dump_config
 from core.engine import dist
+from core.engine.builders import build_optimization
 from core.engine.checkpoint import (
     load_checkpoint,
     load_model_state,
@@ -160,10 +161,8 @@ class Runner:
                 settings.find_unused_parameters)
             self.model = unwrap_detector(self.train_step)
             scaler = torch.amp.GradScaler("cuda", enabled=settings.amp_dtype == torch.float16)
-            self.optim_wrapper = OptimWrapper.from_config(self.model, settings.optim, scaler)
-            self.param_schedulers = ParamSchedulers.from_config(
-                self.optim_wrapper.optimizer, settings.param_schedulers,
-                self.max_epochs if self.by_epoch else None, self.max_iters)
+            self.optim_wrapper, self.param_schedulers = build_optimization(
+                self.model, settings, self.max_iters, scaler)
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:

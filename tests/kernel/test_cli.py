@@ -13,12 +13,21 @@ CONFIG = """
 seed = 3
 [model]
 type = "RetinaNet"
-num_classes = 4
 [model.backbone]
 type = "ResNet"
 depth = 50
+[model.neck]
+type = "FPN"
+in_channels = [256, 512, 1024, 2048]
+[model.head]
+type = "RetinaHead"
+num_classes = 4
 [optim]
+type = "SGD"
 lr = 0.01
+[train_dataloader.dataset]
+type = "VocDataset"
+classes = ["a", "b", "c", "d"]
 """
 
 
@@ -56,7 +65,10 @@ def test_config_errors_exit_2_with_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: override optim.lrr: unknown key (did you mean 'lr'?); use --set-new to add a key"
     ]
-    assert run_cli(path, "--print-config", "--set-new", "--set", "optim.lrr=0.1").returncode == 0
+    added = run_cli(path, "--print-config", "--set-new", "--set", "optim.lrr=0.1")
+    assert added.returncode == 2  # added, then refused by the optimizer as a run would
+    assert added.stdout == ""
+    assert added.stderr.startswith("error: optim (SGD): unknown keys ['lrr']; allowed: [")
 
 
 def test_missing_config_exits_2_and_debug_shows_the_traceback(tmp_path):

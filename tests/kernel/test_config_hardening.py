@@ -166,7 +166,7 @@ def test_print_config_keeps_a_literal_reference_literal(tmp_path, capsys):
 
     config = write(tmp_path / "exp.toml", f"""
         _base_ = ["{DEMO.as_posix()}"]
-        [notes]
+        [data]
         template = "$${{device}}/images"
         """)
     assert main([str(config), "--print-config"]) == 0

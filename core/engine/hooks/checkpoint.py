@@ -36,7 +36,7 @@ class CheckpointHook(Hook):
         for name, value in (("interval", interval), ("iter_interval", iter_interval),
                             ("max_keep", max_keep)):
             if value < 0:
-                raise ConfigError(f"default_hooks.checkpoint.{name}: expected >= 0, got {value}")
+                raise ConfigError(f"{name}: expected >= 0, got {value}")
         self.interval = interval
         self.iter_interval = iter_interval
         self.max_keep = max_keep

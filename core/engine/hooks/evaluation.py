@@ -25,7 +25,7 @@ class EvaluationHook(Hook):
 
     def __init__(self, interval: int | None = None, begin: int = 0) -> None:
         if interval is not None and interval < 0:
-            raise ConfigError(f"default_hooks.evaluation.interval: expected >= 0, got {interval}")
+            raise ConfigError(f"interval: expected >= 0, got {interval}")
         self.interval = interval
         self.begin = begin
 

@@ -55,7 +55,7 @@ class LoggerHook(Hook):
 
     def __init__(self, interval: int = 50) -> None:
         if interval < 1:
-            raise ConfigError(f"default_hooks.logger.interval: expected >= 1, got {interval}")
+            raise ConfigError(f"interval: expected >= 1, got {interval}")
         self.interval = interval
         self._logged_updates: dict[str, int] = {}
         self._last_time = 0.0

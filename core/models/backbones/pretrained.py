@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,19 @@ TORCHVISION_PREFIX = "torchvision://"
 INIT_TYPE_PRETRAINED = "Pretrained"
 # Keys under which training checkpoints commonly nest the weights.
 NESTED_STATE_KEYS = ("state_dict", "model")
+#: False while models are built only to check a config (see :func:`pretrained_weights_skipped`).
+_READ_WEIGHTS: ContextVar[bool] = ContextVar("plugdet_read_pretrained_weights", default=True)
+
+
+@contextmanager
+def pretrained_weights_skipped() -> Iterator[None]:
+    """Build models without reading the weights their ``init_cfg`` names (no file is read,
+    nothing is downloaded); the ``init_cfg`` itself is still checked. For checking a config."""
+    token = _READ_WEIGHTS.set(False)
+    try:
+        yield
+    finally:
+        _READ_WEIGHTS.reset(token)
 
 
 def _torchvision_weights_url(name: str) -> str:
@@ -90,6 +106,10 @@ def load_pretrained(
     unknown = set(init_cfg) - {"type", "checkpoint", "prefix"}
     if unknown:
         raise ConfigError(f"init_cfg: unknown keys {sorted(unknown)}")
+    if not _READ_WEIGHTS.get():
+        if checkpoint.startswith(TORCHVISION_PREFIX):  # a known name, without the download
+            _torchvision_weights_url(checkpoint[len(TORCHVISION_PREFIX) :])
+        return
     state = load_state_dict_file(checkpoint)
     prefix = init_cfg.get("prefix", "")
     if prefix:

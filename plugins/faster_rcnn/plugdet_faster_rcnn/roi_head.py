@@ -36,17 +36,18 @@ NUM_POS_KEY = "roi_num_pos"
 #: ``nms_pre`` that keeps every (RoI, class) pair above the score threshold.
 ALL_PAIRS = 1_000_000
 
-DEFAULT_ROI_EXTRACTOR = {"type": "MultiLevelRoIAlign", "featmap_strides": [4, 8, 16, 32],
-                         "out_size": 7, "sampling_ratio": 0, "aligned": True}
-DEFAULT_ASSIGNER = {"type": "MaxIoUAssigner", "pos_iou_thr": 0.5, "neg_iou_thr": 0.5,
-                    "min_pos_iou": 0.5, "allow_low_quality_matches": False}
-DEFAULT_SAMPLER = {"type": "RandomSampler", "num": 512, "pos_fraction": 0.25,
-                   "add_gt_as_proposals": True}
+DEFAULT_ROI_EXTRACTOR = {"type": "MultiLevelRoIAlign"}
+DEFAULT_ASSIGNER = {
+    "type": "MaxIoUAssigner",
+    "neg_iou_thr": 0.5,
+    "min_pos_iou": 0.5,
+    "allow_low_quality_matches": False,
+}
+DEFAULT_SAMPLER = {"type": "RandomSampler", "add_gt_as_proposals": True}
 DEFAULT_CODER = {"type": "DeltaXYWHBBoxCoder", "target_stds": [0.1, 0.1, 0.2, 0.2]}
-DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss", "use_sigmoid": False}
+DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss"}
 DEFAULT_LOSS_BBOX = {"type": "L1Loss"}
-DEFAULT_POSTPROCESS = {"type": "MultiClassNMS", "score_thr": 0.05, "nms_pre": ALL_PAIRS,
-                       "iou_threshold": 0.5, "max_per_img": 100}
+DEFAULT_POSTPROCESS = {"type": "MultiClassNMS", "nms_pre": ALL_PAIRS}
 
 
 def proposal_priors(proposals: Sequence[Instances], device: torch.device | str) -> Priors:

@@ -42,7 +42,6 @@ KEY_PREFIX = "rpn_"
 DEFAULT_PRIOR_GENERATOR = {
     "type": "AnchorGenerator",
     "strides": [4, 8, 16, 32, 64],
-    "ratios": [0.5, 1.0, 2.0],
     "octave_base_scale": 8.0,
     "scales_per_octave": 1,
 }
@@ -52,10 +51,8 @@ DEFAULT_SAMPLER = {"type": "RandomSampler", "num": 256, "pos_fraction": 0.5}
 DEFAULT_CODER = {"type": "DeltaXYWHBBoxCoder"}
 DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss", "use_sigmoid": True}
 DEFAULT_LOSS_BBOX = {"type": "L1Loss"}
-DEFAULT_TEST_PROPOSALS = {"type": "ProposalNMS", "nms_pre": 1000, "iou_threshold": 0.7,
-                          "max_per_img": 1000}
-DEFAULT_TRAIN_PROPOSALS = {"type": "ProposalNMS", "nms_pre": 2000, "iou_threshold": 0.7,
-                           "max_per_img": 2000}
+DEFAULT_TEST_PROPOSALS = {"type": "ProposalNMS"}
+DEFAULT_TRAIN_PROPOSALS = {"type": "ProposalNMS", "nms_pre": 2000, "max_per_img": 2000}
 
 
 @attrs.frozen

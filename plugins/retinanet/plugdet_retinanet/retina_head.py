@@ -22,26 +22,13 @@ from core.api import (
 
 CONV_KERNEL = 3
 CLS_WEIGHT_STD = 0.01
-DEFAULT_PRIOR_GENERATOR = {
-    "type": "AnchorGenerator",
-    "octave_base_scale": 4.0,
-    "scales_per_octave": 3,
-    "ratios": [0.5, 1.0, 2.0],
-    "strides": [8, 16, 32, 64, 128],
-}
-DEFAULT_ASSIGNER = {
-    "type": "MaxIoUAssigner",
-    "pos_iou_thr": 0.5,
-    "neg_iou_thr": 0.4,
-    "min_pos_iou": 0.0,
-    "ignore_iof_thr": -1.0,
-}
+DEFAULT_PRIOR_GENERATOR = {"type": "AnchorGenerator"}
+DEFAULT_ASSIGNER = {"type": "MaxIoUAssigner"}
 DEFAULT_SAMPLER = {"type": "PseudoSampler"}
 DEFAULT_CODER = {"type": "DeltaXYWHBBoxCoder"}
-DEFAULT_LOSS_CLS = {"type": "FocalLoss", "gamma": 2.0, "alpha": 0.25, "loss_weight": 1.0}
-DEFAULT_LOSS_BBOX = {"type": "L1Loss", "loss_weight": 1.0}
-DEFAULT_POSTPROCESS = {"type": "MultiClassNMS", "score_thr": 0.05, "nms_pre": 1000,
-                       "iou_threshold": 0.5, "max_per_img": 100}
+DEFAULT_LOSS_CLS = {"type": "FocalLoss"}
+DEFAULT_LOSS_BBOX = {"type": "L1Loss"}
+DEFAULT_POSTPROCESS = {"type": "MultiClassNMS"}
 
 
 class RetinaHead(DenseHead):

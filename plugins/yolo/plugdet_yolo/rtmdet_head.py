@@ -30,12 +30,11 @@ NUM_SIDES = 4
 INIT_STD = 0.01
 PRIOR_PROB = 0.01
 
-DEFAULT_PRIOR_GENERATOR = {"type": "PointGenerator", "strides": [8, 16, 32], "offset": 0.0}
-DEFAULT_ASSIGNER = {"type": "DynamicSoftLabelAssigner", "soft_center_radius": 3.0,
-                    "candidate_topk": 13, "iou_weight": 3.0, "cls_weight": 1.0}
+DEFAULT_PRIOR_GENERATOR = {"type": "PointGenerator", "offset": 0.0}
+DEFAULT_ASSIGNER = {"type": "DynamicSoftLabelAssigner"}
 DEFAULT_SAMPLER = {"type": "PseudoSampler"}
 DEFAULT_CODER = {"type": "DistancePointBBoxCoder"}
-DEFAULT_LOSS_CLS = {"type": "QualityFocalLoss", "beta": 2.0, "loss_weight": 1.0}
+DEFAULT_LOSS_CLS = {"type": "QualityFocalLoss"}
 DEFAULT_LOSS_BBOX = {"type": "GIoULoss", "loss_weight": 2.0}
 DEFAULT_POSTPROCESS = {"type": "MultiClassNMS", "score_thr": 0.001, "nms_pre": 30000,
                        "iou_threshold": 0.65, "max_per_img": 300}

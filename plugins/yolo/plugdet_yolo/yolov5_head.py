@@ -41,9 +41,12 @@ LOGGER = logging.getLogger("plugdet.models")
 YOLOV5_ANCHORS = [[[10, 13], [16, 30], [33, 23]],
                   [[30, 61], [62, 45], [59, 119]],
                   [[116, 90], [156, 198], [373, 326]]]
-DEFAULT_PRIOR_GENERATOR = {"type": "AnchorGenerator", "strides": [8, 16, 32],
-                           "base_sizes": YOLOV5_ANCHORS, "center_offset": 0.0}
-DEFAULT_ASSIGNER = {"type": "YOLOv5ShapeMatchAssigner", "anchor_t": 4.0}
+DEFAULT_PRIOR_GENERATOR = {
+    "type": "AnchorGenerator",
+    "strides": [8, 16, 32],
+    "base_sizes": YOLOV5_ANCHORS,
+}
+DEFAULT_ASSIGNER = {"type": "YOLOv5ShapeMatchAssigner"}
 DEFAULT_SAMPLER = {"type": "PseudoSampler"}
 DEFAULT_CODER = {"type": "YOLOv5BoxCoder"}
 DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss", "use_sigmoid": True}

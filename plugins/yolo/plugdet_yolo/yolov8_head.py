@@ -41,9 +41,8 @@ BOX_BIAS = 1.0
 CLS_WIDTH_CAP = 100
 MIN_REG_WIDTH = 16
 
-DEFAULT_PRIOR_GENERATOR = {"type": "PointGenerator", "strides": [8, 16, 32], "offset": 0.5}
-DEFAULT_ASSIGNER = {"type": "TaskAlignedAssigner", "topk": 10, "alpha": 0.5, "beta": 6.0,
-                    "eps": 1e-9}
+DEFAULT_PRIOR_GENERATOR = {"type": "PointGenerator"}
+DEFAULT_ASSIGNER = {"type": "TaskAlignedAssigner"}
 DEFAULT_SAMPLER = {"type": "PseudoSampler"}
 DEFAULT_CODER = {"type": "DistancePointBBoxCoder"}
 DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss", "use_sigmoid": True, "loss_weight": 0.5}

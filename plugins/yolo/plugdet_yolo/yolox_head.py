@@ -40,17 +40,20 @@ NUM_BOX_VALUES = 4
 #: Initial probability of the class and objectness outputs (bias ``-log((1 - p) / p)``).
 PRIOR_PROB = 0.01
 
-DEFAULT_PRIOR_GENERATOR = {"type": "PointGenerator", "strides": [8, 16, 32], "offset": 0.5}
-DEFAULT_ASSIGNER = {"type": "SimOTAAssigner", "center_radius": 2.5, "candidate_topk": 10,
-                    "iou_weight": 3.0, "cls_weight": 1.0}
+DEFAULT_PRIOR_GENERATOR = {"type": "PointGenerator"}
+DEFAULT_ASSIGNER = {"type": "SimOTAAssigner"}
 DEFAULT_SAMPLER = {"type": "PseudoSampler"}
-DEFAULT_CODER = {"type": "YOLOXBoxCoder", "prior_offset": 0.5}
-DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss", "use_sigmoid": True, "loss_weight": 1.0}
+DEFAULT_CODER = {"type": "YOLOXBoxCoder"}
+DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss", "use_sigmoid": True}
 DEFAULT_LOSS_BBOX = {"type": "IoULoss", "mode": "square", "loss_weight": 5.0}
-DEFAULT_LOSS_OBJ = {"type": "CrossEntropyLoss", "use_sigmoid": True, "loss_weight": 1.0}
-DEFAULT_LOSS_L1 = {"type": "L1Loss", "loss_weight": 1.0}
-DEFAULT_POSTPROCESS = {"type": "MultiClassNMS", "score_thr": 0.001, "nms_pre": 30000,
-                       "iou_threshold": 0.65, "max_per_img": 100}
+DEFAULT_LOSS_OBJ = {"type": "CrossEntropyLoss", "use_sigmoid": True}
+DEFAULT_LOSS_L1 = {"type": "L1Loss"}
+DEFAULT_POSTPROCESS = {
+    "type": "MultiClassNMS",
+    "score_thr": 0.001,
+    "nms_pre": 30000,
+    "iou_threshold": 0.65,
+}
 
 
 class YOLOXHead(DenseHead):
