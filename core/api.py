@@ -87,7 +87,7 @@ from core.models.heads.dense_head import (
     flatten_levels,
 )
 from core.models.losses.reduction import Reduction, WeightedLoss, weight_reduce_loss, zero_loss
-from core.models.losses.targets import one_hot_without_background
+from core.models.losses.targets import cls_target_form, one_hot_without_background
 from core.models.postprocess import Candidates, MultiClassNMS
 from core.models.precision import float32_region, levels_in_float32
 from core.models.priors import AnchorGenerator, PointGenerator
@@ -172,6 +172,7 @@ __all__ = [
     "build_dataloader",
     "build_part",
     "clip_to_image",
+    "cls_target_form",
     "collect_positives",
     "component",
     "contracts",

@@ -25,6 +25,7 @@ from core.api import (
     Sampler,
     SampleResult,
     build_part,
+    cls_target_form,
     component,
     float32_region,
 )
@@ -123,6 +124,7 @@ class StandardRoIHead(nn.Module):
         self.sampler = build_part("sampler", sampler, "sampler")
         self.bbox_coder = build_part("coder", bbox_coder, "bbox_coder")
         self.loss_cls = build_part("loss", loss_cls, "loss_cls")
+        cls_target_form(self.loss_cls, type(self).__name__, ("labels",))  # softmax over labels
         self.loss_bbox = build_part("loss", loss_bbox, "loss_bbox")
         self.postprocess = build_part("postprocess", postprocess, "postprocess")
         self.min_bbox_size = min_bbox_size

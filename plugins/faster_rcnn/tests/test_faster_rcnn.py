@@ -196,3 +196,13 @@ def test_contracts_and_config_errors():
             "type": "AnchorGenerator", "strides": [8, 16], "sizes": [[32], [64, 90]]}})
     with pytest.raises(ConfigError, match="num_classes"):
         build("head", {"type": "StandardRoIHead", "num_classes": 0})
+
+
+def test_a_soft_target_loss_is_refused_by_the_roi_head_at_build_time():
+    """The RoI head's softmax classification takes labels only: a loss that wants soft
+    (quality) targets is refused with one line naming both."""
+    with pytest.raises(ConfigError, match=r"loss_cls: QualityFocalLoss takes soft \(quality\) "
+                       r"targets, but StandardRoIHead gives class labels"):
+        build("head", {**TINY_MODEL["roi_head"], "loss_cls": {"type": "QualityFocalLoss"}})
+    head = build("head", {**TINY_MODEL["roi_head"], "loss_cls": {"type": "CrossEntropyLoss"}})
+    assert type(head.loss_cls).__name__ == "CrossEntropyLoss"
