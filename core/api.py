@@ -73,7 +73,16 @@ from core.errors import (
 )
 from core.hookspecs import DeclareStage, Register
 from core.hookspecs import hookimpl as impl
-from core.models.build import Buildable, build_part
+from core.models.build import (
+    AssignerPart,
+    Buildable,
+    CoderPart,
+    LossPart,
+    PostProcessPart,
+    PriorGeneratorPart,
+    SamplerPart,
+    build_part,
+)
 from core.models.coders.common import clip_to_image, require_strides
 from core.models.detectors import SingleStageDetector, TwoStageDetector
 from core.models.enhance import SPP, SPPF
@@ -116,6 +125,7 @@ __all__ = [
     "AnchorGenerator",
     "AssignResult",
     "Assigner",
+    "AssignerPart",
     "Assignments",
     "Backbone",
     "BaseVisBackend",
@@ -123,6 +133,7 @@ __all__ = [
     "Buildable",
     "Candidates",
     "CheckpointError",
+    "CoderPart",
     "ConfigError",
     "ContractError",
     "DataError",
@@ -141,6 +152,7 @@ __all__ = [
     "Instances",
     "LevelPositives",
     "Loss",
+    "LossPart",
     "Metric",
     "MultiClassNMS",
     "Neck",
@@ -150,8 +162,10 @@ __all__ = [
     "PluginManager",
     "PointGenerator",
     "PostProcess",
+    "PostProcessPart",
     "Predictions",
     "PriorGenerator",
+    "PriorGeneratorPart",
     "Priors",
     "ProposalHead",
     "Reduction",
@@ -161,6 +175,7 @@ __all__ = [
     "RunnerHook",
     "SampleResult",
     "Sampler",
+    "SamplerPart",
     "SingleStageDetector",
     "Transform",
     "TwoStageDetector",

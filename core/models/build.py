@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeAlias, TypeVar
+from typing import Annotated, Any, TypeAlias, TypeVar
 
+from core.contracts import Assigner, BoxCoder, Loss, PostProcess, PriorGenerator, Sampler
 from core.plugins import get_registries
-from core.registry import current_build_path, join_path
+from core.registry import component, current_build_path, join_path
 
 T = TypeVar("T")
 
 #: A part as a component takes it: the built object (satisfying the stage's contract ``T``,
 #: e.g. ``Buildable[Assigner]``) or the config table (``{"type": ...}``) that builds one.
 Buildable: TypeAlias = T | Mapping[str, Any]
+
+# The parameter types of a head's parts: the part or its table, marked with the stage the
+# registry builds the table from (``assigner: AssignerPart = {"type": "MaxIoUAssigner"}``).
+PriorGeneratorPart: TypeAlias = Annotated[Buildable[PriorGenerator],
+                                          component("prior_generator")]
+AssignerPart: TypeAlias = Annotated[Buildable[Assigner], component("assigner")]
+SamplerPart: TypeAlias = Annotated[Buildable[Sampler], component("sampler")]
+CoderPart: TypeAlias = Annotated[Buildable[BoxCoder], component("coder")]
+LossPart: TypeAlias = Annotated[Buildable[Loss], component("loss")]
+PostProcessPart: TypeAlias = Annotated[Buildable[PostProcess], component("postprocess")]
 
 
 def build_part(stage: str, value: Buildable[T], name: str) -> T:

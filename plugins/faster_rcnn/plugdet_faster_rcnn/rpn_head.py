@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import attrs
 import torch
 from torch import Tensor, nn
 
 from core.api import (
     NUM_POS_KEY,
-    Assigner,
-    BoxCoder,
-    Buildable,
+    AssignerPart,
+    CoderPart,
     ConfigError,
     DenseHead,
     DenseTargets,
     DetSample,
     Instances,
-    Loss,
-    PostProcess,
+    LossPart,
+    PostProcessPart,
     Predictions,
-    PriorGenerator,
+    PriorGeneratorPart,
     Priors,
-    Sampler,
+    SamplerPart,
     build_part,
-    component,
 )
 
 CONV_KERNEL = 3
@@ -84,17 +80,14 @@ class RPNHead(DenseHead):
         self,
         in_channels: int = 256,
         feat_channels: int = 256,
-        prior_generator: Annotated[Buildable[PriorGenerator],
-                                   component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
-        assigner: Annotated[Buildable[Assigner], component("assigner")] = DEFAULT_ASSIGNER,
-        sampler: Annotated[Buildable[Sampler], component("sampler")] = DEFAULT_SAMPLER,
-        bbox_coder: Annotated[Buildable[BoxCoder], component("coder")] = DEFAULT_CODER,
-        loss_cls: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_CLS,
-        loss_bbox: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_BBOX,
-        postprocess: Annotated[Buildable[PostProcess],
-                               component("postprocess")] = DEFAULT_TEST_PROPOSALS,
-        train_postprocess: Annotated[Buildable[PostProcess],
-                                     component("postprocess")] = DEFAULT_TRAIN_PROPOSALS,
+        prior_generator: PriorGeneratorPart = DEFAULT_PRIOR_GENERATOR,
+        assigner: AssignerPart = DEFAULT_ASSIGNER,
+        sampler: SamplerPart = DEFAULT_SAMPLER,
+        bbox_coder: CoderPart = DEFAULT_CODER,
+        loss_cls: LossPart = DEFAULT_LOSS_CLS,
+        loss_bbox: LossPart = DEFAULT_LOSS_BBOX,
+        postprocess: PostProcessPart = DEFAULT_TEST_PROPOSALS,
+        train_postprocess: PostProcessPart = DEFAULT_TRAIN_PROPOSALS,
     ) -> None:
         super().__init__(NUM_OBJECTNESS, prior_generator, assigner, sampler, bbox_coder,
                          loss_cls, loss_bbox, postprocess)

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
 
 from torch import Tensor, nn
 
 from core.api import (
-    Assigner,
-    BoxCoder,
-    Buildable,
+    AssignerPart,
+    CoderPart,
     ConfigError,
     DenseHead,
-    Loss,
-    PostProcess,
-    PriorGenerator,
-    Sampler,
-    component,
+    LossPart,
+    PostProcessPart,
+    PriorGeneratorPart,
+    SamplerPart,
 )
 
 CONV_KERNEL = 3
@@ -50,15 +47,13 @@ class RetinaHead(DenseHead):
         in_channels: int = 256,
         feat_channels: int = 256,
         stacked_convs: int = 4,
-        prior_generator: Annotated[Buildable[PriorGenerator],
-                                   component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
-        assigner: Annotated[Buildable[Assigner], component("assigner")] = DEFAULT_ASSIGNER,
-        sampler: Annotated[Buildable[Sampler], component("sampler")] = DEFAULT_SAMPLER,
-        bbox_coder: Annotated[Buildable[BoxCoder], component("coder")] = DEFAULT_CODER,
-        loss_cls: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_CLS,
-        loss_bbox: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_BBOX,
-        postprocess: Annotated[Buildable[PostProcess],
-                               component("postprocess")] = DEFAULT_POSTPROCESS,
+        prior_generator: PriorGeneratorPart = DEFAULT_PRIOR_GENERATOR,
+        assigner: AssignerPart = DEFAULT_ASSIGNER,
+        sampler: SamplerPart = DEFAULT_SAMPLER,
+        bbox_coder: CoderPart = DEFAULT_CODER,
+        loss_cls: LossPart = DEFAULT_LOSS_CLS,
+        loss_bbox: LossPart = DEFAULT_LOSS_BBOX,
+        postprocess: PostProcessPart = DEFAULT_POSTPROCESS,
         prior_prob: float = 0.01,
         reg_decoded_bbox: bool = False,
     ) -> None:

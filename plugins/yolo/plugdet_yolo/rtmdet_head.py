@@ -4,23 +4,21 @@ BatchNorm per level, dynamic soft-label assignment, quality focal and GIoU losse
 from __future__ import annotations
 
 import math
-from typing import Annotated, cast
+from typing import cast
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.api import (
-    Assigner,
-    BoxCoder,
-    Buildable,
+    AssignerPart,
+    CoderPart,
     ConfigError,
     DenseHead,
     DetSample,
-    Loss,
-    PostProcess,
-    PriorGenerator,
-    Sampler,
-    component,
+    LossPart,
+    PostProcessPart,
+    PriorGeneratorPart,
+    SamplerPart,
 )
 from plugdet_yolo.layers import BN_EPS, BN_MOMENTUM, make_divisible
 
@@ -72,15 +70,13 @@ class RTMDetHead(DenseHead):
         widen_factor: float = 1.0,
         stacked_convs: int = 2,
         share_conv: bool = True,
-        prior_generator: Annotated[Buildable[PriorGenerator],
-                                   component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
-        assigner: Annotated[Buildable[Assigner], component("assigner")] = DEFAULT_ASSIGNER,
-        sampler: Annotated[Buildable[Sampler], component("sampler")] = DEFAULT_SAMPLER,
-        bbox_coder: Annotated[Buildable[BoxCoder], component("coder")] = DEFAULT_CODER,
-        loss_cls: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_CLS,
-        loss_bbox: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_BBOX,
-        postprocess: Annotated[Buildable[PostProcess],
-                               component("postprocess")] = DEFAULT_POSTPROCESS,
+        prior_generator: PriorGeneratorPart = DEFAULT_PRIOR_GENERATOR,
+        assigner: AssignerPart = DEFAULT_ASSIGNER,
+        sampler: SamplerPart = DEFAULT_SAMPLER,
+        bbox_coder: CoderPart = DEFAULT_CODER,
+        loss_cls: LossPart = DEFAULT_LOSS_CLS,
+        loss_bbox: LossPart = DEFAULT_LOSS_BBOX,
+        postprocess: PostProcessPart = DEFAULT_POSTPROCESS,
     ) -> None:
         super().__init__(num_classes, prior_generator, assigner, sampler, bbox_coder, loss_cls,
                          loss_bbox, postprocess, reg_decoded_bbox=True)

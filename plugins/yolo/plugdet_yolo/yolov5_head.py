@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Annotated
 
 import torch
 from torch import Tensor, nn
@@ -14,21 +13,20 @@ from torchvision.ops import complete_box_iou_loss
 
 from core.api import (
     NUM_POS_KEY,
-    Assigner,
-    BoxCoder,
-    Buildable,
+    AssignerPart,
+    CoderPart,
     ConfigError,
     DenseHead,
     DenseTargets,
     DetSample,
     Instances,
-    Loss,
+    LossPart,
     PostProcess,
-    PriorGenerator,
+    PostProcessPart,
+    PriorGeneratorPart,
     Priors,
-    Sampler,
+    SamplerPart,
     build_part,
-    component,
     flatten_level,
     flatten_levels,
     zero_loss,
@@ -106,16 +104,14 @@ class YOLOv5Head(DenseHead):
         num_classes: int = 80,
         in_channels: tuple[int, ...] = (256, 512, 1024),
         widen_factor: float = 1.0,
-        prior_generator: Annotated[Buildable[PriorGenerator],
-                                   component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
-        assigner: Annotated[Buildable[Assigner], component("assigner")] = DEFAULT_ASSIGNER,
-        sampler: Annotated[Buildable[Sampler], component("sampler")] = DEFAULT_SAMPLER,
-        bbox_coder: Annotated[Buildable[BoxCoder], component("coder")] = DEFAULT_CODER,
-        loss_cls: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_CLS,
-        loss_bbox: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_BBOX,
-        loss_obj: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_OBJ,
-        postprocess: Annotated[Buildable[PostProcess],
-                               component("postprocess")] = DEFAULT_POSTPROCESS,
+        prior_generator: PriorGeneratorPart = DEFAULT_PRIOR_GENERATOR,
+        assigner: AssignerPart = DEFAULT_ASSIGNER,
+        sampler: SamplerPart = DEFAULT_SAMPLER,
+        bbox_coder: CoderPart = DEFAULT_CODER,
+        loss_cls: LossPart = DEFAULT_LOSS_CLS,
+        loss_bbox: LossPart = DEFAULT_LOSS_BBOX,
+        loss_obj: LossPart = DEFAULT_LOSS_OBJ,
+        postprocess: PostProcessPart = DEFAULT_POSTPROCESS,
         obj_level_weights: tuple[float, ...] = DEFAULT_OBJ_LEVEL_WEIGHTS,
         box_gain: float = 0.05,
         cls_gain: float = 0.5,

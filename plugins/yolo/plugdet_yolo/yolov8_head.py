@@ -4,26 +4,24 @@ distributions over ``reg_max`` bins (distribution focal loss), task-aligned assi
 from __future__ import annotations
 
 import math
-from typing import Annotated, cast
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 
 from core.api import (
     NUM_POS_KEY,
-    Assigner,
-    BoxCoder,
-    Buildable,
+    AssignerPart,
+    CoderPart,
     ConfigError,
     DenseHead,
     DetSample,
     Instances,
-    Loss,
-    PostProcess,
-    PriorGenerator,
-    Sampler,
+    LossPart,
+    PostProcessPart,
+    PriorGeneratorPart,
+    SamplerPart,
     build_part,
-    component,
     flatten_levels,
 )
 from plugdet_yolo.layers import ConvBNSiLU, make_divisible
@@ -85,16 +83,14 @@ class YOLOv8Head(DenseHead):
         in_channels: tuple[int, ...] = (256, 512, 1024),
         widen_factor: float = 1.0,
         reg_max: int = 16,
-        prior_generator: Annotated[Buildable[PriorGenerator],
-                                   component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
-        assigner: Annotated[Buildable[Assigner], component("assigner")] = DEFAULT_ASSIGNER,
-        sampler: Annotated[Buildable[Sampler], component("sampler")] = DEFAULT_SAMPLER,
-        bbox_coder: Annotated[Buildable[BoxCoder], component("coder")] = DEFAULT_CODER,
-        loss_cls: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_CLS,
-        loss_bbox: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_BBOX,
-        loss_dfl: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_DFL,
-        postprocess: Annotated[Buildable[PostProcess],
-                               component("postprocess")] = DEFAULT_POSTPROCESS,
+        prior_generator: PriorGeneratorPart = DEFAULT_PRIOR_GENERATOR,
+        assigner: AssignerPart = DEFAULT_ASSIGNER,
+        sampler: SamplerPart = DEFAULT_SAMPLER,
+        bbox_coder: CoderPart = DEFAULT_CODER,
+        loss_cls: LossPart = DEFAULT_LOSS_CLS,
+        loss_bbox: LossPart = DEFAULT_LOSS_BBOX,
+        loss_dfl: LossPart = DEFAULT_LOSS_DFL,
+        postprocess: PostProcessPart = DEFAULT_POSTPROCESS,
         loss_scale_by_batch: bool = True,
     ) -> None:
         super().__init__(num_classes, prior_generator, assigner, sampler, bbox_coder, loss_cls,

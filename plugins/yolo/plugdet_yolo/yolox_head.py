@@ -4,29 +4,26 @@ priors, SimOTA assignment, and YOLOX's losses."""
 from __future__ import annotations
 
 import math
-from typing import Annotated
 
 import torch
 from torch import Tensor, nn
 
 from core.api import (
-    Assigner,
+    AssignerPart,
     Assignments,
-    BoxCoder,
-    Buildable,
+    CoderPart,
     ConfigError,
     DenseHead,
     DetSample,
     Instances,
-    Loss,
-    PostProcess,
+    LossPart,
+    PostProcessPart,
     Predictions,
-    PriorGenerator,
+    PriorGeneratorPart,
     Priors,
-    Sampler,
+    SamplerPart,
     assignments_by_level,
     build_part,
-    component,
     flatten_level,
     flatten_levels,
     one_hot_without_background,
@@ -90,17 +87,15 @@ class YOLOXHead(DenseHead):
         in_channels: tuple[int, ...] = (256, 512, 1024),
         widen_factor: float = 1.0,
         feat_channels: int = FEAT_CHANNELS,
-        prior_generator: Annotated[Buildable[PriorGenerator],
-                                   component("prior_generator")] = DEFAULT_PRIOR_GENERATOR,
-        assigner: Annotated[Buildable[Assigner], component("assigner")] = DEFAULT_ASSIGNER,
-        sampler: Annotated[Buildable[Sampler], component("sampler")] = DEFAULT_SAMPLER,
-        bbox_coder: Annotated[Buildable[BoxCoder], component("coder")] = DEFAULT_CODER,
-        loss_cls: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_CLS,
-        loss_bbox: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_BBOX,
-        loss_obj: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_OBJ,
-        loss_l1: Annotated[Buildable[Loss], component("loss")] = DEFAULT_LOSS_L1,
-        postprocess: Annotated[Buildable[PostProcess],
-                               component("postprocess")] = DEFAULT_POSTPROCESS,
+        prior_generator: PriorGeneratorPart = DEFAULT_PRIOR_GENERATOR,
+        assigner: AssignerPart = DEFAULT_ASSIGNER,
+        sampler: SamplerPart = DEFAULT_SAMPLER,
+        bbox_coder: CoderPart = DEFAULT_CODER,
+        loss_cls: LossPart = DEFAULT_LOSS_CLS,
+        loss_bbox: LossPart = DEFAULT_LOSS_BBOX,
+        loss_obj: LossPart = DEFAULT_LOSS_OBJ,
+        loss_l1: LossPart = DEFAULT_LOSS_L1,
+        postprocess: PostProcessPart = DEFAULT_POSTPROCESS,
         use_l1: bool = False,
     ) -> None:
         super().__init__(num_classes, prior_generator, assigner, sampler, bbox_coder, loss_cls,
