@@ -10,6 +10,7 @@ which module belongs to which layer; the import-direction tests read it too.
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 from pathlib import Path
 
@@ -55,6 +56,21 @@ def module_name(path: Path, root: Path) -> str:
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
+
+
+def core_imports(path: Path) -> list[tuple[int, str]]:
+    """``(line, module)`` of every import of a ``core`` module in the file ``path``, nested
+    ones and those under ``TYPE_CHECKING`` too (a type-only import is still a dependency)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules = [node.module]
+        elif isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        else:
+            continue
+        found += [(node.lineno, m) for m in modules if m.split(".")[0] == "core"]
+    return found
 
 
 def count_lines(path: Path) -> int:

@@ -2,32 +2,27 @@
 layer or one below, models and data import only the kernel, and the package graph has no
 cycle."""
 
-import ast
 import pathlib
 from collections import defaultdict
 
 import pytest
 
-from core.tools.layer_sizes import LAYERS, layer_of, layer_rank, module_name, product_files
+from core.tools.layer_sizes import (
+    LAYERS,
+    core_imports,
+    layer_of,
+    layer_rank,
+    module_name,
+    product_files,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _imports() -> list[tuple[str, int, str]]:
-    """``(module, line, imported core module)`` of every import in ``core``, nested ones and
-    those under ``TYPE_CHECKING`` too (a type-only import is still a dependency of the code)."""
-    found = []
-    for path in product_files(ROOT / "core"):
-        module = module_name(path, ROOT)
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                targets = [node.module]
-            elif isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            else:
-                continue
-            found += [(module, node.lineno, t) for t in targets if t.split(".")[0] == "core"]
-    return found
+    """``(module, line, imported core module)`` of every import in ``core``."""
+    return [(module_name(path, ROOT), line, target)
+            for path in product_files(ROOT / "core") for line, target in core_imports(path)]
 
 
 def _package(module: str) -> str:
