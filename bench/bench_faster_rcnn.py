@@ -35,6 +35,7 @@ from plugdet_faster_rcnn.torchvision_compat import (
     load_torchvision_weights,
     torchvision_like_config,
 )
+from random_boxes import random_gt
 from timing import interleaved_best
 from torchvision.models.detection import fasterrcnn_resnet50_fpn
 from torchvision.models.detection.roi_heads import fastrcnn_loss
@@ -47,8 +48,6 @@ NUM_THREADS = 2
 NUM_CLASSES = 80
 IMAGE_SIZE = 512
 BATCH = 2
-MAX_GT_PER_IMAGE = 8
-MIN_BOX_SIDE = 16
 SGD_LR = 1e-4  # small: weights barely move, so every step does comparable work
 BOX_SIZE = 4
 #: ratio ours / torchvision each case must stay at or under
@@ -56,15 +55,7 @@ TARGETS = {"train": 1.0, "inference": 1.0, "targets": 0.6}
 
 
 def random_targets(generator: torch.Generator) -> list[Instances]:
-    targets = []
-    for _ in range(BATCH):
-        count = int(torch.randint(1, MAX_GT_PER_IMAGE + 1, (1,), generator=generator))
-        xy = torch.rand(count, 2, generator=generator) * (IMAGE_SIZE - MIN_BOX_SIDE)
-        wh = MIN_BOX_SIDE + torch.rand(count, 2, generator=generator) * IMAGE_SIZE / 2
-        boxes = torch.cat([xy, (xy + wh).clamp(max=IMAGE_SIZE)], dim=1)
-        targets.append(Instances(boxes, torch.randint(0, NUM_CLASSES, (count,),
-                                                      generator=generator)))
-    return targets
+    return [Instances(*random_gt(IMAGE_SIZE, NUM_CLASSES, generator)) for _ in range(BATCH)]
 
 
 def unit_features(model: torch.nn.Module, images: torch.Tensor) -> None:

@@ -15,7 +15,7 @@ import argparse
 import time
 from pathlib import Path
 
-from core.config import load_config
+from core.engine.full_config import load_full_config
 from core.engine.runner import Runner
 from core.visualization.hooks import PositiveSamplesHook
 
@@ -32,8 +32,8 @@ def main() -> None:
     overrides = [*args.set, "default_hooks.positive_samples.enabled=true",
                  f"default_hooks.positive_samples.interval={args.interval}"]
     start = time.perf_counter()
-    runner = Runner.from_config(load_config(DEMO, overrides), work_dir=str(args.work_dir),
-                                config_path=str(DEMO))
+    config = load_full_config(str(DEMO), overrides, counts_from_data=True)  # as core.run reads it
+    runner = Runner.from_config(config, work_dir=str(args.work_dir), config_path=str(DEMO))
     (hook,) = [h for h in runner.hooks if isinstance(h, PositiveSamplesHook)]
     runner.train()
     total = time.perf_counter() - start

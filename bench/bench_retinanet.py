@@ -37,6 +37,7 @@ from plugdet_retinanet.torchvision_compat import (
     load_torchvision_weights,
     torchvision_like_config,
 )
+from random_boxes import random_gt
 from timing import interleaved_best
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
@@ -51,8 +52,6 @@ from core.structures import DetBatch, DetSample, Instances
 NUM_THREADS = 2
 NUM_CLASSES = 80
 HEAD_STD = 0.01
-MAX_GT_PER_IMAGE = 8
-MIN_BOX_SIDE = 16
 SGD_LR = 1e-4  # small: weights barely move, so every step does comparable work
 #: Profiler events that are convolution arithmetic (self time, forward and backward).
 CONV_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::thnn_conv2d")
@@ -89,16 +88,7 @@ def spread_head_weights(model: nn.Module, seed: int) -> None:
 
 
 def random_targets(batch: int, size: int, generator: torch.Generator) -> list[Instances]:
-    targets = []
-    for _ in range(batch):
-        count = int(torch.randint(1, MAX_GT_PER_IMAGE + 1, (1,), generator=generator))
-        xy = torch.rand(count, 2, generator=generator) * (size - MIN_BOX_SIDE)
-        wh = MIN_BOX_SIDE + torch.rand(count, 2, generator=generator) * size / 2
-        boxes = torch.cat([xy, (xy + wh).clamp(max=size)], dim=1)
-        targets.append(
-            Instances(boxes, torch.randint(0, NUM_CLASSES, (count,), generator=generator))
-        )
-    return targets
+    return [Instances(*random_gt(size, NUM_CLASSES, generator)) for _ in range(batch)]
 
 
 

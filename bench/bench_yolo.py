@@ -47,8 +47,6 @@ REPO = Path(__file__).resolve().parent.parent
 SPEED_CONFIG = REPO / "plugins/yolo/configs/yolov8_n_500e_coco.toml"
 RACCOON_CONFIG = REPO / "plugins/yolo/configs/yolov8_n_scratch_raccoon.toml"
 NUM_CLASSES = 80
-MAX_GT_PER_IMAGE = 8
-MIN_BOX_SIDE = 16
 SGD_LR = 1e-4  # small: weights barely move, so every step does comparable work
 NMS = {"score": 0.001, "iou": 0.7, "max_per_img": 300}
 
@@ -59,16 +57,11 @@ NMS = {"score": 0.001, "iou": 0.7, "max_per_img": 300}
 def random_batch(batch: int, size: int) -> tuple[object, list[tuple[object, object]]]:
     """``(images (B, 3, S, S) in 0..1, [(xyxy boxes (G, 4) in pixels, labels (G,))])``."""
     import torch
+    from random_boxes import random_gt
 
     generator = torch.Generator().manual_seed(2)
     images = torch.rand(batch, 3, size, size, generator=generator)
-    targets = []
-    for _ in range(batch):
-        count = int(torch.randint(1, MAX_GT_PER_IMAGE + 1, (1,), generator=generator))
-        xy = torch.rand(count, 2, generator=generator) * (size - MIN_BOX_SIDE)
-        wh = MIN_BOX_SIDE + torch.rand(count, 2, generator=generator) * size / 2
-        boxes = torch.cat([xy, (xy + wh).clamp(max=size)], dim=1)
-        targets.append((boxes, torch.randint(0, NUM_CLASSES, (count,), generator=generator)))
+    targets = [random_gt(size, NUM_CLASSES, generator) for _ in range(batch)]
     return images, targets
 
 

@@ -11,6 +11,9 @@ plugin author must do when it changes. The names, by layer:
 - built-in library: the dense-head base and its helpers, the loss and post-process bases, the
   detector bases, priors, coders' shared checks, enhance layers, mixed precision helpers;
 - engine: runner hooks, the runner, checkpoints, data loading, seeding;
+- pretrained weights: the checkpoint of another framework as read, its conversion to
+  plugdet's keys (the ``weight_converter`` stage's data, key tables and a converter base) and
+  the fitting to a model;
 - visualization: the vis-backend base, the visualizer and the positives of an image (the
   model the positive-sample drawings share).
 
@@ -28,6 +31,8 @@ from core.contracts import (
     AssignResult,
     Backbone,
     BoxCoder,
+    ClassRows,
+    ConvertedState,
     Dataset,
     Detector,
     EnhanceLayer,
@@ -36,6 +41,7 @@ from core.contracts import (
     Loss,
     Metric,
     Neck,
+    PeerCheckpoint,
     PostProcess,
     Predictions,
     PriorGenerator,
@@ -47,6 +53,7 @@ from core.contracts import (
     SampleResult,
     Transform,
     VisBackend,
+    WeightConverter,
     missing_members,
 )
 from core.data.loader import build_dataloader
@@ -90,6 +97,7 @@ from core.models.heads import DenseHead
 from core.models.heads.dense_head import (
     NUM_POS_KEY,
     Assignments,
+    DenseLossInputs,
     DenseTargets,
     assignments_by_level,
     flatten_level,
@@ -101,7 +109,7 @@ from core.models.postprocess import Candidates, MultiClassNMS
 from core.models.precision import float32_region, levels_in_float32
 from core.models.priors import AnchorGenerator, PointGenerator
 from core.plugins import PluginManager, get_registries
-from core.registry import component
+from core.registry import component, register_each
 from core.structures import PAD_OFFSET_KEY, DetBatch, DetSample, Instances
 from core.tools.cli import add_override_arguments
 from core.visualization import Visualizer
@@ -113,6 +121,10 @@ from core.visualization.positives import (
     collect_positives,
     dense_head_of,
 )
+from core.weights.checkpoint import read_checkpoint, require_keys
+from core.weights.fitting import FitReport, fit_to_model
+from core.weights.key_maps import indexed_prefixes, inverted_table, map_key, rename_keys
+from core.weights.table_converter import TableConverter
 
 __all__ = [
     "IGNORE",
@@ -133,18 +145,22 @@ __all__ = [
     "Buildable",
     "Candidates",
     "CheckpointError",
+    "ClassRows",
     "CoderPart",
     "ConfigError",
     "ContractError",
+    "ConvertedState",
     "DataError",
     "Dataset",
     "DeclareStage",
     "DenseHead",
+    "DenseLossInputs",
     "DenseTargets",
     "DetBatch",
     "DetSample",
     "Detector",
     "EnhanceLayer",
+    "FitReport",
     "GTBatch",
     "Head",
     "Hook",
@@ -156,6 +172,7 @@ __all__ = [
     "Metric",
     "MultiClassNMS",
     "Neck",
+    "PeerCheckpoint",
     "PipelineSwitchHook",
     "PlugdetError",
     "PluginError",
@@ -177,10 +194,12 @@ __all__ = [
     "Sampler",
     "SamplerPart",
     "SingleStageDetector",
+    "TableConverter",
     "Transform",
     "TwoStageDetector",
     "VisBackend",
     "Visualizer",
+    "WeightConverter",
     "WeightedLoss",
     "add_override_arguments",
     "assignments_by_level",
@@ -193,11 +212,14 @@ __all__ = [
     "contracts",
     "dense_head_of",
     "dump_config",
+    "fit_to_model",
     "flatten_level",
     "flatten_levels",
     "float32_region",
     "get_registries",
     "impl",
+    "indexed_prefixes",
+    "inverted_table",
     "levels_in_float32",
     "load_checkpoint",
     "load_config",
@@ -205,9 +227,14 @@ __all__ = [
     "load_model_state",
     "load_original_image",
     "map_instances",
+    "map_key",
     "missing_members",
     "model_state_from",
     "one_hot_without_background",
+    "read_checkpoint",
+    "register_each",
+    "rename_keys",
+    "require_keys",
     "require_strides",
     "resize_sample",
     "save_checkpoint",

@@ -6,6 +6,7 @@
     plugdet export CONFIG CKPT --format onnx [--dynamic]
     plugdet plugins [--json]
     plugdet browse CONFIG --out DIR
+    plugdet weights list | inspect FILE | convert FILE --config CFG --out OUT
 
 ``plugdet COMMAND --help`` lists the options of a command with examples.
 """
@@ -65,6 +66,12 @@ def _browse(argv: list[str]) -> int:
     return main(argv, prog=f"{PROG} browse")
 
 
+def _weights(argv: list[str]) -> int:
+    from core.tools.weights import main
+
+    return main(argv, prog=f"{PROG} weights")
+
+
 #: name -> (one-line help, runner of the command's arguments)
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "train": ("train a detector from a TOML config", _train),
@@ -73,6 +80,8 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "export": ("export a checkpoint to ONNX, checked against PyTorch", _export),
     "plugins": ("list the installed plugins and their components", _plugins),
     "browse": ("save training samples after the pipeline, boxes drawn", _browse),
+    "weights": ("list weight converters; inspect or convert other frameworks' checkpoints",
+                _weights),
 }
 
 

@@ -56,6 +56,29 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return _load_with_bases(Path(path).resolve(), ())
 
 
+def config_files(path: str | Path) -> list[Path]:
+    """The files the config at ``path`` is merged from, each once, bases before the files
+    naming them (``path`` last)."""
+    return list(dict.fromkeys(_files_with_bases(Path(path).resolve(), ())))
+
+
+def _files_with_bases(path: Path, chain: tuple[Path, ...]) -> list[Path]:
+    files = []
+    for entry in _base_entries(_read_toml(path), path):
+        files += _files_with_bases(_resolve_base(entry, path, chain), (*chain, path))
+    return [*files, path]
+
+
+def _base_entries(data: dict[str, Any], path: Path) -> list[Any]:
+    """The ``_base_`` entries of the file ``path`` read as ``data`` (taken out of it)."""
+    bases = data.pop(BASE_KEY, [])
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list):
+        raise ConfigError(f"{path}: {BASE_KEY} must be a string or a list of strings")
+    return bases
+
+
 def _resolve_base(entry: Any, owner: Path, chain: tuple[Path, ...]) -> Path:
     if not isinstance(entry, str):
         raise ConfigError(f"{owner}: {BASE_KEY} entries must be strings, got {entry!r}")
@@ -122,13 +145,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _load_with_bases(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     data = _read_toml(path)
-    bases = data.pop(BASE_KEY, [])
-    if isinstance(bases, str):
-        bases = [bases]
-    if not isinstance(bases, list):
-        raise ConfigError(f"{path}: {BASE_KEY} must be a string or a list of strings")
     merged: dict[str, Any] = {}
-    for entry in bases:
+    for entry in _base_entries(data, path):
         base_path = _resolve_base(entry, path, chain)
         merged = merge(merged, _load_with_bases(base_path, (*chain, path)), str(base_path))
     return merge(merged, data, str(path))

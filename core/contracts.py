@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 
 if TYPE_CHECKING:
@@ -247,6 +247,77 @@ class SampleResult:
     def num_neg(self) -> int:
         """Sampled negatives over the whole batch."""
         return int(self.neg_mask.sum())
+
+
+# ---- checkpoints of other frameworks (stage ``weight_converter``) -------------------------
+
+
+@attrs.frozen(eq=False)
+class PeerCheckpoint:
+    """A checkpoint as its framework wrote it, read without running any of its code.
+
+    :ivar source: ``"plugdet"``, ``"torchvision"``, ``"mmdet"`` (MMDetection and MMYOLO),
+        ``"ultralytics"``, ``"yolov5"`` or ``"safetensors"``.
+    :ivar state: the file's own key names -> tensors (half precision widened to float32):
+        ultralytics / YOLOv5 ``DetectionModel.state_dict()`` names (``model.0.conv.weight``),
+        torchvision's model keys, MMDetection's (``backbone...``, ``bbox_head...``).
+    :ivar classes: class names in the checkpoint's row order (no background), when the file
+        says.
+    :ivar architecture: what the file says it is: a torchvision model name
+        (``retinanet_resnet50_fpn``), the ultralytics / YOLOv5 model yaml (``yolov8n.yaml``),
+        the MMDetection config's model type (``RetinaNet``); ``""`` when unknown.
+    :ivar meta: the file's other information, plain values only (str, int, float, bool,
+        None, list, tuple, dict).
+    :ivar path: the file or URI read.
+    """
+
+    source: str
+    state: dict[str, Tensor]
+    classes: tuple[str, ...] | None
+    architecture: str = ""
+    meta: dict[str, Any] = attrs.field(factory=dict)
+    path: str = ""
+
+    def describe(self) -> str:
+        """``"torchvision retinanet_resnet50_fpn"``: the source and the architecture."""
+        return f"{self.source} {self.architecture}".strip()
+
+
+@attrs.frozen
+class ClassRows:
+    """Where the classes sit along dim 0 of a parameter: ``groups`` blocks (e.g. anchors) of
+    ``stride`` rows each, rows ``offset .. offset + C - 1`` of each block the ``C`` classes;
+    the other rows of a block are not class rows and keep their place relative to the
+    block's start (before the classes) or end (after them).
+
+    ``stride`` None means ``dim 0 / groups``. RetinaNet's class conv (``A`` anchors,
+    anchor-major): ``ClassRows(groups=A)``. YOLOv5 (per anchor 4 box, 1 objectness, ``C``
+    classes): ``ClassRows(groups=3, stride=5 + C, offset=5)``. Faster R-CNN's ``fc_cls``
+    (``C`` classes then background): ``ClassRows()``; its background row is kept.
+
+    ``rows_per_class``: each class is a block of that many consecutive rows (the classes then
+    take rows ``offset .. offset + C * rows_per_class - 1`` of a block). Faster R-CNN's
+    ``fc_reg`` (``C`` class-major blocks of 4 box deltas): ``ClassRows(rows_per_class=4)``.
+    """
+
+    groups: int = 1
+    stride: int | None = None
+    offset: int = 0
+    rows_per_class: int = 1
+
+
+@attrs.frozen(eq=False)
+class ConvertedState:
+    """A checkpoint in plugdet's key names and layouts.
+
+    :ivar state: plugdet's key names -> tensors.
+    :ivar class_rows: the keys of ``state`` that hold per-class rows (weights and biases).
+    :ivar classes: the checkpoint's classes in row order, when known.
+    """
+
+    state: dict[str, Tensor]
+    class_rows: dict[str, ClassRows] = attrs.field(factory=dict)
+    classes: tuple[str, ...] | None = None
 
 
 # ---- stage contracts ---------------------------------------------------------------------
@@ -501,6 +572,30 @@ class RunnerHook(Protocol):
     def before_run(self, runner: Any) -> None: ...
 
     def after_run(self, runner: Any) -> None: ...
+
+
+@runtime_checkable
+class WeightConverter(Protocol):
+    """Stage ``weight_converter``: maps one framework's checkpoints of one architecture to
+    plugdet's keys (``core.weights`` reads the file, picks the converter and fits the result
+    to the model, classes by name).
+
+    ``name`` is the registered name (``"torchvision/retinanet_resnet50_fpn"``), ``source``
+    the :attr:`PeerCheckpoint.source` it reads, ``config`` the shipped config that builds
+    this architecture, ``licence`` that of the published weights (``"BSD-3-Clause"``).
+    ``accepts`` looks at the checkpoint's source, architecture or keys and at the model;
+    ``convert`` raises :class:`~core.errors.CheckpointError` naming the file and listing
+    missing, unexpected and mis-shaped keys when the file does not fit.
+    """
+
+    name: str
+    source: str
+    config: str
+    licence: str
+
+    def accepts(self, checkpoint: PeerCheckpoint, model: nn.Module) -> bool: ...
+
+    def convert(self, checkpoint: PeerCheckpoint, model: nn.Module) -> ConvertedState: ...
 
 
 # ---- checking a component against its contract -------------------------------------------

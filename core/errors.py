@@ -1,5 +1,6 @@
-"""Error types that say what went wrong and where (file, config key, sample), and the one-line
-form of a failed file write (full disk, read-only folder)."""
+"""Error types that say what went wrong and where (file, config key, sample), the checks of a
+constructor's numeric arguments that raise them, and the one-line form of a failed file write
+(full disk, read-only folder)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,37 @@ class CheckpointError(PlugdetError):
 
 class ContractError(PluginError):
     """A component lacks a member of its stage's contract (:mod:`core.contracts`)."""
+
+
+def require_at_least(key: str, value: float, minimum: float, note: str = "") -> None:
+    """Refuse a ``value`` below ``minimum`` with :class:`ConfigError`
+    ``"<key>: expected >= <minimum><note>, got <value>"``; ``note`` says what the bound means
+    (``" (0: no ramp)"``)."""
+    if value < minimum:
+        raise ConfigError(f"{key}: expected >= {minimum}{note}, got {value}")
+
+
+def require_positive(key: str, value: float) -> None:
+    """Refuse ``value <= 0`` with :class:`ConfigError`
+    ``"<key>: expected a positive value, got <value>"``."""
+    if value <= 0:
+        raise ConfigError(f"{key}: expected a positive value, got {value}")
+
+
+def require_positive_int(key: str, value: int) -> None:
+    """Refuse ``value < 1`` with :class:`ConfigError`
+    ``"<key>: expected a positive int, got <value>"``."""
+    if value < 1:
+        raise ConfigError(f"{key}: expected a positive int, got {value}")
+
+
+def require_between(key: str, value: float, low: float, high: float) -> None:
+    """Refuse a ``value`` not strictly between ``low`` and ``high`` (NaN too) with
+    :class:`ConfigError` ``"<key>: expected <low> < <name> < <high>, got <value>"``, ``name``
+    the last part of the dotted ``key``."""
+    if not low < value < high:
+        name = key.rsplit(".", 1)[-1]
+        raise ConfigError(f"{key}: expected {low} < {name} < {high}, got {value}")
 
 
 #: errno values that mean the disk (or the user's quota) is full.

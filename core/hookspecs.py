@@ -247,6 +247,14 @@ def register_hooks(register: Register) -> None:
     """
 
 
+@_stage("weight_converter", contracts.WeightConverter)
+def register_weight_converters(register: Register) -> None:
+    """Weight converters: another framework's checkpoints of one architecture -> plugdet's
+    keys, for ``load_from`` (:class:`core.contracts.WeightConverter`).
+
+    :param register: records ``(name, factory)`` in the ``weight_converter`` stage.
+    """
+
 #: Built-in stage name -> name of the hook that fills it, in pipeline order.
 STAGE_HOOKS: dict[str, str] = {name: spec.hook_name for name, spec in BUILTIN_STAGES.items()}
 STAGES: tuple[str, ...] = tuple(BUILTIN_STAGES)

@@ -25,7 +25,7 @@ import cattrs
 
 from core.contracts import missing_members
 from core.errors import ConfigError, ContractError, PlugdetError, PluginError
-from core.hookspecs import BUILTIN_STAGES, StageSpec
+from core.hookspecs import BUILTIN_STAGES, Register, StageSpec
 
 #: Dotted config path of the component being built (for parts a component builds itself).
 _BUILD_PATH: contextvars.ContextVar[str] = contextvars.ContextVar("build_path", default="")
@@ -50,6 +50,16 @@ def component(stage: str) -> ComponentRef:
     if not stage.isidentifier():
         raise ValueError(f"stage names are identifiers, got {stage!r}")
     return ComponentRef(stage)
+
+
+def register_each(register: Register, *classes: type, **named: Callable[..., Any]) -> None:
+    """Record each of ``classes`` under its class name and each of ``named`` under its keyword,
+    through the ``register`` a ``register_<stage>s`` hook receives:
+    ``register_each(register, SPP, CBAM, SE=SELayer)``."""
+    for cls in classes:
+        register(cls.__name__, cls)
+    for name, factory in named.items():
+        register(name, factory)
 
 
 def current_build_path() -> str:

@@ -14,32 +14,17 @@ from core.data.transforms.mix import MixUp, Mosaic
 from core.data.transforms.photometric import Normalize, PhotoMetricDistortion
 from core.data.transforms.tta import TestTimeAug
 from core.hookspecs import Register
+from core.registry import register_each
 
 
 @impl
 def register_datasets(register: Register) -> None:
     """COCO JSON, Pascal VOC XML, YOLO text labels and the generated shapes set."""
-    register("CocoDataset", CocoDataset)
-    register("VocDataset", VocDataset)
-    register("YoloDataset", YoloDataset)
-    register("ShapesDataset", ShapesDataset)
+    register_each(register, CocoDataset, VocDataset, YoloDataset, ShapesDataset)
 
 
 @impl
 def register_transforms(register: Register) -> None:
     """Loading, geometric, photometric, mixing and test-time transforms."""
-    for transform in (
-        LoadImage,
-        Resize,
-        RandomResize,
-        RandomFlip,
-        RandomCrop,
-        Pad,
-        RandomAffine,
-        PhotoMetricDistortion,
-        Normalize,
-        Mosaic,
-        MixUp,
-        TestTimeAug,
-    ):
-        register(transform.__name__, transform)
+    register_each(register, LoadImage, Resize, RandomResize, RandomFlip, RandomCrop, Pad,
+                  RandomAffine, PhotoMetricDistortion, Normalize, Mosaic, MixUp, TestTimeAug)

@@ -1,7 +1,8 @@
 """Checkpoint files: atomic writes, safe loads and key checks against a model.
 
 Every file is read with ``torch.load(weights_only=True)``, so a checkpoint holds only tensors
-and plain Python containers (dict, list, tuple, str, int, float, bool, None).
+and plain Python containers (dict, list, tuple, str, int, float, bool, None), or is a
+``.safetensors`` file (no pickle at all).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from core.errors import CheckpointError, writing
+from core.weights.safetensors_files import read_safetensors
 
 #: Prefix of the temporary files of unfinished atomic writes.
 TEMP_PREFIX = ".tmp-"
@@ -76,10 +78,14 @@ def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> None
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True``; CheckpointError naming the file on failure."""
+    """Read a checkpoint with ``weights_only=True`` (a ``.safetensors`` file as
+    ``{"meta", "state_dict"}``); CheckpointError naming the file on failure."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint file not found: {path}")
+    if path.suffix == ".safetensors":
+        state, meta = read_safetensors(path)
+        return {"meta": meta, "state_dict": state}
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupt file or disallowed (code-executing) content

@@ -11,16 +11,12 @@ from core.engine.hooks import (
     PipelineSwitchHook,
 )
 from core.hookspecs import Register
+from core.registry import register_each
 
 
 @impl
 def register_hooks(register: Register) -> None:
     """Logger, checkpoint, param scheduler, evaluation, EMA, early stopping and pipeline
     switch hooks."""
-    register("LoggerHook", LoggerHook)
-    register("CheckpointHook", CheckpointHook)
-    register("ParamSchedulerHook", ParamSchedulerHook)
-    register("EvaluationHook", EvaluationHook)
-    register("EMAHook", EMAHook)
-    register("EarlyStoppingHook", EarlyStoppingHook)
-    register("PipelineSwitchHook", PipelineSwitchHook)
+    register_each(register, LoggerHook, CheckpointHook, ParamSchedulerHook, EvaluationHook,
+                  EMAHook, EarlyStoppingHook, PipelineSwitchHook)

@@ -14,7 +14,8 @@ import torch
 from core.errors import ConfigError
 
 TOP_LEVEL_KEYS = {
-    "_base_", "default_scope", "seed", "deterministic", "amp", "load_from", "device", "sync_bn",
+    "_base_", "default_scope", "seed", "deterministic", "amp", "load_from",
+    "load_from_class_map", "device", "sync_bn",
     "find_unused_parameters", "model", "train_dataloader", "val_dataloader", "test_dataloader",
     "val_evaluator", "test_evaluator", "optim", "param_schedulers", "train", "freeze",
     "default_hooks", "custom_hooks", "vis_backends", "tta", "data",
@@ -42,6 +43,18 @@ def _table(cfg: dict[str, Any], key: str, defaults: dict[str, Any]) -> dict[str,
     if unknown:
         raise ConfigError(f"{key}: unknown keys {unknown}; allowed: {sorted(defaults)}")
     return {**defaults, **table}
+
+
+def class_map(cfg: dict[str, Any], load_from: str) -> dict[str, str]:
+    """``load_from_class_map``: dataset class -> the checkpoint's name of it, for the class
+    rows of a ``load_from`` with other class names (see ``docs/pretrained.md``)."""
+    table = _expect(cfg.get("load_from_class_map", {}), dict, "load_from_class_map")
+    for key, value in table.items():
+        _expect(value, str, f"load_from_class_map.{key}")
+    if table and not load_from:
+        raise ConfigError("load_from_class_map: maps the classes of a load_from checkpoint, "
+                          "but load_from is not set")
+    return dict(table)
 
 
 def check_top_level(cfg: dict[str, Any]) -> None:
@@ -93,6 +106,7 @@ class RunSettings:
     """Run-wide options read from the top level of the config.
 
     :ivar amp_dtype: autocast dtype (fp16 on CUDA, bf16 on CPU) or ``None`` without AMP.
+    :ivar load_from_class_map: dataset class -> checkpoint class for ``load_from``.
     """
 
     device: torch.device
@@ -100,6 +114,7 @@ class RunSettings:
     deterministic: bool = False
     amp_dtype: torch.dtype | None = None
     load_from: str = ""
+    load_from_class_map: dict[str, str] = attrs.field(factory=dict)
     by_epoch: bool = True
     max_epochs: int = 12
     max_iters: int | None = None
@@ -141,6 +156,7 @@ class RunSettings:
             raise ConfigError("optim: missing table (e.g. [optim] type = \"SGD\", lr = 0.01)")
         device = resolve_device(_expect(cfg.get("device", "auto"), str, "device"))
         amp_dtype = resolve_amp(cfg.get("amp", False), device)
+        load_from = _expect(cfg.get("load_from", ""), str, "load_from")
         schedulers = _expect(cfg.get("param_schedulers", []), list, "param_schedulers")
         if not by_epoch:
             for index, entry in enumerate(schedulers):
@@ -152,7 +168,8 @@ class RunSettings:
             seed=_expect(cfg.get("seed", 0), int, "seed"),
             deterministic=_expect(cfg.get("deterministic", False), bool, "deterministic"),
             amp_dtype=amp_dtype,
-            load_from=_expect(cfg.get("load_from", ""), str, "load_from"),
+            load_from=load_from,
+            load_from_class_map=class_map(cfg, load_from),
             by_epoch=by_epoch,
             max_epochs=max_epochs,
             max_iters=None if by_epoch else max_iters,

@@ -52,6 +52,8 @@ from core.errors import CheckpointError, RunFileError, describe_os_error, writin
 from core.plugins import get_plugin_manager
 from core.structures import DetBatch, Instances
 from core.visualization import Visualizer
+from core.weights.checkpoint import read_checkpoint
+from core.weights.loading import load_pretrained_detector, loads_exactly
 
 
 def _set_loader_position(loader: DataLoader, epoch: int, start_iter: int) -> None:
@@ -131,7 +133,8 @@ class Runner:
 
         self.model = model.to(self.device)
         if settings.load_from:
-            self.load_weights(settings.load_from)
+            self.load_weights(settings.load_from,
+                              _dataset_classes(train_loader, val_loader, test_loader))
         self.train_loader = train_loader
         self.val_loader = val_loader
         self.val_evaluators = val_evaluators or []
@@ -443,11 +446,19 @@ class Runner:
 
     # ---- checkpoints ------------------------------------------------------------------
 
-    def load_weights(self, path: str | Path) -> None:
-        """Load only the model weights of ``path`` (``load_from``); keys must match exactly."""
-        state = load_checkpoint(path)
-        load_model_state(self.model, model_state_from(state, str(path)), str(path))
-        self.logger.info(f"loaded weights from {path}")
+    def load_weights(self, path: str | Path,
+                     dataset_classes: tuple[str, ...] | None = None) -> None:
+        """Load only the model weights of ``path`` (``load_from``): a plugdet checkpoint key
+        for key (keys must match exactly); ``torchvision://NAME`` or another framework's file
+        through its weight converter, fitted to ``dataset_classes`` (class rows by name, with
+        ``load_from_class_map``; see ``docs/pretrained.md``)."""
+        checkpoint = read_checkpoint(path)
+        if loads_exactly(checkpoint, dataset_classes):
+            load_model_state(self.model, checkpoint.state, str(path))
+            self.logger.info(f"loaded weights from {path}")
+            return
+        load_pretrained_detector(self.model, checkpoint, dataset_classes,
+                                 self.settings.load_from_class_map, self.logger)
 
     def save_checkpoint(self, filename: str, update_last: bool = True) -> None:
         """Write ``work_dir/filename`` (rank 0) with everything needed to resume exactly.
@@ -501,6 +512,15 @@ class Runner:
         self.visualizer.close()
         close_logger(self.logger)
         MessageHub.drop_instance(self.message_hub.name)
+
+
+def _dataset_classes(*loaders: DataLoader | None) -> tuple[str, ...] | None:
+    """The class names of the first loader's dataset that has them (train, val, test)."""
+    for loader in loaders:
+        classes = getattr(getattr(loader, "dataset", None), "classes", None)
+        if classes:
+            return tuple(classes)
+    return None
 
 
 def _run_name(work_dir: Path, log_name: str) -> str:

@@ -38,77 +38,57 @@ from core.models.necks import FPN
 from core.models.postprocess import MultiClassNMS
 from core.models.priors import AnchorGenerator, PointGenerator
 from core.models.samplers import PseudoSampler, RandomSampler
+from core.registry import register_each
 
 
 @impl
 def register_backbones(register: Register) -> None:
-    register("ResNet", ResNet)
-    register("TinyNet", TinyNet)
+    register_each(register, ResNet, TinyNet)
 
 
 @impl
 def register_necks(register: Register) -> None:
-    register("FPN", FPN)
+    register_each(register, FPN)
 
 
 @impl
 def register_enhance_layers(register: Register) -> None:
-    register("SPP", SPP)
-    register("SPPF", SPPF)
-    register("SE", SELayer)
-    register("CBAM", CBAM)
-    register("NonLocal2d", NonLocal2d)
-    register("ContextBlock", ContextBlock)
-    register("DCNv2", ModulatedDeformConv2d)
+    register_each(register, SPP, SPPF, CBAM, NonLocal2d, ContextBlock,
+                  SE=SELayer, DCNv2=ModulatedDeformConv2d)
 
 
 @impl
 def register_prior_generators(register: Register) -> None:
-    register("AnchorGenerator", AnchorGenerator)
-    register("PointGenerator", PointGenerator)
+    register_each(register, AnchorGenerator, PointGenerator)
 
 
 @impl
 def register_assigners(register: Register) -> None:
-    register("MaxIoUAssigner", MaxIoUAssigner)
-    register("ATSSAssigner", ATSSAssigner)
-    register("SimOTAAssigner", SimOTAAssigner)
-    register("DynamicSoftLabelAssigner", DynamicSoftLabelAssigner)
-    register("TaskAlignedAssigner", TaskAlignedAssigner)
+    register_each(register, MaxIoUAssigner, ATSSAssigner, SimOTAAssigner,
+                  DynamicSoftLabelAssigner, TaskAlignedAssigner)
 
 
 @impl
 def register_samplers(register: Register) -> None:
-    register("PseudoSampler", PseudoSampler)
-    register("RandomSampler", RandomSampler)
+    register_each(register, PseudoSampler, RandomSampler)
 
 
 @impl
 def register_coders(register: Register) -> None:
-    register("DeltaXYWHBBoxCoder", DeltaXYWHBBoxCoder)
-    register("LogDistancePointCoder", LogDistancePointCoder)
-    register("DistancePointBBoxCoder", DistancePointBBoxCoder)
+    register_each(register, DeltaXYWHBBoxCoder, LogDistancePointCoder, DistancePointBBoxCoder)
 
 
 @impl
 def register_losses(register: Register) -> None:
-    register("FocalLoss", FocalLoss)
-    register("CrossEntropyLoss", CrossEntropyLoss)
-    register("L1Loss", L1Loss)
-    register("SmoothL1Loss", SmoothL1Loss)
-    register("GIoULoss", GIoULoss)
-    register("CIoULoss", CIoULoss)
-    register("IoULoss", IoULoss)
-    register("DistributionFocalLoss", DistributionFocalLoss)
-    register("QualityFocalLoss", QualityFocalLoss)
+    register_each(register, FocalLoss, CrossEntropyLoss, L1Loss, SmoothL1Loss, GIoULoss,
+                  CIoULoss, IoULoss, DistributionFocalLoss, QualityFocalLoss)
 
 
 @impl
 def register_postprocesses(register: Register) -> None:
-    register("MultiClassNMS", MultiClassNMS)
+    register_each(register, MultiClassNMS)
 
 
 @impl
 def register_detectors(register: Register) -> None:
-    register("SingleStageDetector", SingleStageDetector)
-    register("TwoStageDetector", TwoStageDetector)
+    register_each(register, SingleStageDetector, TwoStageDetector)

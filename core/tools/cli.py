@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from core.errors import ConfigError
+from core.errors import ConfigError, PlugdetError
 
 ERROR_EXIT_STATUS = 2
 
@@ -29,6 +29,31 @@ def run_reporting_errors(
         return ERROR_EXIT_STATUS
     print(summary)
     return 0
+
+
+def run_tool(
+    argv: list[str] | None,
+    prog: str,
+    doc: str | None,
+    examples: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], str],
+) -> int:
+    """Parse ``argv`` with a tool's options and run it, ending as :func:`run_reporting_errors`
+    does (a :class:`~core.errors.PlugdetError` is the user's); returns the exit status.
+
+    :param prog: the command shown in the usage and the examples.
+    :param doc: the tool's module docstring; its first paragraph describes the tool.
+    :param examples: the help's epilog, a template with ``{prog}``.
+    :param add_arguments: adds the tool's options to the parser.
+    :param run: the tool's job on the parsed options; returns the summary line.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n\n")[0],
+                                     epilog=examples.format(prog=prog),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run_reporting_errors(lambda: run(args), PlugdetError)
 
 
 def add_override_arguments(parser: argparse.ArgumentParser, allow_new: bool = True) -> None:

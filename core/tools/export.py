@@ -28,7 +28,7 @@ from core.engine.full_config import load_full_config
 from core.engine.run_config import resolve_device
 from core.errors import ConfigError, PlugdetError
 from core.structures import DetBatch, DetSample, Instances
-from core.tools.cli import add_override_arguments, check_output_file, run_reporting_errors
+from core.tools.cli import add_override_arguments, check_output_file, run_tool
 from core.tools.inference import build_test_transforms, eval_loader_table, load_detector
 from core.tools.onnx_detector import ExportableDetector
 
@@ -193,19 +193,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_override_arguments(parser)
 
 
-def build_parser(prog: str = "python -m core.tools.export") -> argparse.ArgumentParser:
-    """The export command's parser."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                     epilog=EXAMPLES.format(prog=prog),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return parser
-
-
 def main(argv: list[str] | None = None, prog: str = "python -m core.tools.export") -> int:
     """Run the tool; returns the exit status."""
-    args = build_parser(prog).parse_args(argv)
-    return run_reporting_errors(lambda: run_export(args), PlugdetError)
+    return run_tool(argv, prog, __doc__, EXAMPLES, add_arguments, run_export)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from pathlib import Path
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("kernel", ("core", "core.contracts", "core.hookspecs", "core.registry", "core.plugins",
                 "core.config", "core.config_references", "core.structures", "core.errors")),
-    ("library", ("core.models", "core.data", "core.evaluation", "core.visualization")),
+    ("library", ("core.models", "core.data", "core.evaluation", "core.visualization",
+                 "core.weights")),
     ("engine", ("core.engine",)),
     ("vis hooks", ("core.visualization.hooks",)),
     ("tools", ("core.tools",)),

@@ -42,13 +42,13 @@ from core.data.transforms.tta import merge_tta_predictions
 from core.engine.full_config import load_full_config
 from core.engine.progress import ProgressBar
 from core.engine.run_config import TTA_DEFAULTS, resolve_device
-from core.errors import ConfigError, DataError, PlugdetError
+from core.errors import ConfigError, DataError
 from core.structures import DetSample, Instances
 from core.tools.cli import (
     add_override_arguments,
     check_output_folder,
     make_output_folder,
-    run_reporting_errors,
+    run_tool,
 )
 from core.tools.inference import (
     build_test_transforms,
@@ -312,19 +312,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_override_arguments(parser)
 
 
-def build_parser(prog: str = "python -m core.tools.predict") -> argparse.ArgumentParser:
-    """The predict command's parser."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                     epilog=EXAMPLES.format(prog=prog),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return parser
-
-
 def main(argv: list[str] | None = None, prog: str = "python -m core.tools.predict") -> int:
     """Run the tool; returns the exit status."""
-    args = build_parser(prog).parse_args(argv)
-    return run_reporting_errors(lambda: run_predict(args), PlugdetError)
+    return run_tool(argv, prog, __doc__, EXAMPLES, add_arguments, run_predict)
 
 
 if __name__ == "__main__":

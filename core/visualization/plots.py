@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from torchvision.ops import box_iou
 
 from core.errors import writing
+from core.evaluation.voc_metric import average_precision
 from core.structures import DetSample, Instances
 
 #: Above this many classes the PR plot shows no per-class legend.
@@ -104,15 +105,6 @@ def _match_class(
     return scores.numpy(), outcome
 
 
-def _voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
-    """All-point interpolated average precision."""
-    recall = np.concatenate([[0.0], recall, [1.0]])
-    precision = np.concatenate([[0.0], precision, [0.0]])
-    precision = np.maximum.accumulate(precision[::-1])[::-1]
-    steps = np.nonzero(recall[1:] != recall[:-1])[0]
-    return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
-
-
 def compute_pr_curves(
     samples: Sequence[DetSample], classes: Sequence[str], iou_thr: float = 0.5
 ) -> list[PRCurve]:
@@ -141,7 +133,7 @@ def compute_pr_curves(
         false_pos = np.cumsum(outcome == 0)
         precision = true_pos / np.maximum(true_pos + false_pos, 1)
         recall = true_pos / num_gt[label] if num_gt[label] else np.zeros_like(precision)
-        ap = _voc_ap(recall, precision) if num_gt[label] else float("nan")
+        ap = average_precision(recall, precision, "area") if num_gt[label] else float("nan")
         curves.append(PRCurve(name, precision, recall, class_scores, ap, int(num_gt[label])))
     return curves
 

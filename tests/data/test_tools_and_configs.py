@@ -11,6 +11,7 @@ from PIL import Image
 from core.config import load_config
 from core.data.datasets.coco import CocoDataset
 from core.data.loader import build_dataloader
+from core.engine.full_config import load_full_config
 from core.plugins import get_registries
 from core.tools import browse_dataset, voc2coco
 
@@ -99,7 +100,7 @@ pipeline = [{{type = "LoadImage"}}, {{type = "RandomFlip", prob = 1.0}}, {{type 
 
 def test_shapes_config_builds_loaders_and_evaluator(tmp_path, monkeypatch):
     monkeypatch.setenv("PLUGDET_CACHE", str(tmp_path))
-    cfg = load_config(
+    cfg = load_full_config(
         str(BASE / "shapes.toml"),
         overrides=[
             "train_dataloader.dataset.num_images=8",

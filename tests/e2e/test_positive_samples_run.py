@@ -12,7 +12,7 @@ import pytest
 from plugdet_wandb import read_offline_run
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from core.config import load_config
+from core.engine.full_config import load_full_config
 from core.engine.runner import Runner
 
 CONFIGS = Path(__file__).resolve().parents[2] / "plugins/retinanet/configs"
@@ -40,7 +40,7 @@ SHORT_RUN = [
 def run_demo(config: str, tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setenv("PLUGDET_CACHE", str(tmp_path / "cache"))
     path = str(CONFIGS / config)
-    cfg = load_config(path, SHORT_RUN)
+    cfg = load_full_config(path, SHORT_RUN)
     run = tmp_path / "run"
     Runner.from_config(cfg, work_dir=str(run), config_path=path).train()
     return run

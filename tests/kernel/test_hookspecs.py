@@ -31,6 +31,7 @@ def test_every_stage_has_a_documented_spec():
         "detector",
         "prior_generator",
         "postprocess",
+        "weight_converter",
     }
     assert set(hookspecs.STAGES) == expected
     for hook_name in hookspecs.STAGE_HOOKS.values():

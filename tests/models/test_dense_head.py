@@ -112,14 +112,13 @@ def test_sampled_rows_are_gathered_for_the_class_loss_with_the_weighted_value():
     }, "model.head")
     feats = (torch.randn(2, 8, 8, 8), torch.randn(2, 8, 4, 4))
     cls_scores, bbox_preds = head(feats)
-    priors = head.priors_of(cls_scores)
-    cls, _ = head.flat_outputs(cls_scores, bbox_preds)
-    targets = head.targets(priors, samples())
+    inputs = head.loss_inputs(cls_scores, bbox_preds, samples())
+    priors, cls, targets = inputs.priors, inputs.cls, inputs.targets
     counted = (targets.sampling.pos_mask | targets.sampling.neg_mask).reshape(-1)
     assert torch.equal(targets.counted_rows, counted.nonzero().flatten())
     assert targets.num_counted == int(counted.sum()) <= 16
     weighted = head.loss_cls(cls.reshape(-1, NUM_CLASSES), targets.labels.reshape(-1),
                              weight=targets.row_weight.float(), avg_factor=targets.avg_factor)
-    assert torch.allclose(head.cls_loss(cls, targets), weighted, rtol=1e-6)
+    assert torch.allclose(head.cls_loss(inputs), weighted, rtol=1e-6)
     dense = build_head({"type": "MaxIoUAssigner", "pos_iou_thr": 0.5, "neg_iou_thr": 0.4})
     assert dense.targets(priors, samples()).counted_rows is None

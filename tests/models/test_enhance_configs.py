@@ -9,6 +9,7 @@ import torch
 import torchvision
 
 from core.config import load_config
+from core.engine.full_config import load_full_config
 from core.engine.runner import Runner
 from core.models.enhance import ContextBlock, ModulatedDeformConv2d
 from core.plugins import get_registries
@@ -58,7 +59,7 @@ def test_coco_configs_load_resnet50_weights_and_report_the_new_layers(
 def test_enhanced_demo_trains_one_iteration(tmp_path, monkeypatch):
     monkeypatch.setenv("PLUGDET_CACHE", str(tmp_path / "cache"))
     config = str(CONFIGS / DEMO)
-    cfg = load_config(config, ONE_ITERATION)
+    cfg = load_full_config(config, ONE_ITERATION)
     runner = Runner.from_config(cfg, work_dir=str(tmp_path / "run"), config_path=config)
     blocks = [m for m in runner.model.modules() if isinstance(m, ContextBlock)]
     assert len(blocks) == 3

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.config import load_config
+from core.engine.full_config import load_full_config
 from core.tools.export import check_image, compare, export_onnx, run_onnx, torch_detections
 from core.tools.inference import load_detector
 
@@ -24,7 +24,7 @@ ALL_SCORES = ["model.head.postprocess.score_thr=0.0"]
 
 @pytest.fixture(scope="module")
 def model_and_image(tiny_demo):
-    cfg = load_config(DEMO, ALL_SCORES)
+    cfg = load_full_config(str(DEMO), ALL_SCORES)
     model = load_detector(cfg, str(tiny_demo.checkpoint), torch.device("cpu"))
     image = next((tiny_demo.run_dir.parent.parent / "cache").rglob("*.jpg"))
     return cfg, model, str(image)

@@ -25,6 +25,7 @@ OPTIONS = {
     "export": ["--format", "--dynamic", "--size", "--image"],
     "plugins": ["--json", "--verbose"],
     "browse": ["--out", "--split", "--n"],
+    "weights": ["list", "inspect", "convert", "--config", "--out"],
 }
 
 

@@ -87,7 +87,7 @@ def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("vis_checkpoint")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(CACHE_ENV, str(root / "data"))
-        runner = Runner.from_config(load_config(YOLOV8, ONE_ITERATION),
+        runner = Runner.from_config(load_full_config(YOLOV8, ONE_ITERATION),
                                     work_dir=str(root / "run"), config_path=YOLOV8)
         runner.train()
         trained = root / "run" / "epoch_1.pth"

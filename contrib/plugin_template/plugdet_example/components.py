@@ -7,7 +7,7 @@ import itertools
 import torch
 from torch import Tensor, nn
 
-from core.api import DetSample, weight_reduce_loss
+from core.api import DetSample, WeightedLoss
 
 
 class ExampleConvNet(nn.Module):
@@ -62,31 +62,25 @@ class ExampleChannelMapper(nn.Module):
         return tuple(conv(f) for conv, f in zip(self.convs, features, strict=True))
 
 
-class ExampleL1Loss(nn.Module):
+class ExampleL1Loss(WeightedLoss):
     """Absolute error times ``loss_weight`` (contract :class:`core.contracts.Loss`):
     ``(N, D), (N, D) -> scalar``, the sum divided by ``avg_factor`` when a head gives one
-    (the number of positives), else the mean.
+    (the number of positives), else the mean. ``WeightedLoss.forward`` applies ``weight``
+    (``(N,)``, ``(N, 1)`` or ``(N, D)``), the reduction and ``loss_weight``; the loss writes
+    only its element-wise error.
 
     :param loss_weight: factor of the loss.
     """
 
-    def __init__(self, loss_weight: float = 1.0):
-        super().__init__()
-        self.loss_weight = loss_weight
+    zero_for_empty = True  # no positives: a zero loss instead of the mean of nothing
 
-    def forward(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        weight: Tensor | None = None,
-        avg_factor: float | None = None,
-    ) -> Tensor:
+    def __init__(self, loss_weight: float = 1.0):
+        super().__init__(loss_weight)
+
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
         if pred.shape != target.shape:
             raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
-        if pred.numel() == 0:
-            return pred.sum() * 0.0
-        loss = weight_reduce_loss((pred - target).abs(), weight, "mean", avg_factor)
-        return self.loss_weight * loss
+        return (pred - target).abs()
 
 
 class ExampleInvert:

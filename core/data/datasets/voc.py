@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from core.data.datasets.base import DetDataset, resolve_path
 from core.data.datasets.coco import check_box
 from core.data.datasets.image_size import ExifMode, MismatchMode, scale_box
+from core.data.datasets.list_files import read_list_file
 from core.data.datasets.records import AnnotatedBox, ImageRecord, record_from_boxes
 from core.data.datasets.voc_xml import parse_voc_xml
 from core.errors import DataError
@@ -42,15 +43,8 @@ def read_split(path: Path, ann_dir: Path | None = None) -> list[str]:
     """
     if not path.is_file():
         raise DataError(f"{path}: split file not found (cwd: {Path.cwd()})")
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: split file is not UTF-8 text ({exc})") from exc
     names = []
-    for line in lines:
-        name = line.strip()
-        if not name:
-            continue
+    for name in read_list_file(path, "split file"):
         flagged = FLAG_COLUMN.match(name)
         if flagged and not (ann_dir is not None and (ann_dir / f"{name}.xml").is_file()):
             name = flagged["name"]

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from core.data.datasets.list_files import read_list_file
 from core.errors import DataError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
@@ -69,16 +70,10 @@ def dataset_root(content: dict[str, Any], source: Path) -> Path:
 
 def _list_file(path: Path) -> list[Path]:
     """Image paths listed one per line; relative ones are relative to the list's folder."""
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: image list is not UTF-8 text ({exc})") from exc
     images = []
-    for line in lines:
-        name = line.strip()
-        if name:
-            candidate = Path(name).expanduser()
-            images.append(candidate if candidate.is_absolute() else path.parent / candidate)
+    for name in read_list_file(path, "image list"):
+        candidate = Path(name).expanduser()
+        images.append(candidate if candidate.is_absolute() else path.parent / candidate)
     return images
 
 

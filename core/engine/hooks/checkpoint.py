@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.engine.hooks.base import PRIORITIES, Hook
-from core.errors import ConfigError
+from core.errors import ConfigError, require_at_least
 
 if TYPE_CHECKING:
     from core.engine.runner import Runner
@@ -35,8 +35,7 @@ class CheckpointHook(Hook):
                  save_best: str = "", rule: Literal["greater", "less"] | None = None) -> None:
         for name, value in (("interval", interval), ("iter_interval", iter_interval),
                             ("max_keep", max_keep)):
-            if value < 0:
-                raise ConfigError(f"{name}: expected >= 0, got {value}")
+            require_at_least(name, value, 0)
         self.interval = interval
         self.iter_interval = iter_interval
         self.max_keep = max_keep

@@ -6,7 +6,7 @@ import math
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.engine.hooks.base import PRIORITIES, Hook
-from core.errors import ConfigError
+from core.errors import ConfigError, require_at_least
 
 if TYPE_CHECKING:
     from core.engine.runner import Runner
@@ -27,8 +27,7 @@ class EarlyStoppingHook(Hook):
                  patience: int = 5, min_delta: float = 0.0) -> None:
         if not monitor:
             raise ConfigError("EarlyStoppingHook.monitor: give the metric key to watch")
-        if patience < 1:
-            raise ConfigError(f"EarlyStoppingHook.patience: expected >= 1, got {patience}")
+        require_at_least("EarlyStoppingHook.patience", patience, 1)
         self.monitor = monitor
         self.rule = rule
         self.patience = patience

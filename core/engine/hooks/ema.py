@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from core.engine.hooks.base import PRIORITIES, Hook
-from core.errors import CheckpointError, ConfigError
+from core.errors import CheckpointError, require_at_least, require_between
 
 if TYPE_CHECKING:
     from core.engine.runner import Runner
@@ -43,10 +43,8 @@ class EMAHook(Hook):
 
     def __init__(self, momentum: float = 0.0002, update_buffers: bool = False,
                  begin_iter: int = 0, ramp_tau: float = 0.0) -> None:
-        if not 0.0 < momentum < 1.0:
-            raise ConfigError(f"EMAHook.momentum: expected 0 < momentum < 1, got {momentum}")
-        if ramp_tau < 0:
-            raise ConfigError(f"EMAHook.ramp_tau: expected >= 0 (0: no ramp), got {ramp_tau}")
+        require_between("EMAHook.momentum", momentum, 0, 1)
+        require_at_least("EMAHook.ramp_tau", ramp_tau, 0, " (0: no ramp)")
         self.momentum = momentum
         self.update_buffers = update_buffers
         self.begin_iter = begin_iter

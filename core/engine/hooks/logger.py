@@ -12,7 +12,7 @@ import torch
 from core.engine.hooks.base import PRIORITIES, Hook
 from core.engine.log_setup import FILE_ONLY
 from core.engine.progress import format_duration
-from core.errors import ConfigError
+from core.errors import require_at_least
 
 if TYPE_CHECKING:
     from core.engine.runner import Runner
@@ -54,8 +54,7 @@ class LoggerHook(Hook):
     priority = PRIORITIES["BELOW_NORMAL"]
 
     def __init__(self, interval: int = 50) -> None:
-        if interval < 1:
-            raise ConfigError(f"interval: expected >= 1, got {interval}")
+        require_at_least("interval", interval, 1)
         self.interval = interval
         self._logged_updates: dict[str, int] = {}
         self._last_time = 0.0

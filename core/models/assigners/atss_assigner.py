@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from core.contracts import NEGATIVE, AssignResult, GTBatch, Predictions, Priors
-from core.errors import ConfigError
+from core.errors import ConfigError, require_positive_int
 from core.models.assigners.quality_matcher import matched_labels
 from core.models.box_ops import gt_prior_iou
 
@@ -28,8 +28,7 @@ class ATSSAssigner:
     uses_predictions: ClassVar[bool] = False
 
     def __init__(self, topk: int = 9) -> None:
-        if topk < 1:
-            raise ConfigError(f"topk: expected a positive int, got {topk}")
+        require_positive_int("topk", topk)
         self.topk = topk
 
     def _candidates(self, distances: Tensor, level_sizes: tuple[int, ...]) -> Tensor:

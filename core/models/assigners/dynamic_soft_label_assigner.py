@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from core.contracts import AssignResult, GTBatch, Predictions, Priors
-from core.errors import ConfigError
+from core.errors import require_positive_int
 from core.models.assigners.dynamic_k import (
     IOU_COST_EPS,
     all_negative,
@@ -64,8 +64,7 @@ class DynamicSoftLabelAssigner:
 
     def __init__(self, soft_center_radius: float = 3.0, candidate_topk: int = 13,
                  iou_weight: float = 3.0, cls_weight: float = 1.0) -> None:
-        if candidate_topk < 1:
-            raise ConfigError(f"candidate_topk: expected a positive int, got {candidate_topk}")
+        require_positive_int("candidate_topk", candidate_topk)
         self.soft_center_radius = soft_center_radius
         self.candidate_topk = candidate_topk
         self.iou_weight = iou_weight

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from core.contracts import AssignResult, GTBatch, Predictions, Priors
-from core.errors import ConfigError
+from core.errors import require_positive, require_positive_int
 from core.models.assigners.dynamic_k import (
     IOU_COST_EPS,
     all_negative,
@@ -69,10 +69,8 @@ class SimOTAAssigner:
     def __init__(self, center_radius: float = 2.5, candidate_topk: int = 10,
                  iou_weight: float = 3.0, cls_weight: float = 1.0,
                  in_region_penalty: float = 1e5) -> None:
-        if center_radius <= 0:
-            raise ConfigError(f"center_radius: expected a positive value, got {center_radius}")
-        if candidate_topk < 1:
-            raise ConfigError(f"candidate_topk: expected a positive int, got {candidate_topk}")
+        require_positive("center_radius", center_radius)
+        require_positive_int("candidate_topk", candidate_topk)
         self.center_radius = center_radius
         self.candidate_topk = candidate_topk
         self.iou_weight = iou_weight

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from core.contracts import NEGATIVE, AssignResult, GTBatch, Predictions, Priors
-from core.errors import ConfigError
+from core.errors import ConfigError, require_at_least, require_positive, require_positive_int
 from core.models.assigners.quality_matcher import matched_labels
 from core.models.box_ops import aligned_ciou
 
@@ -44,14 +44,11 @@ class TaskAlignedAssigner:
 
     def __init__(self, topk: int = 10, alpha: float = 0.5, beta: float = 6.0,
                  eps: float = 1e-9, small_box_size: float = 0.0) -> None:
-        if topk < 1:
-            raise ConfigError(f"topk: expected a positive int, got {topk}")
-        if alpha < 0 or beta < 0:
-            raise ConfigError(f"alpha/beta: expected non-negative values, got {alpha}, {beta}")
-        if eps <= 0:
-            raise ConfigError(f"eps: expected a positive value, got {eps}")
-        if small_box_size < 0:
-            raise ConfigError(f"small_box_size: expected >= 0, got {small_box_size}")
+        require_positive_int("topk", topk)
+        require_at_least("alpha", alpha, 0)
+        require_at_least("beta", beta, 0)
+        require_positive("eps", eps)
+        require_at_least("small_box_size", small_box_size, 0)
         self.topk = topk
         self.alpha = alpha
         self.beta = beta

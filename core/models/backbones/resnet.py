@@ -6,7 +6,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from core.errors import ConfigError
+from core.errors import ConfigError, require_positive_int
+from core.models.backbones.freezing import FreezableBackbone
 from core.models.backbones.pretrained import load_pretrained
 from core.models.backbones.resnet_blocks import (
     ENHANCE_ATTR,
@@ -37,7 +38,7 @@ CLASSIFIER_PREFIXES = ("fc.",)
 CONV_KEYS = ("weight", "bias")
 
 
-class ResNet(nn.Module):
+class ResNet(FreezableBackbone):
     """ResNet-18/34/50/101 returning the outputs of the stages listed in ``out_indices``.
 
     Input ``(B, 3, H, W)``; stage ``i`` (0-based) has stride ``2 ** (i + 2)`` and
@@ -89,8 +90,7 @@ class ResNet(nn.Module):
             raise ConfigError(f"out_indices: expected increasing unique indices, got {out_indices}")
         if frozen_stages not in range(-1, NUM_STAGES + 1):
             raise ConfigError(f"frozen_stages: expected -1..{NUM_STAGES}, got {frozen_stages}")
-        if base_channels < 1:
-            raise ConfigError(f"base_channels: expected a positive int, got {base_channels}")
+        require_positive_int("base_channels", base_channels)
         block, stage_blocks = ARCH_SETTINGS[depth]
         dcn_stages = parse_flags(stage_with_dcn, "stage_with_dcn", NUM_STAGES)
         if any(dcn_stages) and dcn is None:
@@ -137,7 +137,7 @@ class ResNet(nn.Module):
                 ignore_prefixes=CLASSIFIER_PREFIXES + unbuilt,
                 new_prefixes=self.new_key_prefixes(),
             )
-        self._freeze_stages()
+        self.freeze_stages()
 
     def _make_layer(
         self, block: Block, planes: int, num_blocks: int, stride: int, stage: int
@@ -218,7 +218,7 @@ class ResNet(nn.Module):
                 nn.init.constant_(m.weight, 1)
                 nn.init.constant_(m.bias, 0)
 
-    def _frozen_modules(self) -> list[nn.Module]:
+    def frozen_modules(self) -> list[nn.Module]:
         if self.frozen_stages < 0:
             return []
         modules: list[nn.Module] = [self.conv1, self.bn1]
@@ -226,16 +226,9 @@ class ResNet(nn.Module):
         modules += [getattr(self, f"layer{i}") for i in range(1, last_frozen + 1)]
         return modules
 
-    def _freeze_stages(self) -> None:
-        for module in self._frozen_modules():
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad_(False)
-
     def train(self, mode: bool = True) -> ResNet:
         """Switch mode, keeping frozen stages (and all norms if ``norm_eval``) in eval mode."""
         super().train(mode)
-        self._freeze_stages()
         if mode and self.norm_eval:
             for m in self.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):

@@ -35,7 +35,45 @@ def run_position(positions: nn.ModuleDict, position: str, x: Tensor) -> Tensor:
     return positions[position](x) if position in positions else x
 
 
-class EnhancedBasicBlock(BasicBlock):  # type: ignore[misc]  # torchvision is untyped
+class _EnhancedBlock:
+    """The enhance positions of a torchvision residual block, which follows this class in the
+    bases: ``POSITIONS[i - 1]`` follows ``conv{i}`` and ``bn{i}`` (and the ReLU of every conv
+    but the last, whose position comes before the residual addition)."""
+
+    POSITIONS: tuple[str, ...]
+    expansion: int
+    downsample: nn.Module | None
+    relu: nn.Module
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        enhance: EnhanceFactory | None = None,
+    ) -> None:
+        # the torchvision block after this class in the bases
+        super().__init__(inplanes, planes, stride, downsample)  # type: ignore[call-arg]
+        channels = [planes] * (len(self.POSITIONS) - 1) + [planes * self.expansion]
+        self.enhance = build_positions(enhance, dict(zip(self.POSITIONS, channels, strict=True)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """:param x: ``(B, inplanes, H, W)``.
+        :returns: ``(B, planes * expansion, H / stride, W / stride)``."""
+        identity = x if self.downsample is None else self.downsample(x)
+        out = x
+        for index, position in enumerate(self.POSITIONS, start=1):
+            out = getattr(self, f"bn{index}")(getattr(self, f"conv{index}")(out))
+            if index < len(self.POSITIONS):
+                out = self.relu(out)
+            out = run_position(self.enhance, position, out)
+        out += identity
+        activated: Tensor = self.relu(out)
+        return activated
+
+
+class EnhancedBasicBlock(_EnhancedBlock, BasicBlock):  # type: ignore[misc]  # torchvision is untyped
     """BasicBlock (two 3x3 convs) with enhance layers ``after_conv1`` (after its ReLU) and
     ``after_conv2`` (after its norm, before the residual addition).
 
@@ -44,29 +82,8 @@ class EnhancedBasicBlock(BasicBlock):  # type: ignore[misc]  # torchvision is un
 
     POSITIONS = ("after_conv1", "after_conv2")
 
-    def __init__(
-        self,
-        inplanes: int,
-        planes: int,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        enhance: EnhanceFactory | None = None,
-    ) -> None:
-        super().__init__(inplanes, planes, stride, downsample)
-        self.enhance = build_positions(enhance, dict.fromkeys(self.POSITIONS, planes))
 
-    def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = run_position(self.enhance, "after_conv1", out)
-        out = self.bn2(self.conv2(out))
-        out = run_position(self.enhance, "after_conv2", out)
-        out += identity
-        activated: Tensor = self.relu(out)
-        return activated
-
-
-class EnhancedBottleneck(Bottleneck):  # type: ignore[misc]  # torchvision is untyped
+class EnhancedBottleneck(_EnhancedBlock, Bottleneck):  # type: ignore[misc]  # torchvision is untyped
     """Bottleneck (1x1, 3x3, 1x1 convs) with enhance layers ``after_conv1`` and
     ``after_conv2`` (after their ReLU) and ``after_conv3`` (after its norm, before the residual
     addition), the positions of MMDetection's ResNet plugins.
@@ -75,27 +92,3 @@ class EnhancedBottleneck(Bottleneck):  # type: ignore[misc]  # torchvision is un
     """
 
     POSITIONS = ("after_conv1", "after_conv2", "after_conv3")
-
-    def __init__(
-        self,
-        inplanes: int,
-        planes: int,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        enhance: EnhanceFactory | None = None,
-    ) -> None:
-        super().__init__(inplanes, planes, stride, downsample)
-        channels = (planes, planes, planes * self.expansion)
-        self.enhance = build_positions(enhance, dict(zip(self.POSITIONS, channels, strict=True)))
-
-    def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = run_position(self.enhance, "after_conv1", out)
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = run_position(self.enhance, "after_conv2", out)
-        out = self.bn3(self.conv3(out))
-        out = run_position(self.enhance, "after_conv3", out)
-        out += identity
-        activated: Tensor = self.relu(out)
-        return activated

@@ -7,6 +7,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from core.errors import ConfigError
+from core.models.backbones.freezing import FreezableBackbone
 from core.models.enhance.insertion import build_enhance, modules_outside, parse_placements
 
 KERNEL = 3
@@ -24,7 +25,7 @@ def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Seq
     )
 
 
-class TinyNet(nn.Module):
+class TinyNet(FreezableBackbone):
     """Plain VGG-style network with ResNet-like strides (4, 8, 16, 32 for stages 0..3).
 
     Input ``(B, 3, H, W)``; output ``i`` for ``i`` in ``out_indices`` has shape
@@ -99,23 +100,14 @@ class TinyNet(nn.Module):
         for m in modules_outside(self, [self.stage_enhance]):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        self._freeze_stages()
+        self.freeze_stages()
 
-    def _freeze_stages(self) -> None:
+    def frozen_modules(self) -> list[nn.Module]:
         if self.frozen_stages < 0:
-            return
+            return []
         frozen: list[nn.Module] = [self.stem, *self.stages[: self.frozen_stages]]
         frozen += [m for i, m in self.stage_enhance.items() if int(i) < self.frozen_stages]
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> TinyNet:
-        """Switch mode, keeping frozen stages in eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        return self
+        return frozen
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         """:param x: images ``(B, 3, H, W)``. :returns: one feature map per ``out_indices``."""

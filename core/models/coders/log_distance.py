@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from core.errors import ConfigError
+from core.errors import require_positive
 from core.models.coders.common import clip_to_image, require_strides
 
 #: Smallest side distance, in strides, an encoded target may have (the log needs > 0).
@@ -30,8 +30,7 @@ class LogDistancePointCoder:
     encode_size: ClassVar[int] = 4
 
     def __init__(self, clip_border: bool = True, max_log: float = 8.0) -> None:
-        if max_log <= 0:
-            raise ConfigError(f"max_log: expected a positive value, got {max_log}")
+        require_positive("max_log", max_log)
         self.clip_border = clip_border
         self.max_log = max_log
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from core.errors import ConfigError
+from core.errors import ConfigError, require_positive_int
 
 #: ``GATE_SCALE * sigmoid(0) == 1``: a gate whose logits come from a zero-initialised conv
 #: passes its input through unchanged, so a new attention layer starts as the identity.
@@ -22,8 +22,7 @@ def reduced_channels(in_channels: int, ratio: float, key: str = "ratio") -> int:
 
     :raises ConfigError: if ``ratio`` is not in ``(0, 1]`` or ``in_channels`` is not positive.
     """
-    if in_channels < 1:
-        raise ConfigError(f"in_channels: expected a positive int, got {in_channels}")
+    require_positive_int("in_channels", in_channels)
     if not 0.0 < ratio <= 1.0:
         raise ConfigError(f"{key}: expected 0 < {key} <= 1, got {ratio}")
     return max(1, int(in_channels * ratio))

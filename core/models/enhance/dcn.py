@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import deform_conv2d
 
-from core.errors import ConfigError
+from core.errors import ConfigError, require_positive_int
 
 #: Name of the conv predicting offsets and masks; its parameters are new when pretrained
 #: weights of the plain convolution this layer replaces are loaded.
@@ -56,8 +56,7 @@ class ModulatedDeformConv2d(nn.Module):
             ("stride", stride),
             ("dilation", dilation),
         ):
-            if value < 1:
-                raise ConfigError(f"{key}: expected a positive int, got {value}")
+            require_positive_int(key, value)
         for key, value in (("groups", groups), ("deform_groups", deform_groups)):
             if value < 1 or in_channels % value:
                 raise ConfigError(

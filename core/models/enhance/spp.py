@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.errors import ConfigError
+from core.errors import ConfigError, require_positive_int
 
 HIDDEN_RATIO = 0.5  # the 1x1 reduction halves the channels before pooling
 
@@ -33,8 +33,7 @@ class _PyramidPooling(nn.Module, metaclass=abc.ABCMeta):
 
     def __init__(self, in_channels: int, out_channels: int | None, num_pools: int) -> None:
         super().__init__()
-        if in_channels < 1:
-            raise ConfigError(f"in_channels: expected a positive int, got {in_channels}")
+        require_positive_int("in_channels", in_channels)
         hidden = max(1, int(in_channels * HIDDEN_RATIO))
         self.reduce = conv_bn_silu(in_channels, hidden)
         self.fuse = conv_bn_silu(hidden * (num_pools + 1), out_channels or in_channels)
@@ -93,8 +92,7 @@ class SPPF(_PyramidPooling):
     ) -> None:
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ConfigError(f"kernel_size: expected an odd positive int, got {kernel_size}")
-        if num_pools < 1:
-            raise ConfigError(f"num_pools: expected a positive int, got {num_pools}")
+        require_positive_int("num_pools", num_pools)
         super().__init__(in_channels, out_channels, num_pools)
         self.kernel_size = kernel_size
         self.num_pools = num_pools

@@ -5,10 +5,11 @@ from core.models.heads.dense_head import (
     NUM_POS_KEY,
     Assignments,
     DenseHead,
+    DenseLossInputs,
     DenseTargets,
     flatten_level,
     flatten_levels,
 )
 
-__all__ = ["NUM_POS_KEY", "Assignments", "DenseHead", "DenseTargets", "flatten_level",
-           "flatten_levels"]
+__all__ = ["NUM_POS_KEY", "Assignments", "DenseHead", "DenseLossInputs", "DenseTargets",
+           "flatten_level", "flatten_levels"]

@@ -1,14 +1,16 @@
 """The shared path of dense heads: priors, flattened levels, assign -> sample -> targets,
 losses with ``avg_factor``, and test-time decode -> top-k -> NMS.
 
-A head subclasses :class:`DenseHead`, builds its layers and writes ``forward``; it overrides
-:meth:`DenseHead.loss_by_feat` or :meth:`DenseHead.predict_by_feat` only where it differs
-(an objectness branch, a distribution regression).
+A head subclasses :class:`DenseHead`, builds its layers and writes ``forward``. A head with an
+objectness branch sets :attr:`DenseHead.with_objectness` and gets the objectness into the
+assigner's and the test-time scores; a head with other losses overrides
+:meth:`DenseHead.loss_by_feat` with the base signature and starts it with
+:meth:`DenseHead.loss_inputs` (priors -> flat outputs -> targets -> decoded positives).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import ClassVar
 
@@ -137,10 +139,39 @@ class Assignments:
     sample_result: SampleResult
 
 
+@attrs.frozen
+class DenseLossInputs:
+    """What a head's losses work on, computed once per batch by :meth:`DenseHead.loss_inputs`.
+
+    :ivar priors: the batch's priors (``N`` of them).
+    :ivar cls: ``(B, N, C)`` class logits.
+    :ivar reg: ``(B, N, encode_size)`` box values.
+    :ivar obj: ``(B, N, 1)`` objectness logits of a head :attr:`~DenseHead.with_objectness`,
+        else None.
+    :ivar targets: the assignment and what the losses need of it.
+    :ivar pos_boxes: ``(P, 4)`` decoded boxes of the positives (with gradient) for a head
+        with ``reg_decoded_bbox``, else None.
+    """
+
+    priors: Priors
+    cls: Tensor
+    reg: Tensor
+    obj: Tensor | None
+    targets: DenseTargets
+    pos_boxes: Tensor | None
+
+    def at_positives(self, values: Tensor) -> Tensor:
+        """The ``(P, ...)`` rows of the positives of a ``(B, N, ...)`` tensor."""
+        return values[self.targets.pos_image, self.targets.pos_prior]
+
+
 class DenseHead(nn.Module):
     """Base of dense heads predicting, per prior, ``C`` class logits and ``encode_size`` box
     values. Subclasses define ``forward(feats) -> (cls_scores, bbox_preds)``, each a list of
-    per-level ``(B, A * C, H_l, W_l)`` and ``(B, A * encode_size, H_l, W_l)`` maps.
+    per-level ``(B, A * C, H_l, W_l)`` and ``(B, A * encode_size, H_l, W_l)`` maps, and may
+    add a third per-level output (``aux_preds`` of :meth:`loss_by_feat` and
+    :meth:`predict_by_feat`): the ``(B, A, H_l, W_l)`` objectness logits of a head
+    :attr:`with_objectness`, or what the head's own losses need.
 
     :param num_classes: foreground classes C (sigmoid per class, no background logit).
     :param prior_generator: anchors or points per level.
@@ -160,6 +191,9 @@ class DenseHead(nn.Module):
     #: The forms of class targets the head can give its ``loss_cls``, preferred first
     #: (``"labels"``, ``"soft"``); a head whose own loss code gives one form narrows it.
     cls_target_forms: ClassVar[tuple[TargetForm, ...]] = ("labels", "soft")
+    #: ``forward``'s third output is objectness logits: the assigner ranks with, and the
+    #: test-time scores are, the class times the objectness probability.
+    with_objectness: ClassVar[bool] = False
 
     def __init__(self, num_classes: int, prior_generator: Buildable[PriorGenerator],
                  assigner: Buildable[Assigner], sampler: Buildable[Sampler],
@@ -232,9 +266,18 @@ class DenseHead(nn.Module):
         return (flatten_levels(cls_scores, self.num_classes),
                 flatten_levels(bbox_preds, self.bbox_coder.encode_size))
 
-    def scores_from_logits(self, logits: Tensor) -> Tensor:
-        """``(..., C)`` class probabilities from logits (sigmoid per class)."""
-        return logits.sigmoid()
+    def scores_from_logits(self, logits: Tensor, obj_logits: Tensor | None = None) -> Tensor:
+        """``(..., C)`` class probabilities from logits (sigmoid per class), times the
+        objectness probability when ``obj_logits`` ``(..., 1)`` is given."""
+        scores = logits.sigmoid()
+        return scores if obj_logits is None else scores * obj_logits.sigmoid()
+
+    def assigner_scores(self, cls: Tensor, obj: Tensor | None) -> Tensor:
+        """``(B, N, C)`` scores a dynamic assigner ranks with (:meth:`scores_from_logits`).
+
+        :param cls: ``(B, N, C)`` detached class logits.
+        :param obj: ``(B, N, 1)`` detached objectness logits, or None."""
+        return self.scores_from_logits(cls, obj)
 
     def decode(self, priors: Priors, reg: Tensor, index: Tensor | None = None,
                max_shape: Tensor | None = None) -> Tensor:
@@ -250,13 +293,30 @@ class DenseHead(nn.Module):
                 rows, strides = rows[index], strides[index]
         return self.bbox_coder.decode(rows, reg, max_shape=max_shape, strides=strides)
 
-    def predictions(self, priors: Priors, cls: Tensor, reg: Tensor) -> Predictions | None:
-        """Detached scores and decoded boxes for an assigner that uses them, else None."""
+    def predictions(self, priors: Priors, cls: Tensor, reg: Tensor, obj: Tensor | None = None
+                    ) -> Predictions | None:
+        """Detached :meth:`assigner_scores` and decoded boxes for an assigner that uses
+        them, else None.
+
+        :param cls: ``(B, N, C)``; :param reg: ``(B, N, encode_size)``;
+        :param obj: ``(B, N, 1)`` objectness logits or None."""
         if not self.assigner.uses_predictions:
             return None
         with torch.no_grad():
-            return Predictions(self.scores_from_logits(cls.detach()),
-                               self.decode(priors, reg.detach()))
+            scores = self.assigner_scores(cls.detach(), None if obj is None else obj.detach())
+            return Predictions(scores, self.decode(priors, reg.detach()))
+
+    def objectness_levels(self, aux_preds: list[Tensor] | None, num_levels: int
+                          ) -> list[Tensor | None]:
+        """Per level ``(B, N_l, 1)`` objectness logits from ``forward``'s third output
+        (``(B, A, H_l, W_l)`` per level) for a head :attr:`with_objectness`; ``None`` per
+        level otherwise."""
+        if not self.with_objectness:
+            return [None] * num_levels
+        if aux_preds is None:
+            raise ValueError(f"{type(self).__name__}: with_objectness needs forward's "
+                             "objectness logits (aux_preds)")
+        return [flatten_level(o, 1) for o in aux_preds]
 
     # ---- training ----------------------------------------------------------------------
 
@@ -291,20 +351,39 @@ class DenseHead(nn.Module):
         :param feats: neck outputs, per level ``(B, C_in, H_l, W_l)``.
         :param samples: with ``gt`` in ``img_shape`` coordinates.
         """
-        # a head's own signature: the outputs of its ``forward``, then ``samples``
-        loss_by_feat: Callable[..., dict[str, Tensor]] = self.loss_by_feat
         with self.float32_outputs(feats) as outputs:
-            return loss_by_feat(*outputs, samples)
+            return self.loss_by_feat(outputs[0], outputs[1], samples, _aux_preds(outputs))
 
-    def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
-                     samples: list[DetSample]) -> dict[str, Tensor]:
-        """``{"loss_cls", "loss_bbox"}`` from raw outputs (see the class doc) and the
-        logged scalars of :meth:`scalars`."""
+    def loss_inputs(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+                    samples: list[DetSample], aux_preds: list[Tensor] | None = None
+                    ) -> DenseLossInputs:
+        """The start of every ``loss_by_feat``: the priors of the outputs, the flat outputs,
+        the targets (a dynamic assigner ranks with :meth:`assigner_scores`) and, with
+        ``reg_decoded_bbox``, the positives' boxes decoded once."""
         priors = self.priors_of(cls_scores)
         cls, reg = self.flat_outputs(cls_scores, bbox_preds)
-        targets = self.targets(priors, samples, self.predictions(priors, cls, reg))
-        return {"loss_cls": self.cls_loss(cls, targets, reg),
-                "loss_bbox": self.box_loss(reg, targets), **self.scalars(targets)}
+        obj_levels = [o for o in self.objectness_levels(aux_preds, len(cls_scores))
+                      if o is not None]
+        obj = torch.cat(obj_levels, dim=1) if obj_levels else None
+        targets = self.targets(priors, samples, self.predictions(priors, cls, reg, obj))
+        pos_boxes = None
+        if self.reg_decoded_bbox:
+            pos_boxes = self.bbox_coder.decode(targets.pos_prior_rows(),
+                                               reg[targets.pos_image, targets.pos_prior],
+                                               strides=targets.pos_strides())
+        return DenseLossInputs(priors, cls, reg, obj, targets, pos_boxes)
+
+    def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+                     samples: list[DetSample], aux_preds: list[Tensor] | None = None
+                     ) -> dict[str, Tensor]:
+        """``{"loss_cls", "loss_bbox"}`` from raw outputs (see the class doc) and the
+        logged scalars of :meth:`scalars`.
+
+        :param aux_preds: ``forward``'s third per-level output, if it has one (objectness
+            logits for a head :attr:`with_objectness`)."""
+        inputs = self.loss_inputs(cls_scores, bbox_preds, samples, aux_preds)
+        return {"loss_cls": self.cls_loss(inputs), "loss_bbox": self.box_loss(inputs),
+                **self.scalars(inputs.targets)}
 
     def scalars(self, targets: DenseTargets) -> dict[str, Tensor]:
         """What the engine logs next to the losses: ``num_pos`` and the assigner statistics
@@ -313,17 +392,18 @@ class DenseHead(nn.Module):
         return {NUM_POS_KEY: num_pos, **assignment_stats(targets.sampling, targets.gt,
                                                          targets.priors.level_sizes)}
 
-    def cls_loss(self, cls: Tensor, targets: DenseTargets, reg: Tensor | None = None
-                 ) -> Tensor:
-        """``loss_cls`` of the counted priors: ``cls`` is ``(B, N, C)``; the counted rows are
-        gathered when few (``targets.counted_rows``), else ignored rows get weight 0.
+    def cls_loss(self, inputs: DenseLossInputs) -> Tensor:
+        """``loss_cls`` of the counted priors of ``inputs.cls`` ``(B, N, C)``: the counted
+        rows are gathered when few (``targets.counted_rows``), else ignored rows get
+        weight 0.
 
         The targets are the class labels, or :meth:`soft_cls_targets` when
-        :attr:`cls_target_form` is ``"soft"``; those need ``reg`` (``(B, N, encode_size)``)
-        unless the assigner gives ``quality``. Either is normalised by ``targets.avg_factor``."""
+        :attr:`cls_target_form` is ``"soft"``. Either is normalised by
+        ``targets.avg_factor``."""
+        cls, targets = inputs.cls, inputs.targets
         logits = cls.reshape(-1, self.num_classes)
         if self.cls_target_form == "soft":
-            labels = self.soft_cls_targets(targets, reg).to(cls.dtype)
+            labels = self.soft_cls_targets(inputs).to(cls.dtype)
         else:
             labels = targets.labels.reshape(-1)
         if targets.counted_rows is not None:
@@ -334,47 +414,43 @@ class DenseHead(nn.Module):
                              weight=None if row_weight is None else row_weight.to(cls.dtype),
                              avg_factor=targets.avg_factor)
 
-    def soft_cls_targets(self, targets: DenseTargets, reg: Tensor | None = None) -> Tensor:
+    def soft_cls_targets(self, inputs: DenseLossInputs) -> Tensor:
         """``(B * N, C)`` soft class targets ``one_hot * quality``: each positive's quality
         at its class, 0 elsewhere (negatives, ignored priors). The quality is the assigner's
-        ``AssignResult.quality`` when it gives one, else :meth:`pos_iou` of ``reg``.
-
-        :param reg: ``(B, N, encode_size)`` box values; needed without assigner quality.
-        """
+        ``AssignResult.quality`` when it gives one, else :meth:`pos_iou`."""
+        targets = inputs.targets
         quality = targets.sampling.assign_result.quality
         if quality is not None:
             pos_quality = quality[targets.pos_image, targets.pos_prior].detach()
-        elif reg is None:
-            raise ValueError(f"{type(self).__name__}: soft class targets without assigner "
-                             "quality need the box values (cls_loss(cls, targets, reg))")
         else:
-            pos_quality = self.pos_iou(reg, targets)
+            pos_quality = self.pos_iou(inputs)
         num_images, num_priors = targets.labels.shape
         soft = pos_quality.new_zeros((num_images * num_priors, self.num_classes))
         rows = targets.pos_image * num_priors + targets.pos_prior
         soft[rows, targets.labels[targets.pos_image, targets.pos_prior]] = pos_quality
         return soft
 
-    def pos_iou(self, reg: Tensor, targets: DenseTargets) -> Tensor:
+    def pos_iou(self, inputs: DenseLossInputs) -> Tensor:
         """``(P,)`` IoU of each positive's decoded predicted box with its gt box, detached
-        (the soft target of GFL and VarifocalNet).
-
-        :param reg: ``(B, N, encode_size)`` box values.
-        """
+        (the soft target of GFL and VarifocalNet)."""
+        targets = inputs.targets
         with torch.no_grad():
-            boxes = self.bbox_coder.decode(targets.pos_prior_rows(),
-                                           reg[targets.pos_image, targets.pos_prior],
-                                           strides=targets.pos_strides())
+            if inputs.pos_boxes is not None:
+                boxes = inputs.pos_boxes.detach()
+            else:
+                boxes = self.bbox_coder.decode(targets.pos_prior_rows(),
+                                               inputs.at_positives(inputs.reg),
+                                               strides=targets.pos_strides())
             return aligned_iou(boxes, targets.pos_gt_boxes)
 
-    def soft_label_cls_loss(self, cls: Tensor, targets: DenseTargets
-                            ) -> tuple[Tensor, Tensor, Tensor]:
-        """Class loss against soft labels ``one_hot * quality`` (the assigner's soft
-        targets, e.g. task alignment or IoU), normalised by the positives' quality sum.
+    def soft_label_cls_loss(self, inputs: DenseLossInputs) -> tuple[Tensor, Tensor, Tensor]:
+        """Class loss of ``inputs.cls`` ``(B, N, C)`` against soft labels
+        ``one_hot * quality`` (the assigner's soft targets, e.g. task alignment or IoU),
+        normalised by the positives' quality sum.
 
-        :param cls: ``(B, N, C)`` class logits.
         :returns: ``(loss_cls, pos_quality (P,), quality_sum)``, the sum clamped to >= 1.
         """
+        cls, targets = inputs.cls, inputs.targets
         quality = targets.sampling.assign_result.quality
         if quality is None:
             raise ConfigError(f"assigner: {type(self).__name__} needs an assigner with soft "
@@ -391,40 +467,45 @@ class DenseHead(nn.Module):
                                  avg_factor=quality_sum)
         return loss_cls, pos_quality, quality_sum
 
-    def box_loss(self, reg: Tensor, targets: DenseTargets) -> Tensor:
-        """``loss_bbox`` of the positives: ``reg`` is ``(B, N, encode_size)``."""
-        pos_values = reg[targets.pos_image, targets.pos_prior]
-        rows, strides = targets.pos_prior_rows(), targets.pos_strides()
-        if self.reg_decoded_bbox:
-            boxes = self.bbox_coder.decode(rows, pos_values, strides=strides)
-            return self.loss_bbox(boxes, targets.pos_gt_boxes, avg_factor=targets.avg_factor)
-        encoded = self.bbox_coder.encode(rows, targets.pos_gt_boxes, strides=strides)
-        return self.loss_bbox(pos_values, encoded, avg_factor=targets.avg_factor)
+    def box_loss(self, inputs: DenseLossInputs, weight: Tensor | None = None,
+                 avg_factor: float | Tensor | None = None) -> Tensor:
+        """``loss_bbox`` of the positives: on their decoded boxes with ``reg_decoded_bbox``,
+        else on their box values against the encoded gt.
+
+        :param weight: ``(P,)`` per-positive weights, or None.
+        :param avg_factor: the normaliser; the targets' ``avg_factor`` when None."""
+        targets = inputs.targets
+        avg_factor = targets.avg_factor if avg_factor is None else avg_factor
+        if inputs.pos_boxes is not None:
+            return self.loss_bbox(inputs.pos_boxes, targets.pos_gt_boxes, weight=weight,
+                                  avg_factor=avg_factor)
+        encoded = self.bbox_coder.encode(targets.pos_prior_rows(), targets.pos_gt_boxes,
+                                         strides=targets.pos_strides())
+        return self.loss_bbox(inputs.at_positives(inputs.reg), encoded, weight=weight,
+                              avg_factor=avg_factor)
 
     # ---- testing -----------------------------------------------------------------------
 
     def predict(self, feats: tuple[Tensor, ...], samples: list[DetSample]) -> list[Instances]:
         """Detections per image in ``img_shape`` coordinates (boxes clipped to it)."""
-        # a head's own signature: the outputs of its ``forward``, then ``samples``
-        predict_by_feat: Callable[..., list[Instances]] = self.predict_by_feat
         with self.float32_outputs(feats) as outputs:
-            return predict_by_feat(*outputs, samples)
+            return self.predict_by_feat(outputs[0], outputs[1], samples, _aux_preds(outputs))
 
     def predict_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
-                        samples: list[DetSample], postprocess: PostProcess | None = None,
-                        level_scores: list[Tensor] | None = None) -> list[Instances]:
-        """Per-level scores -> candidates -> decoded boxes -> NMS.
+                        samples: list[DetSample], aux_preds: list[Tensor] | None = None,
+                        postprocess: PostProcess | None = None) -> list[Instances]:
+        """Per-level :meth:`scores_from_logits` (times the objectness of a head
+        :attr:`with_objectness`) -> candidates -> decoded boxes -> NMS.
 
+        :param aux_preds: ``forward``'s third per-level output, if it has one.
         :param postprocess: the selection and NMS to use instead of ``self.postprocess``
             (e.g. a proposal head's training-time settings).
-        :param level_scores: per level ``(B, N_l, C)`` scores to rank instead of
-            :meth:`scores_from_logits` of ``cls_scores`` (e.g. class times objectness).
         """
         postprocess = self.postprocess if postprocess is None else postprocess
         priors = self.priors_of(cls_scores)
-        if level_scores is None:
-            level_scores = [self.scores_from_logits(flatten_level(c, self.num_classes))
-                            for c in cls_scores]
+        obj_levels = self.objectness_levels(aux_preds, len(cls_scores))
+        level_scores = [self.scores_from_logits(flatten_level(c, self.num_classes), obj)
+                        for c, obj in zip(cls_scores, obj_levels, strict=True)]
         candidates = postprocess.select(level_scores)
         reg = flatten_levels(bbox_preds, self.bbox_coder.encode_size)
         index = candidates.prior_inds
@@ -445,11 +526,13 @@ class DenseHead(nn.Module):
         :param samples: the samples with ``gt`` in ``img_shape`` coordinates.
         """
         with self.float32_outputs(feats) as outputs:
-            cls_scores, bbox_preds = outputs[:2]
-            priors = self.priors_of(cls_scores)
-            cls, reg = self.flat_outputs(cls_scores, bbox_preds)
-            sampling = self.targets(priors, samples, self.predictions(priors, cls, reg)).sampling
-            return assignments_by_level(priors, sampling)
+            inputs = self.loss_inputs(outputs[0], outputs[1], samples, _aux_preds(outputs))
+            return assignments_by_level(inputs.priors, inputs.targets.sampling)
+
+
+def _aux_preds(outputs: tuple[list[Tensor], ...]) -> list[Tensor] | None:
+    """``forward``'s third per-level output, or None for a head with two."""
+    return outputs[2] if len(outputs) > 2 else None
 
 
 def assignments_by_level(priors: Priors, sampling: SampleResult) -> Assignments:

@@ -6,34 +6,24 @@ import abc
 
 from torch import Tensor
 
-from core.models.losses.reduction import WeightedLoss, zero_loss
+from core.models.losses.reduction import WeightedLoss
 
 
 class BoxPairLoss(WeightedLoss, abc.ABC):
-    """``loss_weight * pair_loss(pred, target)`` per box pair (boxes decoded, xyxy), weighted
-    and reduced; subclasses define :meth:`pair_loss`.
+    """``loss_weight * elementwise(pred, target)`` per box pair (boxes decoded, xyxy), weighted
+    and reduced; subclasses define :meth:`elementwise`. ``weight`` is ``(N,)`` or ``(N, 4)``
+    (averaged over the 4 columns); no pairs give a zero loss.
 
     :param loss_weight: multiplies the loss.
     :param reduction: "none", "mean" or "sum".
     """
 
+    zero_for_empty = True
+
     @abc.abstractmethod
-    def pair_loss(self, pred: Tensor, target: Tensor) -> Tensor:
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
         """``(N,)`` unweighted loss of ``(N, 4)`` xyxy pairs."""
 
-    def forward(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        weight: Tensor | None = None,
-        avg_factor: float | Tensor | None = None,
-    ) -> Tensor:
-        """:param pred: ``(N, 4)`` xyxy. :param target: ``(N, 4)`` xyxy.
-        :param weight: ``(N,)`` or ``(N, 4)`` (averaged over the 4 columns).
-        :param avg_factor: normaliser for "mean". :returns: scalar (or ``(N,)``)."""
-        if target.numel() == 0:
-            return zero_loss(pred)
-        loss = self.pair_loss(pred, target)
-        if weight is not None and weight.dim() == 2:
-            weight = weight.mean(dim=-1)
-        return self.weigh_and_reduce(loss, weight, avg_factor)
+    def element_weight(self, weight: Tensor | None, loss: Tensor) -> Tensor | None:
+        """``(N, 4)`` weights averaged over the 4 columns to ``(N,)``; ``(N,)`` as given."""
+        return weight.mean(dim=-1) if weight is not None and weight.dim() == 2 else weight

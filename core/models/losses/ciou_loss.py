@@ -21,7 +21,7 @@ class CIoULoss(BoxPairLoss):
     :param reduction: "none", "mean" or "sum".
     """
 
-    def pair_loss(self, pred: Tensor, target: Tensor) -> Tensor:
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
         """``(N,)`` ``1 - CIoU`` of ``(N, 4)`` xyxy pairs."""
         loss: Tensor = complete_box_iou_loss(pred, target, reduction="none", eps=EPS)
         return loss

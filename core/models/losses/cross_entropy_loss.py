@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from core.models.losses.reduction import Reduction, WeightedLoss, expand_weight
+from core.models.losses.reduction import Reduction, WeightedLoss
 from core.models.losses.targets import ClsTargets, one_hot_without_background
 
 
@@ -15,7 +15,7 @@ class CrossEntropyLoss(WeightedLoss):
     With ``use_sigmoid`` each of the C classes is an independent binary problem and label ``C``
     means background (all-zero target), or the target is an ``(N, C)`` float matrix of soft
     targets in ``[0, 1]`` (e.g. IoU or alignment scores); otherwise a softmax over the C
-    logits (include a background logit in C yourself).
+    logits (include a background logit in C yourself). ``weight`` is ``(N,)`` per sample.
 
     :param use_sigmoid: binary cross-entropy per class instead of softmax.
     :param class_weight: optional per-class weights (length C).
@@ -36,26 +36,14 @@ class CrossEntropyLoss(WeightedLoss):
         #: Labels or, with sigmoid, ``(N, C)`` soft targets too.
         self.cls_targets: ClsTargets = "labels_or_soft" if use_sigmoid else "labels"
 
-    def forward(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        weight: Tensor | None = None,
-        avg_factor: float | Tensor | None = None,
-    ) -> Tensor:
-        """:param pred: ``(N, C)`` logits. :param target: ``(N,)`` int64 labels
-        (``[0, C)`` for softmax, ``[0, C]`` with background ``C`` for sigmoid), or with
-        sigmoid ``(N, C)`` float soft targets.
-        :param weight: ``(N,)`` sample weights. :param avg_factor: normaliser for "mean".
-        :returns: scalar (or per-element loss with reduction "none")."""
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
+        """``(N, C)`` binary (sigmoid) or ``(N,)`` softmax cross-entropy of ``(N, C)`` logits
+        against ``(N,)`` int64 labels (``[0, C)`` for softmax, ``[0, C]`` with background
+        ``C`` for sigmoid) or, with sigmoid, ``(N, C)`` float soft targets."""
         class_weight = None if self.class_weight is None else pred.new_tensor(self.class_weight)
-        if self.use_sigmoid:
-            soft = target.is_floating_point() and target.shape == pred.shape
-            binary = target if soft else one_hot_without_background(target, pred)
-            loss = F.binary_cross_entropy_with_logits(pred, binary, reduction="none")
-            if class_weight is not None:
-                loss = loss * class_weight
-            weight = expand_weight(weight, loss)
-        else:
-            loss = F.cross_entropy(pred, target, weight=class_weight, reduction="none")
-        return self.weigh_and_reduce(loss, weight, avg_factor)
+        if not self.use_sigmoid:
+            return F.cross_entropy(pred, target, weight=class_weight, reduction="none")
+        soft = target.is_floating_point() and target.shape == pred.shape
+        binary = target if soft else one_hot_without_background(target, pred)
+        loss = F.binary_cross_entropy_with_logits(pred, binary, reduction="none")
+        return loss if class_weight is None else loss * class_weight

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from core.models.losses.reduction import WeightedLoss, zero_loss
+from core.models.losses.reduction import WeightedLoss
 
 
 class DistributionFocalLoss(WeightedLoss):
@@ -14,26 +14,18 @@ class DistributionFocalLoss(WeightedLoss):
     ``CE(pred, l) * (l + 1 - t) + CE(pred, l + 1) * (t - l)``.
 
     The targets must lie in ``[0, n_bins - 1)`` (heads clamp them, e.g. YOLOv8 to
-    ``n_bins - 1 - 0.01``).
+    ``n_bins - 1 - 0.01``). ``weight`` is ``(N,)``, and no targets give a zero loss.
 
     :param loss_weight: multiplies the loss.
     :param reduction: "none", "mean" or "sum".
     """
 
-    def forward(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        weight: Tensor | None = None,
-        avg_factor: float | Tensor | None = None,
-    ) -> Tensor:
-        """:param pred: ``(N, n_bins)`` logits over the bins. :param target: ``(N,)`` float
-        distances in bin units. :param weight: ``(N,)``. :param avg_factor: normaliser for
-        "mean". :returns: scalar (or ``(N,)``)."""
-        if target.numel() == 0:
-            return zero_loss(pred)
+    zero_for_empty = True
+
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
+        """``(N,)`` loss of ``(N, n_bins)`` logits over the bins against ``(N,)`` float
+        distances in bin units."""
         left = target.long()
         right_weight = target - left
-        loss = (F.cross_entropy(pred, left, reduction="none") * (1 - right_weight)
+        return (F.cross_entropy(pred, left, reduction="none") * (1 - right_weight)
                 + F.cross_entropy(pred, left + 1, reduction="none") * right_weight)
-        return self.weigh_and_reduce(loss, weight, avg_factor)

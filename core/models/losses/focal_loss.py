@@ -7,13 +7,14 @@ from typing import ClassVar
 from torch import Tensor
 from torchvision.ops import sigmoid_focal_loss
 
-from core.models.losses.reduction import Reduction, WeightedLoss, expand_weight
+from core.models.losses.reduction import Reduction, WeightedLoss
 from core.models.losses.sparse_focal import sparse_sigmoid_focal_loss_sum
 from core.models.losses.targets import ClsTargets, one_hot_without_background
 
 
 class FocalLoss(WeightedLoss):
-    """``loss_weight * FL(p_t) = -alpha_t (1 - p_t) ** gamma log(p_t)`` per class logit.
+    """``loss_weight * FL(p_t) = -alpha_t (1 - p_t) ** gamma log(p_t)`` per class logit;
+    ``weight`` is ``(N,)`` per row or ``(N, C)`` per element.
 
     :param gamma: focusing parameter.
     :param alpha: weight of the positive class (negative ``alpha`` disables weighting).
@@ -35,31 +36,21 @@ class FocalLoss(WeightedLoss):
         self.gamma = gamma
         self.alpha = alpha
 
-    def forward(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        weight: Tensor | None = None,
-        avg_factor: float | Tensor | None = None,
-    ) -> Tensor:
-        """:param pred: ``(N, C)`` logits.
-        :param target: ``(N,)`` int64 labels in ``[0, C]`` (``C`` = background) or ``(N, C)``
-            float binary targets.
-        :param weight: ``(N,)`` or ``(N, C)`` element weights.
-        :param avg_factor: normaliser for "mean" (e.g. number of positives).
-        :returns: scalar (or ``(N, C)`` with reduction "none").
+    def weighted_sum(self, pred: Tensor, target: Tensor, weight: Tensor | None) -> Tensor | None:
+        """Integer labels with no weights or ``(N,)`` row weights (the dense heads' case) take
+        :func:`sparse_sigmoid_focal_loss_sum`, which gives the same value without building a
+        one-hot target and in a third of the time; None for the other cases."""
+        if target.dim() == 1 and (weight is None or weight.dim() == 1):
+            return sparse_sigmoid_focal_loss_sum(pred, target, self.alpha, self.gamma, weight)
+        return None
 
-        Integer labels with no weights or ``(N,)`` row weights and a reducing ``reduction``
-        (the dense heads' case) take :func:`sparse_sigmoid_focal_loss_sum`, which gives the
-        same value without building a one-hot target and in a third of the time; the other
-        cases use ``torchvision.ops.sigmoid_focal_loss``."""
-        per_row = weight is None or weight.dim() == 1
-        if target.dim() == 1 and per_row and self.reduction != "none":
-            total = sparse_sigmoid_focal_loss_sum(pred, target, self.alpha, self.gamma, weight)
-            return self.weigh_total(total, pred.numel(), avg_factor)
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
+        """``(N, C)`` ``torchvision.ops.sigmoid_focal_loss`` of ``(N, C)`` logits against
+        ``(N,)`` int64 labels in ``[0, C]`` (``C`` = background) or ``(N, C)`` float binary
+        targets."""
         if target.dim() == 1:
             target = one_hot_without_background(target, pred)
-        loss = sigmoid_focal_loss(
+        loss: Tensor = sigmoid_focal_loss(
             pred, target.to(pred.dtype), alpha=self.alpha, gamma=self.gamma, reduction="none"
         )
-        return self.weigh_and_reduce(loss, expand_weight(weight, loss), avg_factor)
+        return loss

@@ -18,7 +18,7 @@ class GIoULoss(BoxPairLoss):
     :param reduction: "none", "mean" or "sum".
     """
 
-    def pair_loss(self, pred: Tensor, target: Tensor) -> Tensor:
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
         """``(N,)`` ``1 - GIoU`` of ``(N, 4)`` xyxy pairs."""
         loss: Tensor = generalized_box_iou_loss(pred, target, reduction="none", eps=EPS)
         return loss

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from core.errors import ConfigError
-from core.models.losses.reduction import Reduction, WeightedLoss, zero_loss
+from core.models.losses.reduction import Reduction, WeightedLoss
 
 #: Guards the division for degenerate boxes.
 EPS = 1e-7
@@ -28,13 +28,16 @@ def aligned_iou(boxes1: Tensor, boxes2: Tensor, eps: float = EPS) -> Tensor:
 
 class IoULoss(WeightedLoss):
     """``loss_weight * f(IoU(pred, target))`` per box pair (decoded xyxy boxes), with ``f``
-    ``1 - IoU`` ("linear"), ``1 - IoU ** 2`` ("square", YOLOX) or ``-log(IoU)`` ("log").
+    ``1 - IoU`` ("linear"), ``1 - IoU ** 2`` ("square", YOLOX) or ``-log(IoU)`` ("log");
+    ``weight`` is ``(N,)``, and no pairs give a zero loss.
 
     :param mode: the function of the IoU.
     :param eps: guards the division (and the log).
     :param loss_weight: multiplies the loss.
     :param reduction: "none", "mean" or "sum".
     """
+
+    zero_for_empty = True
 
     def __init__(self, mode: IoUMode = "linear", eps: float = EPS, loss_weight: float = 1.0,
                  reduction: Reduction = "mean") -> None:
@@ -44,18 +47,11 @@ class IoULoss(WeightedLoss):
         self.mode = mode
         self.eps = eps
 
-    def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None,
-                avg_factor: float | Tensor | None = None) -> Tensor:
-        """:param pred: ``(N, 4)`` xyxy. :param target: ``(N, 4)`` xyxy.
-        :param weight: ``(N,)``. :param avg_factor: normaliser for "mean".
-        :returns: scalar (or ``(N,)``)."""
-        if target.numel() == 0:
-            return zero_loss(pred)
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
+        """``(N,)`` loss of ``(N, 4)`` xyxy pairs."""
         iou = aligned_iou(pred, target, self.eps)
         if self.mode == "linear":
-            loss = 1 - iou
-        elif self.mode == "square":
-            loss = 1 - iou ** 2
-        else:
-            loss = -iou.clamp(min=self.eps).log()
-        return self.weigh_and_reduce(loss, weight, avg_factor)
+            return 1 - iou
+        if self.mode == "square":
+            return 1 - iou ** 2
+        return -iou.clamp(min=self.eps).log()

@@ -5,33 +5,22 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from core.models.losses.reduction import Reduction, WeightedLoss, expand_weight, zero_loss
+from core.models.losses.reduction import Reduction, WeightedLoss
 
 
 class L1Loss(WeightedLoss):
-    """``loss_weight * |pred - target|`` element-wise.
+    """``loss_weight * |pred - target|`` element-wise; ``weight`` is ``(N,)`` per row or
+    ``(N, D)`` per element, and no targets give a zero loss.
 
     :param loss_weight: multiplies the loss.
     :param reduction: "none", "mean" or "sum".
     """
 
-    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
-        return (pred - target).abs()
+    zero_for_empty = True
 
-    def forward(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        weight: Tensor | None = None,
-        avg_factor: float | Tensor | None = None,
-    ) -> Tensor:
-        """:param pred: ``(N, D)`` predictions. :param target: ``(N, D)``.
-        :param weight: ``(N,)`` or ``(N, D)``. :param avg_factor: normaliser for "mean".
-        :returns: scalar (or ``(N, D)`` with reduction "none")."""
-        if target.numel() == 0:
-            return zero_loss(pred)
-        loss = self.elementwise(pred, target)
-        return self.weigh_and_reduce(loss, expand_weight(weight, loss), avg_factor)
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
+        """``(N, D)`` loss of ``(N, D)`` predictions and targets."""
+        return (pred - target).abs()
 
 
 class SmoothL1Loss(L1Loss):

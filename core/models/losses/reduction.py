@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from torch import Tensor, nn
 
@@ -67,16 +67,68 @@ def expand_weight(weight: Tensor | None, like: Tensor) -> Tensor | None:
 
 
 class WeightedLoss(nn.Module):
-    """Base of the losses: holds ``loss_weight`` and ``reduction`` and applies both.
+    """Base of the losses: holds ``loss_weight`` and ``reduction`` and owns ``forward``.
+
+    A loss writes :meth:`elementwise`, its unweighted loss per element; where it has a
+    faster way to the weighted sum it also writes :meth:`weighted_sum`, which ``forward``
+    consults first. :meth:`element_weight` shapes ``weight`` to the element-wise loss.
 
     :param loss_weight: multiplies the loss.
     :param reduction: "none", "mean" or "sum".
     """
 
+    #: An empty target gives :func:`zero_loss` (a 0-d zero kept in the graph) whatever the
+    #: reduction: the box losses of a batch without positives.
+    zero_for_empty: ClassVar[bool] = False
+
     def __init__(self, loss_weight: float = 1.0, reduction: Reduction = "mean") -> None:
         super().__init__()
         self.loss_weight = loss_weight
         self.reduction = reduction
+
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | Tensor | None = None,
+    ) -> Tensor:
+        """``loss_weight`` times the weighted and reduced loss of ``pred`` against ``target``.
+
+        :param pred: ``(N, ...)`` predictions of ``N`` rows (``(N, C)`` logits, ``(N, 4)``
+            boxes, ...).
+        :param target: the ``N`` rows' targets, in the form :meth:`elementwise` takes.
+        :param weight: ``(N,)`` row weights or weights broadcastable to the element-wise
+            loss, as :meth:`element_weight` shapes them; None weighs every element 1.
+        :param avg_factor: with "mean", divide the sum by this instead of the element count
+            (e.g. the number of positives).
+        :returns: a scalar, or the weighted element-wise loss with reduction "none".
+        :raises ValueError: for ``avg_factor`` combined with "sum".
+        """
+        if self.zero_for_empty and target.numel() == 0:
+            return zero_loss(pred)
+        if self.reduction != "none":
+            total = self.weighted_sum(pred, target, weight)
+            if total is not None:
+                return self.weigh_total(total, pred.numel(), avg_factor)
+        loss = self.elementwise(pred, target)
+        return self.weigh_and_reduce(loss, self.element_weight(weight, loss), avg_factor)
+
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:
+        """The unweighted loss per element (e.g. ``(N, C)`` per logit or ``(N,)`` per box
+        pair), before ``weight``, reduction and ``loss_weight``."""
+        raise NotImplementedError(f"{type(self).__name__} defines neither elementwise nor forward")
+
+    def weighted_sum(self, pred: Tensor, target: Tensor, weight: Tensor | None) -> Tensor | None:
+        """The weighted loss summed over the ``pred.numel()`` elements, where the loss has a
+        faster way to it than :meth:`elementwise`; None (the default) takes the element-wise
+        path. Consulted only when ``reduction`` is not "none"."""
+        return None
+
+    def element_weight(self, weight: Tensor | None, loss: Tensor) -> Tensor | None:
+        """``weight`` as it multiplies the element-wise ``loss``: :func:`expand_weight`
+        (``(N,)`` row weights over an ``(N, D)`` loss; other shapes as given)."""
+        return expand_weight(weight, loss)
 
     def weigh_and_reduce(
         self, loss: Tensor, weight: Tensor | None, avg_factor: float | Tensor | None

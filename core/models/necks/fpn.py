@@ -17,6 +17,8 @@ UPSAMPLE_MODE = "nearest"
 ExtraConvSource = Literal["on_input", "on_output", False]
 ON_INPUT = "on_input"
 ON_OUTPUT = "on_output"
+#: Normalisation after the lateral and output convs: "BN" is BatchNorm.
+FPNNorm = Literal["BN"]
 
 
 class FPN(nn.Module):
@@ -35,6 +37,9 @@ class FPN(nn.Module):
         used backbone output, RetinaNet in MMDetection) or "on_output" (it reads the last
         pyramid output, RetinaNet in torchvision).
     :param relu_before_extra_convs: apply ReLU before every extra conv but the first.
+    :param norm: None (convs with bias) or "BN": every lateral and output conv is a conv
+        without bias followed by BatchNorm (torchvision's ``fasterrcnn_resnet50_fpn_v2``); the
+        extra convs keep their bias and have no norm.
     :param plugins: enhance layers between levels: ``{cfg = {type = ...}, levels = [flags],
         position = "on_input" | "on_output"}``. ``on_input`` runs on the used backbone maps
         (one flag per used input) before the lateral convs; ``on_output`` on the returned maps
@@ -50,6 +55,7 @@ class FPN(nn.Module):
         add_extra_convs: ExtraConvSource = False,
         relu_before_extra_convs: bool = False,
         plugins: list[dict[str, Any]] | None = None,
+        norm: FPNNorm | None = None,
     ) -> None:
         super().__init__()
         if not 0 <= start_level < len(in_channels):
@@ -68,12 +74,14 @@ class FPN(nn.Module):
         self.start_level = start_level
         self.add_extra_convs = add_extra_convs
         self.relu_before_extra_convs = relu_before_extra_convs
+        if norm not in (None, "BN"):
+            raise ConfigError(f"norm: expected none or 'BN', got {norm!r}")
+        self.norm = norm
         self.lateral_convs = nn.ModuleList(
-            nn.Conv2d(c, out_channels, LATERAL_KERNEL) for c in self.in_channels[start_level:]
+            self._conv(c, out_channels, LATERAL_KERNEL) for c in self.in_channels[start_level:]
         )
         self.fpn_convs = nn.ModuleList(
-            nn.Conv2d(out_channels, out_channels, OUTPUT_KERNEL, padding=OUTPUT_KERNEL // 2)
-            for _ in range(used)
+            self._conv(out_channels, out_channels, OUTPUT_KERNEL) for _ in range(used)
         )
         self.extra_convs = nn.ModuleList()
         if add_extra_convs:
@@ -95,6 +103,15 @@ class FPN(nn.Module):
         self.input_enhance, self.output_enhance = (
             self._enhance_levels(placements, position, channels[position])
             for position in (ON_INPUT, ON_OUTPUT)
+        )
+
+    def _conv(self, in_channels: int, out_channels: int, kernel: int) -> nn.Module:
+        """A stride-1 conv keeping the size, followed by the norm when there is one."""
+        if self.norm is None:
+            return nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2)
+        return nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2, bias=False),
+            nn.BatchNorm2d(out_channels),
         )
 
     @staticmethod

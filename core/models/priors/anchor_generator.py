@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from core.errors import ConfigError
+from core.errors import ConfigError, require_at_least
 
 HALF = 0.5
 MAX_CACHED_GRIDS = 32  # distinct input sizes remembered (multi-scale training has a few)
@@ -55,8 +55,7 @@ class AnchorGenerator:
             raise ConfigError(
                 f"sizes: expected one list per level ({len(strides)}), got {len(sizes)}"
             )
-        if scales_per_octave < 1:
-            raise ConfigError(f"scales_per_octave: expected >= 1, got {scales_per_octave}")
+        require_at_least("scales_per_octave", scales_per_octave, 1)
         self.strides = [int(s) for s in strides]
         self.ratios = [float(r) for r in ratios]
         self.center_offset = center_offset

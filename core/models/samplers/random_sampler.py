@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from core.contracts import NEGATIVE, AssignResult, GTBatch, Priors, SampleResult
-from core.errors import ConfigError
+from core.errors import ConfigError, require_positive_int
 
 #: ``neg_pos_ub`` value meaning "no upper bound on negatives per positive".
 NO_UPPER_BOUND = -1
@@ -105,8 +105,7 @@ class RandomSampler:
         neg_pos_ub: int = NO_UPPER_BOUND,
         add_gt_as_proposals: bool = False,
     ) -> None:
-        if num < 1:
-            raise ConfigError(f"num: expected a positive int, got {num}")
+        require_positive_int("num", num)
         if not 0.0 <= pos_fraction <= 1.0:
             raise ConfigError(f"pos_fraction: expected a value in [0, 1], got {pos_fraction}")
         self.num = num

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.engine.hooks.base import PRIORITIES, Hook
-from core.errors import ConfigError
+from core.errors import ConfigError, require_at_least
 from core.visualization.hooks.samples import load_original_image, samples_with_predictions
 
 #: The local vis backend's image folder inside the run directory.
@@ -50,10 +50,8 @@ class DetVisualizationHook(Hook):
         draw_pred: bool = True,
         draw_test: bool = True,
     ) -> None:
-        if interval < 1:
-            raise ConfigError(f"DetVisualizationHook.interval: expected >= 1, got {interval}")
-        if num_images < 0:
-            raise ConfigError(f"DetVisualizationHook.num_images: expected >= 0, got {num_images}")
+        require_at_least("DetVisualizationHook.interval", interval, 1)
+        require_at_least("DetVisualizationHook.num_images", num_images, 0)
         if not (draw_gt or draw_pred):
             raise ConfigError("DetVisualizationHook: draw_gt and draw_pred are both false")
         self.interval = interval

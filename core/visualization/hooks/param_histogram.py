@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.engine.hooks.base import PRIORITIES, Hook
-from core.errors import ConfigError
+from core.errors import ConfigError, require_at_least
 
 if TYPE_CHECKING:
     from core.engine.runner import Runner
@@ -26,8 +26,7 @@ class ParamHistogramHook(Hook):
     priority = PRIORITIES["LOW"]
 
     def __init__(self, interval: int = 50, params: bool = True, grads: bool = True) -> None:
-        if interval < 1:
-            raise ConfigError(f"ParamHistogramHook.interval: expected >= 1, got {interval}")
+        require_at_least("ParamHistogramHook.interval", interval, 1)
         if not (params or grads):
             raise ConfigError("ParamHistogramHook: params and grads are both false")
         self.interval = interval

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from core import impl
 from core.hookspecs import Register
+from core.registry import register_each
 from core.visualization.hooks import (
     CurvesHook,
     DetVisualizationHook,
@@ -19,11 +20,5 @@ from core.visualization.hooks import (
 
 @impl
 def register_hooks(register: Register) -> None:
-    register("DetVisualizationHook", DetVisualizationHook)
-    register("ParamHistogramHook", ParamHistogramHook)
-    register("PositiveSamplesHook", PositiveSamplesHook)
-    register("RunInfoHook", RunInfoHook)
-    register("TestPlotsHook", TestPlotsHook)
-    register("ValPlotsHook", ValPlotsHook)
-    register("CurvesHook", CurvesHook)
-    register("RunSummaryHook", RunSummaryHook)
+    register_each(register, DetVisualizationHook, ParamHistogramHook, PositiveSamplesHook,
+                  RunInfoHook, TestPlotsHook, ValPlotsHook, CurvesHook, RunSummaryHook)

@@ -14,7 +14,7 @@ from torch import nn
 from core.data.transforms.photometric import Normalize
 from core.engine.hooks.base import PRIORITIES, Hook
 from core.engine.randomness import isolated_rng
-from core.errors import ConfigError
+from core.errors import require_at_least
 from core.visualization.positive_grid import draw_positive_grid
 from core.visualization.positives import ImagePositives, collect_positives, dense_head_of
 
@@ -91,10 +91,8 @@ class PositiveSamplesHook(Hook):
     def __init__(self, interval: int = 50, num_images: int = 2, enabled: bool = True,
                  show_prior: bool = False, min_panel: int = 256,
                  name: str = "train/positive_samples") -> None:
-        if interval < 1:
-            raise ConfigError(f"PositiveSamplesHook.interval: expected >= 1, got {interval}")
-        if num_images < 1:
-            raise ConfigError(f"PositiveSamplesHook.num_images: expected >= 1, got {num_images}")
+        require_at_least("PositiveSamplesHook.interval", interval, 1)
+        require_at_least("PositiveSamplesHook.num_images", num_images, 1)
         self.interval = interval
         self.num_images = num_images
         self.enabled = enabled

@@ -1,11 +1,11 @@
 """Faster R-CNN for plugdet: a region proposal network and a box head on RoIAlign features."""
 
-from plugdet_faster_rcnn.bbox_head import Shared2FCBBoxHead
+from plugdet_faster_rcnn.bbox_head import ConvFCBBoxHead
 from plugdet_faster_rcnn.faster_rcnn import FasterRCNN
 from plugdet_faster_rcnn.proposals import ProposalNMS
 from plugdet_faster_rcnn.roi_extractor import MultiLevelRoIAlign, RoIExtractor
 from plugdet_faster_rcnn.roi_head import StandardRoIHead
 from plugdet_faster_rcnn.rpn_head import RPNHead
 
-__all__ = ["FasterRCNN", "MultiLevelRoIAlign", "ProposalNMS", "RPNHead", "RoIExtractor",
-           "Shared2FCBBoxHead", "StandardRoIHead"]
+__all__ = ["ConvFCBBoxHead", "FasterRCNN", "MultiLevelRoIAlign", "ProposalNMS", "RPNHead",
+           "RoIExtractor", "StandardRoIHead"]

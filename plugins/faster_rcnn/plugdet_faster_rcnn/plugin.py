@@ -1,14 +1,16 @@
 """Entry point of the ``plugdet-faster-rcnn`` distribution: declares the ``roi_extractor``
-stage and registers the extractor, the proposal selection, the heads and the detector."""
+stage and registers the extractor, the proposal selection, the heads, the detector and the
+weight converters of torchvision's and MMDetection's Faster R-CNN."""
 
 from __future__ import annotations
 
-from core.api import DeclareStage, Register, impl
+from core.api import DeclareStage, Register, impl, register_each
 from plugdet_faster_rcnn.faster_rcnn import FasterRCNN
 from plugdet_faster_rcnn.proposals import ProposalNMS
 from plugdet_faster_rcnn.roi_extractor import MultiLevelRoIAlign, RoIExtractor
 from plugdet_faster_rcnn.roi_head import StandardRoIHead
 from plugdet_faster_rcnn.rpn_head import RPNHead
+from plugdet_faster_rcnn.zoo import CONVERTERS
 
 
 @impl
@@ -18,20 +20,25 @@ def declare_stages(declare: DeclareStage) -> None:
 
 @impl
 def register_roi_extractors(register: Register) -> None:
-    register("MultiLevelRoIAlign", MultiLevelRoIAlign)
+    register_each(register, MultiLevelRoIAlign)
 
 
 @impl
 def register_postprocesses(register: Register) -> None:
-    register("ProposalNMS", ProposalNMS)
+    register_each(register, ProposalNMS)
 
 
 @impl
 def register_heads(register: Register) -> None:
-    register("RPNHead", RPNHead)
-    register("StandardRoIHead", StandardRoIHead)
+    register_each(register, RPNHead, StandardRoIHead)
 
 
 @impl
 def register_detectors(register: Register) -> None:
-    register("FasterRCNN", FasterRCNN)
+    register_each(register, FasterRCNN)
+
+
+@impl
+def register_weight_converters(register: Register) -> None:
+    for converter in CONVERTERS:
+        register(converter.name, converter)

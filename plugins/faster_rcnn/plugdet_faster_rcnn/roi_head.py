@@ -1,15 +1,13 @@
 """The RoI head of Faster R-CNN: proposals -> assign -> sample -> RoIAlign features ->
-Shared2FC box head -> softmax classification and class-specific box regression."""
+shared conv/FC box head -> softmax classification and class-specific box regression."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Annotated
 
-import attrs
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pad_sequence
 
 from core.api import (
     AssignerPart,
@@ -21,7 +19,6 @@ from core.api import (
     Instances,
     LossPart,
     PostProcessPart,
-    Priors,
     SampleResult,
     SamplerPart,
     build_part,
@@ -29,8 +26,14 @@ from core.api import (
     component,
     float32_region,
 )
-from plugdet_faster_rcnn.bbox_head import Shared2FCBBoxHead
+from plugdet_faster_rcnn.bbox_head import ConvFCBBoxHead
 from plugdet_faster_rcnn.roi_extractor import RoIExtractor, rois_from_boxes
+from plugdet_faster_rcnn.roi_path import (
+    RoITargets,
+    proposal_priors,
+    roi_detections,
+    roi_targets,
+)
 
 #: Key of the sampled positive RoIs in the loss dict (logged as ``train/roi_num_pos``).
 NUM_POS_KEY = "roi_num_pos"
@@ -51,43 +54,12 @@ DEFAULT_LOSS_BBOX = {"type": "L1Loss"}
 DEFAULT_POSTPROCESS = {"type": "MultiClassNMS", "nms_pre": ALL_PAIRS}
 
 
-def proposal_priors(proposals: Sequence[Instances], device: torch.device | str) -> Priors:
-    """Per-image proposals padded to one length: ``(B, R, 4)`` boxes with ``valid (B, R)``."""
-    boxes = pad_sequence([p.boxes.to(device) for p in proposals], batch_first=True)
-    counts = torch.tensor([len(p) for p in proposals], device=device)
-    valid = torch.arange(boxes.shape[1], device=device)[None, :] < counts[:, None]
-    return Priors(points=(boxes[..., :2] + boxes[..., 2:]) / 2,
-                  strides=boxes.new_zeros(boxes.shape[:2]), level_sizes=(boxes.shape[1],),
-                  boxes=boxes, valid=valid)
-
-
-@attrs.frozen
-class RoITargets:
-    """The sampled RoIs of a batch and their targets.
-
-    :ivar rois: ``(K, 5)`` ``(image index, x1, y1, x2, y2)`` sampled RoIs.
-    :ivar labels: ``(K,)`` int64 class of each RoI, ``num_classes`` for background.
-    :ivar is_pos: ``(K,)`` bool, positive RoIs.
-    :ivar box_targets: ``(P, encode_size)`` encoded gt boxes of the positives, in order.
-    """
-
-    rois: Tensor
-    labels: Tensor
-    is_pos: Tensor
-    box_targets: Tensor
-
-    @property
-    def avg_factor(self) -> int:
-        """The losses' normaliser: the number of sampled RoIs (at least 1)."""
-        return max(len(self.labels), 1)
-
-
 class StandardRoIHead(nn.Module):
     """Refines proposals (contract :class:`core.contracts.RoIHead`).
 
     Training: proposals are assigned to the gt (``assigner``), the gt boxes are added as
     proposals and a fixed number per image sampled (``sampler``); the sampled RoIs' features
-    (``roi_extractor``) go through :class:`Shared2FCBBoxHead`; softmax cross-entropy with a
+    (``roi_extractor``) go through :class:`ConvFCBBoxHead`; softmax cross-entropy with a
     background class over all sampled RoIs, and the box loss on the positives' deltas of
     their gt class (``bbox_coder`` targets), both normalised by the sampled count.
     Test: per-class boxes decoded and clipped, boxes under ``min_bbox_size`` dropped, then
@@ -95,8 +67,11 @@ class StandardRoIHead(nn.Module):
 
     :param num_classes: foreground classes C (class C is background).
     :param in_channels: channels of the pyramid levels.
-    :param fc_channels: width of the two shared FC layers.
+    :param fc_channels: width of the shared FC layers.
     :param min_bbox_size: smallest width and height of a detection (pixels).
+    :param num_shared_convs: 3x3 conv + BatchNorm + ReLU layers of the box head before its FC
+        layers (4 in torchvision's ``fasterrcnn_resnet50_fpn_v2``).
+    :param num_shared_fcs: FC + ReLU layers of the box head (2: Shared2FC).
     """
 
     def __init__(
@@ -113,6 +88,8 @@ class StandardRoIHead(nn.Module):
         loss_bbox: LossPart = DEFAULT_LOSS_BBOX,
         postprocess: PostProcessPart = DEFAULT_POSTPROCESS,
         min_bbox_size: float = 1e-2,
+        num_shared_convs: int = 0,
+        num_shared_fcs: int = 2,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -127,9 +104,9 @@ class StandardRoIHead(nn.Module):
         self.loss_bbox = build_part("loss", loss_bbox, "loss_bbox")
         self.postprocess = build_part("postprocess", postprocess, "postprocess")
         self.min_bbox_size = min_bbox_size
-        self.bbox_head = Shared2FCBBoxHead(num_classes, in_channels,
-                                           self.roi_extractor.out_size, fc_channels,
-                                           self.bbox_coder.encode_size)
+        self.bbox_head = ConvFCBBoxHead(num_classes, in_channels, self.roi_extractor.out_size,
+                                        fc_channels, self.bbox_coder.encode_size,
+                                        num_shared_convs, num_shared_fcs)
 
     def forward(self, feats: tuple[Tensor, ...], rois: Tensor) -> tuple[Tensor, Tensor]:
         """:param feats: pyramid levels ``(B, C_in, H_l, W_l)``.
@@ -157,17 +134,8 @@ class StandardRoIHead(nn.Module):
         :param proposals: per image, ``img_shape`` pixels (no gradient).
         :param samples: with ``gt`` in ``img_shape`` pixels.
         """
-        sampling, gt = self.sample(proposals, samples)
-        assert sampling.priors.boxes is not None  # the RoIs: proposals (and gt boxes)
-        image, index = (sampling.pos_mask | sampling.neg_mask).nonzero(as_tuple=True)
-        boxes = sampling.priors.boxes[image, index]
-        assigned = sampling.assign_result
-        is_pos = sampling.pos_mask[image, index]
-        labels = torch.where(is_pos, assigned.labels[image, index], self.num_classes)
-        pos_gt = gt.boxes[image[is_pos], assigned.gt_inds[image, index][is_pos] - 1]
-        return RoITargets(rois=torch.cat([image[:, None].to(boxes.dtype), boxes], dim=1),
-                          labels=labels, is_pos=is_pos,
-                          box_targets=self.bbox_coder.encode(boxes[is_pos], pos_gt))
+        return roi_targets(*self.sample(proposals, samples), self.bbox_coder,
+                           self.num_classes)
 
     def loss_by_rois(self, cls: Tensor, deltas: Tensor, targets: RoITargets
                      ) -> dict[str, Tensor]:
@@ -176,7 +144,7 @@ class StandardRoIHead(nn.Module):
         :param cls: ``(K, C + 1)`` class logits of ``targets.rois``.
         :param deltas: ``(K, C, encode_size)`` class-specific deltas.
         """
-        pos_deltas = deltas[targets.is_pos, targets.labels[targets.is_pos]]
+        pos_deltas = deltas[targets.is_pos, targets.pos_labels]
         return {
             "loss_cls": self.loss_cls(cls, targets.labels, avg_factor=targets.avg_factor),
             "loss_bbox": self.loss_bbox(pos_deltas, targets.box_targets,
@@ -203,26 +171,8 @@ class StandardRoIHead(nn.Module):
                 samples: list[DetSample]) -> list[Instances]:
         """Detections per image in ``img_shape`` pixels (clipped to it)."""
         device = feats[0].device
-        priors = proposal_priors(proposals, device)
-        assert priors.boxes is not None and priors.valid is not None  # set by proposal_priors
-        image, index = priors.valid.nonzero(as_tuple=True)
-        boxes = priors.boxes[image, index]
         cls, deltas = (output.float() for output in
                        self(feats, rois_from_boxes([p.boxes.to(device) for p in proposals])))
         img_shapes = torch.tensor([s.img_shape for s in samples], device=device)
-        decoded = self.bbox_coder.decode(boxes[:, None, :], deltas,
-                                         max_shape=img_shapes[image][:, None, :])  # (K, C, 4)
-        scores = cls.softmax(dim=-1)[:, : self.num_classes]
-        num_images, num_rois = priors.valid.shape
-        padded_scores = scores.new_zeros((num_images, num_rois, self.num_classes))
-        padded_scores[image, index] = scores
-        padded_boxes = decoded.new_zeros((num_images, num_rois, self.num_classes, 4))
-        padded_boxes[image, index] = decoded
-        candidates = self.postprocess.select([padded_scores])
-        batch = torch.arange(num_images, device=device)[:, None]
-        cand_boxes = padded_boxes[batch, candidates.prior_inds, candidates.labels]
-        sizes = cand_boxes[..., 2:] - cand_boxes[..., :2]
-        large = (sizes >= self.min_bbox_size).all(dim=-1)
-        real = priors.valid.gather(1, candidates.prior_inds)
-        candidates = attrs.evolve(candidates, valid=candidates.valid & large & real)
-        return self.postprocess(cand_boxes, candidates)
+        return roi_detections(proposal_priors(proposals, device), cls, deltas, img_shapes,
+                              self.bbox_coder, self.postprocess, self.min_bbox_size)

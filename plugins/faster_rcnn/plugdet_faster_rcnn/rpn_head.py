@@ -63,8 +63,8 @@ class SampledTargets(DenseTargets):
 
 
 class RPNHead(DenseHead):
-    """A 3x3 conv + ReLU shared by all levels, then 1x1 convs predicting per anchor one
-    class-agnostic objectness logit and ``bbox_coder.encode_size`` box deltas.
+    """``num_convs`` 3x3 conv + ReLU shared by all levels, then 1x1 convs predicting per
+    anchor one class-agnostic objectness logit and ``bbox_coder.encode_size`` box deltas.
 
     Priors, assign -> sample -> targets, the losses and decode -> select -> NMS are
     :class:`DenseHead`'s; this head labels every positive as "object", normalises by the
@@ -74,6 +74,9 @@ class RPNHead(DenseHead):
     :param feat_channels: channels of the shared conv.
     :param postprocess: proposal selection at test time (``predict``).
     :param train_postprocess: proposal selection in training (``loss_and_proposals``).
+    :param num_convs: shared 3x3 convs (2 in torchvision's ``fasterrcnn_resnet50_fpn_v2``);
+        ``rpn_conv`` is the conv itself for 1, else a Sequential with the convs at even
+        indices.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class RPNHead(DenseHead):
         loss_bbox: LossPart = DEFAULT_LOSS_BBOX,
         postprocess: PostProcessPart = DEFAULT_TEST_PROPOSALS,
         train_postprocess: PostProcessPart = DEFAULT_TRAIN_PROPOSALS,
+        num_convs: int = 1,
     ) -> None:
         super().__init__(NUM_OBJECTNESS, prior_generator, assigner, sampler, bbox_coder,
                          loss_cls, loss_bbox, postprocess)
@@ -100,12 +104,16 @@ class RPNHead(DenseHead):
                 f"(the convs are shared), got {sorted(num_priors)}"
             )
         self.num_base_priors = num_priors.pop()
-        self.rpn_conv = nn.Conv2d(in_channels, feat_channels, CONV_KERNEL,
-                                  padding=CONV_KERNEL // 2)
+        if num_convs < 1:
+            raise ConfigError(f"num_convs: expected a positive int, got {num_convs}")
+        convs = [nn.Conv2d(in_channels if index == 0 else feat_channels, feat_channels,
+                           CONV_KERNEL, padding=CONV_KERNEL // 2) for index in range(num_convs)]
+        self.rpn_conv: nn.Module = convs[0] if num_convs == 1 else nn.Sequential(
+            *[layer for conv in convs for layer in (conv, nn.ReLU(inplace=True))][:-1])
         self.rpn_cls = nn.Conv2d(feat_channels, self.num_base_priors * NUM_OBJECTNESS, 1)
         self.rpn_reg = nn.Conv2d(feat_channels,
                                  self.num_base_priors * self.bbox_coder.encode_size, 1)
-        for conv in (self.rpn_conv, self.rpn_cls, self.rpn_reg):
+        for conv in (*convs, self.rpn_cls, self.rpn_reg):
             nn.init.normal_(conv.weight, std=INIT_STD)
             if conv.bias is not None:
                 nn.init.zeros_(conv.bias)
@@ -131,9 +139,10 @@ class RPNHead(DenseHead):
         return SampledTargets(**{**fields, "labels": labels})
 
     def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
-                     samples: list[DetSample]) -> dict[str, Tensor]:
+                     samples: list[DetSample], aux_preds: list[Tensor] | None = None
+                     ) -> dict[str, Tensor]:
         """``{"loss_rpn_cls", "loss_rpn_bbox", "rpn_num_pos", "rpn_assign/..."}``."""
-        losses = super().loss_by_feat(cls_scores, bbox_preds, samples)
+        losses = super().loss_by_feat(cls_scores, bbox_preds, samples, aux_preds)
         return {LOSS_KEYS.get(key, KEY_PREFIX + key): value for key, value in losses.items()}
 
     def loss_and_proposals(self, feats: tuple[Tensor, ...], samples: list[DetSample]
@@ -149,6 +158,6 @@ class RPNHead(DenseHead):
             with torch.no_grad():
                 proposals = self.predict_by_feat([o.detach() for o in objectness],
                                                  [d.detach() for d in deltas], samples,
-                                                 self.train_postprocess)
+                                                 postprocess=self.train_postprocess)
             return losses, proposals
 

@@ -20,6 +20,8 @@ from torch import Tensor, nn
 from torchvision.models.detection import FasterRCNN as TVFasterRCNN
 from torchvision.models.detection.image_list import ImageList
 
+from plugdet_faster_rcnn.key_maps import torchvision_state
+
 #: Strides of torchvision's FPN levels (P2-P6) and of the RoIAlign levels (P2-P5).
 TV_STRIDES = [4, 8, 16, 32, 64]
 TV_ROI_STRIDES = [4, 8, 16, 32]
@@ -29,24 +31,6 @@ TV_FC_CHANNELS = 1024
 TV_SMOOTH_L1_BETA = 1 / 9
 TV_ROI_SAMPLING_RATIO = 2
 RESNET_IN_CHANNELS = [256, 512, 1024, 2048]
-BOX_SIZE = 4
-#: torchvision's background class index.
-TV_BACKGROUND = 0
-
-_DIRECT_PREFIXES = {
-    "backbone.body.": "backbone.",
-    "rpn.head.conv.0.0.": "rpn_head.rpn_conv.",
-    "rpn.head.cls_logits.": "rpn_head.rpn_cls.",
-    "rpn.head.bbox_pred.": "rpn_head.rpn_reg.",
-    "roi_heads.box_head.fc6.": "roi_head.bbox_head.shared_fcs.1.",
-    "roi_heads.box_head.fc7.": "roi_head.bbox_head.shared_fcs.3.",
-}
-_INDEXED_PREFIXES = {
-    "backbone.fpn.inner_blocks.": "neck.lateral_convs.",
-    "backbone.fpn.layer_blocks.": "neck.fpn_convs.",
-}
-_CLS_SCORE = "roi_heads.box_predictor.cls_score."
-_BBOX_PRED = "roi_heads.box_predictor.bbox_pred."
 
 
 def torchvision_like_config(num_classes: int, detections_per_img: int = 100
@@ -92,39 +76,10 @@ def torchvision_like_config(num_classes: int, detections_per_img: int = 100
     }
 
 
-def _rename(key: str) -> str:
-    for old, new in _DIRECT_PREFIXES.items():
-        if key.startswith(old):
-            return new + key[len(old):]
-    for old, new in _INDEXED_PREFIXES.items():
-        if key.startswith(old):
-            index, _, param = key[len(old):].split(".")
-            return f"{new}{index}.{param}"
-    raise KeyError(f"no counterpart for torchvision Faster R-CNN parameter {key!r}")
-
-
-def convert_torchvision_state(tv_state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Rename a torchvision Faster R-CNN (v1) state dict to our parameter names; the class
-    predictor's background row moves from first to last and the background's box deltas
-    are dropped (our regression has one box per foreground class).
-
-    :raises KeyError: for a parameter without counterpart.
-    """
-    state = {}
-    for key, value in tv_state.items():
-        if key.startswith(_CLS_SCORE):
-            order = [*range(TV_BACKGROUND + 1, len(value)), TV_BACKGROUND]
-            state["roi_head.bbox_head.fc_cls." + key[len(_CLS_SCORE):]] = value[order]
-        elif key.startswith(_BBOX_PRED):
-            state["roi_head.bbox_head.fc_reg." + key[len(_BBOX_PRED):]] = value[BOX_SIZE:]
-        else:
-            state[_rename(key)] = value
-    return state
-
-
 def load_torchvision_weights(ours: nn.Module, tv_model: TVFasterRCNN) -> None:
-    """Copy every parameter and buffer of ``tv_model`` into ``ours`` (strict)."""
-    ours.load_state_dict(convert_torchvision_state(tv_model.state_dict()), strict=True)
+    """Copy every parameter and buffer of ``tv_model`` into ``ours`` (strict), renamed and
+    with the background moved by :func:`~plugdet_faster_rcnn.key_maps.torchvision_state`."""
+    ours.load_state_dict(torchvision_state(tv_model.state_dict()), strict=True)
 
 
 class TorchvisionRunner:
@@ -151,17 +106,41 @@ class TorchvisionRunner:
         sizes: Sequence[tuple[int, ...]] = image_sizes or [tuple(images.shape[-2:])] * len(images)
         return ImageList(images, [tuple(s) for s in sizes])
 
-    def proposals(self, images: Tensor, image_sizes: list[tuple[int, int]]) -> list[Tensor]:
-        """Test-time proposals ``(R_i, 4)`` per image."""
+    def proposals(self, images: Tensor, image_sizes: list[tuple[int, int]],
+                  feats: OrderedDict[str, Tensor] | None = None) -> list[Tensor]:
+        """Test-time proposals ``(R_i, 4)`` per image.
+
+        :param feats: the pyramid levels of ``images`` when already computed."""
         proposals: list[Tensor]
         proposals, _ = self.model.rpn(self._image_list(images, image_sizes),
-                                      self.features(images))
+                                      self.features(images) if feats is None else feats)
         return proposals
 
-    def predict(self, images: Tensor, image_sizes: list[tuple[int, int]]
-                ) -> list[dict[str, Tensor]]:
-        """Detections (``boxes``, ``scores``, ``labels`` ours) in ``image_sizes`` pixels."""
-        feats = self.features(images)
+    def rpn_outputs(self, feats: OrderedDict[str, Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        """Per level objectness logits ``(B, A, H_l, W_l)`` and box deltas
+        ``(B, A * 4, H_l, W_l)``."""
+        objectness: list[Tensor]
+        deltas: list[Tensor]
+        objectness, deltas = self.model.rpn.head(list(feats.values()))
+        return objectness, deltas
+
+    def box_outputs(self, feats: OrderedDict[str, Tensor], proposals: list[Tensor],
+                    image_sizes: list[tuple[int, int]]) -> tuple[Tensor, Tensor]:
+        """Class logits ``(K, 1 + C)`` (background first) and box deltas
+        ``(K, (1 + C) * 4)`` of the proposals of all images, in order."""
+        roi_heads = self.model.roi_heads
+        pooled = roi_heads.box_roi_pool(feats, proposals, image_sizes)
+        logits: Tensor
+        deltas: Tensor
+        logits, deltas = roi_heads.box_predictor(roi_heads.box_head(pooled))
+        return logits, deltas
+
+    def predict(self, images: Tensor, image_sizes: list[tuple[int, int]],
+                feats: OrderedDict[str, Tensor] | None = None) -> list[dict[str, Tensor]]:
+        """Detections (``boxes``, ``scores``, ``labels`` ours) in ``image_sizes`` pixels.
+
+        :param feats: the pyramid levels of ``images`` when already computed."""
+        feats = self.features(images) if feats is None else feats
         image_list = self._image_list(images, image_sizes)
         proposals, _ = self.model.rpn(image_list, feats)
         detections, _ = self.model.roi_heads(feats, proposals, image_list.image_sizes)

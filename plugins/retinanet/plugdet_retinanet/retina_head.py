@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Any, Literal
 
+import attrs
 from torch import Tensor, nn
 
 from core.api import (
@@ -11,7 +13,10 @@ from core.api import (
     CoderPart,
     ConfigError,
     DenseHead,
+    DetSample,
+    Instances,
     LossPart,
+    PostProcess,
     PostProcessPart,
     PriorGeneratorPart,
     SamplerPart,
@@ -19,6 +24,10 @@ from core.api import (
 
 CONV_KERNEL = 3
 CLS_WEIGHT_STD = 0.01
+#: Groups of the GroupNorm of the subnet convs with ``norm = "GN"``.
+GN_GROUPS = 32
+#: Normalisation after every subnet conv: "GN" is GroupNorm of :data:`GN_GROUPS` groups.
+HeadNorm = Literal["GN"]
 DEFAULT_PRIOR_GENERATOR = {"type": "AnchorGenerator"}
 DEFAULT_ASSIGNER = {"type": "MaxIoUAssigner"}
 DEFAULT_SAMPLER = {"type": "PseudoSampler"}
@@ -29,9 +38,9 @@ DEFAULT_POSTPROCESS = {"type": "MultiClassNMS"}
 
 
 class RetinaHead(DenseHead):
-    """Two subnets of ``stacked_convs`` 3x3 conv + ReLU, shared across levels, predicting per
-    prior C class logits and ``bbox_coder.encode_size`` box values; everything else (priors,
-    assign -> sample -> targets, losses, decode and NMS) is :class:`DenseHead`'s.
+    """Two subnets of ``stacked_convs`` 3x3 conv (+ norm) + ReLU, shared across levels,
+    predicting per prior C class logits and ``bbox_coder.encode_size`` box values; everything
+    else (priors, assign -> sample -> targets, losses, decode and NMS) is :class:`DenseHead`'s.
 
     :param num_classes: foreground classes C (no background logit; sigmoid per class).
     :param in_channels: channels of each input level.
@@ -39,6 +48,11 @@ class RetinaHead(DenseHead):
     :param stacked_convs: convs per subnet before the predictor.
     :param prior_prob: initial foreground probability (bias of the class predictor).
     :param reg_decoded_bbox: compute ``loss_bbox`` on decoded boxes (IoU-type losses).
+    :param norm: None (subnet convs with bias) or "GN": each subnet conv has no bias and is
+        followed by GroupNorm(32) (torchvision's ``retinanet_resnet50_fpn_v2``, ATSS).
+    :param min_bbox_size: None keeps every detection (torchvision); a number drops, before
+        NMS, the boxes (clipped to the image) whose width or height is not above it
+        (MMDetection's ``min_bbox_size``: 0 drops empty boxes).
     """
 
     def __init__(
@@ -56,6 +70,8 @@ class RetinaHead(DenseHead):
         postprocess: PostProcessPart = DEFAULT_POSTPROCESS,
         prior_prob: float = 0.01,
         reg_decoded_bbox: bool = False,
+        norm: HeadNorm | None = None,
+        min_bbox_size: float | None = None,
     ) -> None:
         super().__init__(num_classes, prior_generator, assigner, sampler, bbox_coder, loss_cls,
                          loss_bbox, postprocess, reg_decoded_bbox)
@@ -68,6 +84,13 @@ class RetinaHead(DenseHead):
                 f"per cell (the subnets are shared), got {sorted(num_priors)}"
             )
         self.num_base_priors = num_priors.pop()
+        if norm not in (None, "GN"):
+            raise ConfigError(f"norm: expected none or 'GN', got {norm!r}")
+        if norm is not None and feat_channels % GN_GROUPS:
+            raise ConfigError(f"feat_channels: expected a multiple of {GN_GROUPS} with norm "
+                              f"'GN', got {feat_channels}")
+        self.norm = norm
+        self.min_bbox_size = min_bbox_size
         self.cls_convs = self._subnet(in_channels, feat_channels, stacked_convs)
         self.reg_convs = self._subnet(in_channels, feat_channels, stacked_convs)
         self.retina_cls = nn.Conv2d(
@@ -81,15 +104,17 @@ class RetinaHead(DenseHead):
         )
         self._init_weights(prior_prob)
 
-    @staticmethod
-    def _subnet(in_channels: int, feat_channels: int, num_convs: int) -> nn.Sequential:
+    def _subnet(self, in_channels: int, feat_channels: int, num_convs: int) -> nn.Sequential:
+        """``num_convs`` times conv, ReLU (without norm: parameters at ``2 * i``) or conv,
+        GroupNorm, ReLU (parameters at ``3 * i`` and ``3 * i + 1``)."""
         layers: list[nn.Module] = []
         for index in range(num_convs):
             channels = in_channels if index == 0 else feat_channels
-            layers += [
-                nn.Conv2d(channels, feat_channels, CONV_KERNEL, padding=CONV_KERNEL // 2),
-                nn.ReLU(inplace=True),
-            ]
+            layers.append(nn.Conv2d(channels, feat_channels, CONV_KERNEL,
+                                    padding=CONV_KERNEL // 2, bias=self.norm is None))
+            if self.norm is not None:
+                layers.append(nn.GroupNorm(GN_GROUPS, feat_channels))
+            layers.append(nn.ReLU(inplace=True))
         return nn.Sequential(*layers)
 
     def _init_weights(self, prior_prob: float) -> None:
@@ -110,3 +135,34 @@ class RetinaHead(DenseHead):
             cls_scores.append(self.retina_cls(self.cls_convs(x)))
             bbox_preds.append(self.retina_reg(self.reg_convs(x)))
         return cls_scores, bbox_preds
+
+    def predict_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+                        samples: list[DetSample], aux_preds: list[Tensor] | None = None,
+                        postprocess: PostProcess | None = None) -> list[Instances]:
+        """:meth:`DenseHead.predict_by_feat`, small boxes dropped before NMS when
+        ``min_bbox_size`` is set."""
+        postprocess = self.postprocess if postprocess is None else postprocess
+        if self.min_bbox_size is not None:
+            postprocess = LargeBoxes(postprocess, self.min_bbox_size)
+        return super().predict_by_feat(cls_scores, bbox_preds, samples, aux_preds, postprocess)
+
+
+class LargeBoxes:
+    """A post-process that passes on to ``postprocess`` only the candidate boxes whose width
+    and height are above ``min_size`` (the others become invalid).
+
+    :param postprocess: the selection and NMS.
+    :param min_size: pixels."""
+
+    def __init__(self, postprocess: PostProcess, min_size: float) -> None:
+        self.postprocess = postprocess
+        self.min_size = min_size
+
+    def select(self, level_scores: list[Tensor]) -> Any:
+        """``postprocess.select``."""
+        return self.postprocess.select(level_scores)
+
+    def __call__(self, boxes: Tensor, candidates: Any) -> list[Instances]:
+        """:param boxes: ``(B, K, 4)`` decoded, clipped boxes of the candidates."""
+        large = (boxes[..., 2:] - boxes[..., :2] > self.min_size).all(dim=-1)
+        return self.postprocess(boxes, attrs.evolve(candidates, valid=candidates.valid & large))

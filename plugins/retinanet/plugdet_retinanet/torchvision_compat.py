@@ -18,6 +18,8 @@ from torch import Tensor, nn
 from torchvision.models.detection import RetinaNet as TVRetinaNet
 from torchvision.models.detection.image_list import ImageList
 
+from plugdet_retinanet.key_maps import torchvision_names
+
 #: Strides of torchvision's RetinaNet levels (P3-P7).
 TV_STRIDES = [8, 16, 32, 64, 128]
 #: torchvision's default anchor sizes: int-truncated octave scales of 32 * 2 ** level.
@@ -30,22 +32,6 @@ RESNET_OUT_INDICES = [1, 2, 3]  # C3-C5
 BOTTLENECK_EXPANSION = 4
 BASIC_BLOCK_DEPTHS = (18, 34)
 BASE_WIDTH = 64
-
-# torchvision name prefix -> our name prefix, for parameters kept 1:1
-_DIRECT_PREFIXES = {
-    "backbone.body.": "backbone.",
-    "head.classification_head.cls_logits.": "head.retina_cls.",
-    "head.regression_head.bbox_reg.": "head.retina_reg.",
-}
-# torchvision prefix of indexed blocks -> (our prefix, index multiplier): torchvision wraps each
-# conv in a Sequential (".i.0.weight"); our subnets interleave conv and ReLU (".2i.weight").
-_INDEXED_PREFIXES = {
-    "backbone.fpn.inner_blocks.": ("neck.lateral_convs.", 1),
-    "backbone.fpn.layer_blocks.": ("neck.fpn_convs.", 1),
-    "head.classification_head.conv.": ("head.cls_convs.", 2),
-    "head.regression_head.conv.": ("head.reg_convs.", 2),
-}
-_EXTRA_LEVELS = {"backbone.fpn.extra_blocks.p6.": 0, "backbone.fpn.extra_blocks.p7.": 1}
 
 
 def torchvision_like_config(
@@ -95,28 +81,6 @@ def torchvision_like_config(
     }
 
 
-def _rename(key: str) -> str:
-    for old, new in _DIRECT_PREFIXES.items():
-        if key.startswith(old):
-            return new + key[len(old) :]
-    for old, (new, multiplier) in _INDEXED_PREFIXES.items():
-        if key.startswith(old):
-            index, _, param = key[len(old) :].split(".")
-            return f"{new}{int(index) * multiplier}.{param}"
-    for old, level in _EXTRA_LEVELS.items():
-        if key.startswith(old):
-            return f"neck.extra_convs.{level}.{key[len(old) :]}"
-    raise KeyError(f"no counterpart for torchvision RetinaNet parameter {key!r}")
-
-
-def convert_torchvision_state(tv_state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Rename a torchvision RetinaNet (v1) state dict to our parameter names.
-
-    :raises KeyError: for a parameter without counterpart (e.g. a v2 GroupNorm head).
-    """
-    return {_rename(key): value for key, value in tv_state.items()}
-
-
 class TorchvisionRunner:
     """Runs a torchvision RetinaNet on a pre-batched, pre-normalised ``(B, 3, H, W)`` tensor."""
 
@@ -133,11 +97,20 @@ class TorchvisionRunner:
         """Pyramid levels ``(B, 256, H_l, W_l)``."""
         return list(self.model.backbone(images).values())
 
+    def head_outputs(self, feats: list[Tensor]) -> dict[str, Tensor]:
+        """``cls_logits`` ``(B, N, C)`` and ``bbox_regression`` ``(B, N, 4)`` of all levels'
+        priors, from the pyramid levels."""
+        outputs: dict[str, Tensor] = self.model.head(feats)
+        return outputs
+
     def predict(
-        self, images: Tensor, image_sizes: list[tuple[int, int]]
+        self, images: Tensor, image_sizes: list[tuple[int, int]],
+        feats: list[Tensor] | None = None,
     ) -> list[dict[str, Tensor]]:
-        """Detections (``boxes``, ``scores``, ``labels``) in ``image_sizes`` coordinates."""
-        feats = self.features(images)
+        """Detections (``boxes``, ``scores``, ``labels``) in ``image_sizes`` coordinates.
+
+        :param feats: the pyramid levels of ``images`` when already computed."""
+        feats = self.features(images) if feats is None else feats
         head_outputs = self.model.head(feats)
         anchors = self.anchors(images, feats)
         num_per_level = [f.shape[-2] * f.shape[-1] for f in feats]
@@ -159,5 +132,7 @@ class TorchvisionRunner:
 
 
 def load_torchvision_weights(ours: nn.Module, tv_model: TVRetinaNet) -> None:
-    """Copy every parameter and buffer of ``tv_model`` into ``ours`` (strict)."""
-    ours.load_state_dict(convert_torchvision_state(tv_model.state_dict()), strict=True)
+    """Copy every parameter and buffer of ``tv_model`` into ``ours`` (strict), renamed by
+    :func:`~plugdet_retinanet.key_maps.torchvision_names`; the class rows stay as they are
+    (both models are built with the same classes)."""
+    ours.load_state_dict(torchvision_names(tv_model.state_dict()), strict=True)

@@ -5,7 +5,7 @@ from importlib import resources
 
 import torch
 
-from core.config import load_config
+from core.engine.full_config import load_full_config
 from core.engine.losses import sum_losses
 from core.engine.runner import Runner
 from core.structures import Instances
@@ -33,7 +33,7 @@ def fixed_batch_loss(runner: Runner, batch) -> float:
 def test_short_demo_run_learns_and_predicts(tmp_path, monkeypatch):
     monkeypatch.setenv("PLUGDET_CACHE", str(tmp_path / "cache"))
     config = str(resources.files("plugdet_retinanet") / "configs" / DEMO)
-    cfg = load_config(config, SHORT_RUN)
+    cfg = load_full_config(config, SHORT_RUN)
     runner = Runner.from_config(cfg, work_dir=str(tmp_path / "run"), config_path=config)
     batch = next(iter(runner.train_loader)).to(runner.device)
     before = fixed_batch_loss(runner, batch)

@@ -208,3 +208,22 @@ def test_channels_last_gives_the_same_results():
     expected, got = default.loss(data), fast.loss(data)
     for key in expected:
         torch.testing.assert_close(got[key], expected[key], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("min_bbox_size, empty_kept", [(None, True), (0.0, False)])
+def test_min_bbox_size_drops_boxes_emptied_by_clipping(min_bbox_size, empty_kept):
+    """A 64 x 64 image padded to 128 x 160: anchors far beyond it are clipped to empty boxes,
+    which only ``min_bbox_size`` drops (MMDetection's 0)."""
+    keep_all = {"type": "MultiClassNMS", "nms_pre": 10**5, "max_per_img": 10**5}
+    cfg = {**SMALL_MODEL, "head": {**SMALL_MODEL["head"], "min_bbox_size": min_bbox_size,
+                                   "postprocess": keep_all}}
+    model = build(cfg).eval()
+    with torch.no_grad():
+        model.head.retina_cls.bias.fill_(2.0)  # every score above the threshold
+        model.head.retina_reg.weight.zero_()
+        model.head.retina_reg.bias.zero_()  # the boxes are the anchors
+    sample = DetSample(ori_shape=(64, 64), img_shape=(64, 64), pad_shape=(128, 160))
+    (detections,) = model.head.predict(model.extract_feat(batch().images[:1]), [sample])
+    sizes = detections.boxes[:, 2:] - detections.boxes[:, :2]
+    assert len(detections) > 0
+    assert bool((sizes <= 0).any()) is empty_kept

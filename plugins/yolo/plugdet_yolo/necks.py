@@ -37,9 +37,10 @@ class PAFPN(nn.Module, metaclass=abc.ABCMeta):
     :param num_csp_blocks: bottlenecks per CSP block before deepening.
     """
 
-    def __init__(self, in_channels: tuple[int, ...], out_channels: tuple[int, ...],
-                 deepen_factor: float,
-                 widen_factor: float, num_csp_blocks: int) -> None:
+    def __init__(self, in_channels: tuple[int, ...] = (256, 512, 1024),
+                 out_channels: tuple[int, ...] = (256, 512, 1024),
+                 deepen_factor: float = 1.0, widen_factor: float = 1.0,
+                 num_csp_blocks: int = 3) -> None:
         super().__init__()
         check_factors(deepen_factor, widen_factor)
         if len(in_channels) < 2 or len(out_channels) != len(in_channels):
@@ -111,13 +112,6 @@ class YOLOv5PAFPN(PAFPN):
     channels; each top-down C3 but the last is followed by a 1x1 conv to the next finer
     level's channels. See :class:`PAFPN` for the parameters and shapes."""
 
-    def __init__(self, in_channels: tuple[int, ...] = (256, 512, 1024),
-                 out_channels: tuple[int, ...] = (256, 512, 1024),
-                 deepen_factor: float = 1.0, widen_factor: float = 1.0,
-                 num_csp_blocks: int = 3) -> None:
-        super().__init__(in_channels, out_channels, deepen_factor, widen_factor,
-                         num_csp_blocks)
-
     def build_csp(self, in_channels: int, out_channels: int) -> nn.Module:
         return C3(in_channels, out_channels, self.num_blocks, add_identity=False)
 
@@ -139,13 +133,6 @@ class YOLOv5PAFPN(PAFPN):
 class YOLOv8PAFPN(PAFPN):
     """YOLOv8's neck: C2f fusions, no reduce convs; the top-down map of level ``i`` has
     ``out_channels[i]`` channels. See :class:`PAFPN` for the parameters and shapes."""
-
-    def __init__(self, in_channels: tuple[int, ...] = (256, 512, 1024),
-                 out_channels: tuple[int, ...] = (256, 512, 1024),
-                 deepen_factor: float = 1.0, widen_factor: float = 1.0,
-                 num_csp_blocks: int = 3) -> None:
-        super().__init__(in_channels, out_channels, deepen_factor, widen_factor,
-                         num_csp_blocks)
 
     def build_csp(self, in_channels: int, out_channels: int) -> nn.Module:
         return C2f(in_channels, out_channels, self.num_blocks, add_identity=False)

@@ -1,10 +1,10 @@
 """Entry point of the ``plugdet-yolo`` distribution: registers the YOLO backbones, necks,
-heads, the detector, the letterbox and HSV transforms, YOLOX's coder and mode-switch hook, and
-RTMDet's parts."""
+heads, the detector, the letterbox and HSV transforms, YOLOX's coder and mode-switch hook,
+RTMDet's parts, and the weight converters of ultralytics', YOLOv5's and MMYOLO's checkpoints."""
 
 from __future__ import annotations
 
-from core.api import Register, impl
+from core.api import Register, impl, register_each
 from plugdet_yolo.backbones import YOLOv5CSPDarknet, YOLOv8CSPDarknet
 from plugdet_yolo.cspnext import CSPNeXt
 from plugdet_yolo.cspnext_pafpn import CSPNeXtPAFPN
@@ -21,54 +21,50 @@ from plugdet_yolo.yolox_backbone import YOLOXCSPDarknet
 from plugdet_yolo.yolox_coder import YOLOXBoxCoder
 from plugdet_yolo.yolox_head import YOLOXHead
 from plugdet_yolo.yolox_neck import YOLOXPAFPN
+from plugdet_yolo.zoo.converters import CONVERTERS
 
 
 @impl
 def register_backbones(register: Register) -> None:
-    register("YOLOv5CSPDarknet", YOLOv5CSPDarknet)
-    register("YOLOv8CSPDarknet", YOLOv8CSPDarknet)
-    register("YOLOXCSPDarknet", YOLOXCSPDarknet)
-    register("CSPNeXt", CSPNeXt)
+    register_each(register, YOLOv5CSPDarknet, YOLOv8CSPDarknet, YOLOXCSPDarknet, CSPNeXt)
 
 
 @impl
 def register_necks(register: Register) -> None:
-    register("YOLOv5PAFPN", YOLOv5PAFPN)
-    register("YOLOv8PAFPN", YOLOv8PAFPN)
-    register("YOLOXPAFPN", YOLOXPAFPN)
-    register("CSPNeXtPAFPN", CSPNeXtPAFPN)
+    register_each(register, YOLOv5PAFPN, YOLOv8PAFPN, YOLOXPAFPN, CSPNeXtPAFPN)
 
 
 @impl
 def register_heads(register: Register) -> None:
-    register("YOLOv8Head", YOLOv8Head)
-    register("YOLOv5Head", YOLOv5Head)
-    register("YOLOXHead", YOLOXHead)
-    register("RTMDetHead", RTMDetHead)
+    register_each(register, YOLOv8Head, YOLOv5Head, YOLOXHead, RTMDetHead)
 
 
 @impl
 def register_detectors(register: Register) -> None:
-    register("YOLODetector", YOLODetector)
+    register_each(register, YOLODetector)
 
 
 @impl
 def register_assigners(register: Register) -> None:
-    register("YOLOv5ShapeMatchAssigner", YOLOv5ShapeMatchAssigner)
+    register_each(register, YOLOv5ShapeMatchAssigner)
 
 
 @impl
 def register_coders(register: Register) -> None:
-    register("YOLOv5BoxCoder", YOLOv5BoxCoder)
-    register("YOLOXBoxCoder", YOLOXBoxCoder)
+    register_each(register, YOLOv5BoxCoder, YOLOXBoxCoder)
 
 
 @impl
 def register_transforms(register: Register) -> None:
-    register("LetterResize", LetterResize)
-    register("YOLOv5HSVRandomAug", YOLOv5HSVRandomAug)
+    register_each(register, LetterResize, YOLOv5HSVRandomAug)
 
 
 @impl
 def register_hooks(register: Register) -> None:
-    register("ModeSwitchHook", ModeSwitchHook)
+    register_each(register, ModeSwitchHook)
+
+
+@impl
+def register_weight_converters(register: Register) -> None:
+    for converter in CONVERTERS:
+        register(converter.name, converter.build)

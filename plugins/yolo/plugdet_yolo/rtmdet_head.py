@@ -147,16 +147,11 @@ class RTMDetHead(DenseHead):
         return cls_scores, bbox_preds
 
     def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
-                     samples: list[DetSample]) -> dict[str, Tensor]:
+                     samples: list[DetSample], aux_preds: list[Tensor] | None = None
+                     ) -> dict[str, Tensor]:
         """``{"loss_cls", "loss_bbox"}`` and the logged scalars from :meth:`forward`'s
         outputs (see the class doc)."""
-        priors = self.priors_of(cls_scores)
-        cls, reg = self.flat_outputs(cls_scores, bbox_preds)
-        targets = self.targets(priors, samples, self.predictions(priors, cls, reg))
-        loss_cls, pos_quality, soft_sum = self.soft_label_cls_loss(cls, targets)
-        boxes = self.bbox_coder.decode(targets.pos_prior_rows(),
-                                       reg[targets.pos_image, targets.pos_prior],
-                                       strides=targets.pos_strides())
-        loss_bbox = self.loss_bbox(boxes, targets.pos_gt_boxes, weight=pos_quality,
-                                   avg_factor=soft_sum)
-        return {"loss_cls": loss_cls, "loss_bbox": loss_bbox, **self.scalars(targets)}
+        inputs = self.loss_inputs(cls_scores, bbox_preds, samples, aux_preds)
+        loss_cls, pos_quality, soft_sum = self.soft_label_cls_loss(inputs)
+        loss_bbox = self.box_loss(inputs, weight=pos_quality, avg_factor=soft_sum)
+        return {"loss_cls": loss_cls, "loss_bbox": loss_bbox, **self.scalars(inputs.targets)}

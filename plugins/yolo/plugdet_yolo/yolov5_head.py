@@ -12,23 +12,18 @@ from torch import Tensor, nn
 from torchvision.ops import complete_box_iou_loss
 
 from core.api import (
-    NUM_POS_KEY,
     AssignerPart,
     CoderPart,
     ConfigError,
     DenseHead,
     DenseTargets,
     DetSample,
-    Instances,
     LossPart,
-    PostProcess,
     PostProcessPart,
     PriorGeneratorPart,
     Priors,
     SamplerPart,
     build_part,
-    flatten_level,
-    flatten_levels,
     zero_loss,
 )
 from plugdet_yolo.layers import make_divisible
@@ -70,8 +65,8 @@ class YOLOv5Head(DenseHead):
     """Per level a 1x1 conv to ``A * (5 + C)`` channels: per anchor ``(tx, ty, tw, th)``
     (see :class:`~plugdet_yolo.yolov5_coder.YOLOv5BoxCoder`), an objectness logit and C class
     logits. Priors, assignment (shape matching) and test-time decode / NMS are
-    :class:`DenseHead`'s; this head changes the losses and the test-time score
-    ``sigmoid(cls) * sigmoid(obj)``.
+    :class:`DenseHead`'s; the head has objectness (``with_objectness``: the test-time score is
+    ``sigmoid(cls) * sigmoid(obj)``) and its own losses.
 
     Losses (per level, summed over levels, then with ``loss_scale_by_batch`` times the number
     of images as the references do, which the recipe's SGD lr assumes):
@@ -98,6 +93,7 @@ class YOLOv5Head(DenseHead):
 
     #: ``loss_cls`` gets the positives' class labels.
     cls_target_forms = ("labels",)
+    with_objectness = True
 
     def __init__(
         self,
@@ -181,28 +177,23 @@ class YOLOv5Head(DenseHead):
 
     # ---- training ----------------------------------------------------------------------
 
-    # Its ``forward`` has a third output: its per-level list comes before ``samples``,
-    # which DenseHead's signature cannot express.
-    def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],  # type: ignore[override]
-                     objectnesses: list[Tensor], samples: list[DetSample]
+    def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+                     samples: list[DetSample], aux_preds: list[Tensor] | None = None
                      ) -> dict[str, Tensor]:
-        """``{"loss_bbox", "loss_obj", "loss_cls", "num_pos"}`` from the raw outputs."""
-        priors = self.priors_of(cls_scores)
-        cls, reg = self.flat_outputs(cls_scores, bbox_preds)
-        obj = flatten_levels(objectnesses, OBJ_CHANNELS)[..., 0]  # (B, N)
-        targets = self.targets(priors, samples, self.predictions(priors, cls, reg))
-        pos_level = priors.level_of()[targets.pos_prior]  # (P,)
-        boxes = self.bbox_coder.decode(targets.pos_prior_rows(),
-                                       reg[targets.pos_image, targets.pos_prior],
-                                       strides=targets.pos_strides())
+        """``{"loss_bbox", "loss_obj", "loss_cls"}`` and the logged scalars from the raw
+        outputs (``aux_preds``: the objectness logits)."""
+        inputs = self.loss_inputs(cls_scores, bbox_preds, samples, aux_preds)
+        targets, boxes = inputs.targets, inputs.pos_boxes
+        assert inputs.obj is not None and boxes is not None  # with_objectness, decoded boxes
+        obj = inputs.obj[..., 0]  # (B, N)
+        pos_level = inputs.priors.level_of()[targets.pos_prior]  # (P,)
         obj_target = self.objectness_targets(obj, boxes, targets)
-        loss_obj = self.objectness_loss(priors, obj, obj_target, targets.row_weight)
-        loss_bbox, loss_cls = self.positive_losses(cls, boxes, pos_level, targets)
+        loss_obj = self.objectness_loss(inputs.priors, obj, obj_target, targets.row_weight)
+        loss_bbox, loss_cls = self.positive_losses(inputs.cls, boxes, pos_level, targets)
         batch = len(samples) if self.loss_scale_by_batch else 1
         return {"loss_bbox": loss_bbox * self.box_weight * batch,
                 "loss_obj": loss_obj * self.obj_weight * batch,
-                "loss_cls": loss_cls * self.cls_weight * batch,
-                NUM_POS_KEY: cls.new_tensor(float(targets.num_pos))}
+                "loss_cls": loss_cls * self.cls_weight * batch, **self.scalars(targets)}
 
     def objectness_loss(self, priors: Priors, obj: Tensor, target: Tensor,
                         row_weight: Tensor | None) -> Tensor:
@@ -254,17 +245,3 @@ class YOLOv5Head(DenseHead):
                                              reduction="none")
         target[targets.pos_image, targets.pos_prior] = ciou.clamp(min=0).to(obj.dtype)
         return target
-
-    # ---- testing -----------------------------------------------------------------------
-
-    # Its ``forward`` has a third output: its per-level list comes before ``samples``,
-    # which DenseHead's signature cannot express.
-    def predict_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],  # type: ignore[override]
-                        objectnesses: list[Tensor], samples: list[DetSample],
-                        postprocess: PostProcess | None = None) -> list[Instances]:
-        """The shared decode -> NMS path ranking ``sigmoid(cls) * sigmoid(obj)``."""
-        level_scores = [
-            flatten_level(c, self.num_classes).sigmoid() * flatten_level(o, OBJ_CHANNELS).sigmoid()
-            for c, o in zip(cls_scores, objectnesses, strict=True)]
-        return super().predict_by_feat(cls_scores, bbox_preds, samples, postprocess,
-                                       level_scores=level_scores)

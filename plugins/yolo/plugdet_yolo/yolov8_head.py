@@ -10,13 +10,11 @@ import torch
 from torch import Tensor, nn
 
 from core.api import (
-    NUM_POS_KEY,
     AssignerPart,
     CoderPart,
     ConfigError,
     DenseHead,
     DetSample,
-    Instances,
     LossPart,
     PostProcessPart,
     PriorGeneratorPart,
@@ -72,6 +70,10 @@ class YOLOv8Head(DenseHead):
     :param reg_max: bins per box side.
     :param loss_dfl: the distribution loss of the box sides.
     :param loss_scale_by_batch: multiply the losses by the number of images.
+    :param cls_feat_channels: width of the class branches' 3x3 convs; None:
+        ``max(in_channels[0] * widen, min(num_classes, 100))`` (ultralytics' rule, MMYOLO's
+        up to 100 classes: 80 for n with COCO's 80 classes). Set to a checkpoint's width, a
+        fine-tuning on other classes starts from its whole class branch.
     """
 
     #: ``loss_cls`` gets ``one_hot * quality`` (:meth:`DenseHead.soft_label_cls_loss`).
@@ -92,11 +94,15 @@ class YOLOv8Head(DenseHead):
         loss_dfl: LossPart = DEFAULT_LOSS_DFL,
         postprocess: PostProcessPart = DEFAULT_POSTPROCESS,
         loss_scale_by_batch: bool = True,
+        cls_feat_channels: int | None = None,
     ) -> None:
         super().__init__(num_classes, prior_generator, assigner, sampler, bbox_coder, loss_cls,
                          loss_bbox, postprocess, reg_decoded_bbox=True)
         if reg_max < 2:
             raise ConfigError(f"reg_max: expected an int >= 2, got {reg_max}")
+        if cls_feat_channels is not None and cls_feat_channels < 1:
+            raise ConfigError(f"cls_feat_channels: expected a positive int or None, got "
+                              f"{cls_feat_channels}")
         self.require_one_prior_per_cell(in_channels)
         strides = list(self.prior_generator.strides)
         self.loss_dfl = build_part("loss", loss_dfl, "loss_dfl")
@@ -104,7 +110,8 @@ class YOLOv8Head(DenseHead):
         self.loss_scale_by_batch = loss_scale_by_batch
         channels = [make_divisible(c, widen_factor) for c in in_channels]
         reg_width = max(MIN_REG_WIDTH, channels[0] // 4, NUM_SIDES * reg_max)
-        cls_width = max(channels[0], min(num_classes, CLS_WIDTH_CAP))
+        cls_width = (max(channels[0], min(num_classes, CLS_WIDTH_CAP))
+                     if cls_feat_channels is None else cls_feat_channels)
         self.cls_branches = nn.ModuleList(self._branch(c, cls_width, num_classes)
                                           for c in channels)
         self.reg_branches = nn.ModuleList(self._branch(c, reg_width, NUM_SIDES * reg_max)
@@ -147,36 +154,25 @@ class YOLOv8Head(DenseHead):
         dist_logits = [branch(x) for branch, x in zip(self.reg_branches, feats, strict=True)]
         return cls_scores, [self.integral(d) for d in dist_logits], dist_logits
 
-    # Its ``forward`` has a third output: its per-level list comes before ``samples``,
-    # which DenseHead's signature cannot express.
-    def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],  # type: ignore[override]
-                     dist_logits: list[Tensor], samples: list[DetSample]
+    def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+                     samples: list[DetSample], aux_preds: list[Tensor] | None = None
                      ) -> dict[str, Tensor]:
-        """``{"loss_cls", "loss_bbox", "loss_dfl", "num_pos"}`` from :meth:`forward`'s
-        outputs (see the class doc)."""
-        priors = self.priors_of(cls_scores)
-        cls, reg = self.flat_outputs(cls_scores, bbox_preds)
-        targets = self.targets(priors, samples, self.predictions(priors, cls, reg))
-        loss_cls, pos_quality, soft_sum = self.soft_label_cls_loss(cls, targets)
-        rows, strides = targets.pos_prior_rows(), targets.pos_strides()
-        boxes = self.bbox_coder.decode(rows, reg[targets.pos_image, targets.pos_prior],
-                                       strides=strides)
-        loss_bbox = self.loss_bbox(boxes, targets.pos_gt_boxes, weight=pos_quality,
-                                   avg_factor=soft_sum)
-        distances = self.bbox_coder.encode(rows, targets.pos_gt_boxes, strides=strides)
+        """``{"loss_cls", "loss_bbox", "loss_dfl"}`` and the logged scalars from
+        :meth:`forward`'s outputs (``aux_preds``: the bin logits; see the class doc)."""
+        if aux_preds is None:
+            raise ValueError("YOLOv8Head: loss_by_feat needs forward's bin logits (aux_preds)")
+        inputs = self.loss_inputs(cls_scores, bbox_preds, samples, aux_preds)
+        targets = inputs.targets
+        loss_cls, pos_quality, soft_sum = self.soft_label_cls_loss(inputs)
+        loss_bbox = self.box_loss(inputs, weight=pos_quality, avg_factor=soft_sum)
+        distances = self.bbox_coder.encode(targets.pos_prior_rows(), targets.pos_gt_boxes,
+                                           strides=targets.pos_strides())
         distances = distances.clamp(min=0.0, max=self.reg_max - 1 - DFL_TARGET_MARGIN)
-        bins = flatten_levels(dist_logits, NUM_SIDES * self.reg_max)
-        pos_bins = bins[targets.pos_image, targets.pos_prior].reshape(-1, self.reg_max)
+        bins = flatten_levels(aux_preds, NUM_SIDES * self.reg_max)
+        pos_bins = inputs.at_positives(bins).reshape(-1, self.reg_max)
         loss_dfl = self.loss_dfl(pos_bins, distances.reshape(-1),
                                  weight=pos_quality.repeat_interleave(NUM_SIDES),
                                  avg_factor=NUM_SIDES * soft_sum)
         scale = float(len(samples)) if self.loss_scale_by_batch else 1.0
         return {"loss_cls": loss_cls * scale, "loss_bbox": loss_bbox * scale,
-                "loss_dfl": loss_dfl * scale,
-                NUM_POS_KEY: cls.new_tensor(float(targets.num_pos))}
-
-    def predict(self, feats: tuple[Tensor, ...], samples: list[DetSample]) -> list[Instances]:
-        """Detections per image in ``img_shape`` coordinates (the bin logits are not
-        needed once integrated)."""
-        with self.float32_outputs(feats) as (cls_scores, bbox_preds, _):
-            return self.predict_by_feat(cls_scores, bbox_preds, samples)
+                "loss_dfl": loss_dfl * scale, **self.scalars(targets)}

@@ -5,27 +5,19 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor, nn
 
 from core.api import (
     AssignerPart,
-    Assignments,
     CoderPart,
     ConfigError,
     DenseHead,
     DetSample,
-    Instances,
     LossPart,
     PostProcessPart,
-    Predictions,
     PriorGeneratorPart,
-    Priors,
     SamplerPart,
-    assignments_by_level,
     build_part,
-    flatten_level,
-    flatten_levels,
     one_hot_without_background,
 )
 from plugdet_yolo.layers import ConvBNSiLU, make_divisible
@@ -80,6 +72,7 @@ class YOLOXHead(DenseHead):
 
     #: ``loss_cls`` gets the positives' ``one_hot * IoU``.
     cls_target_forms = ("soft",)
+    with_objectness = True
 
     def __init__(
         self,
@@ -143,66 +136,38 @@ class YOLOXHead(DenseHead):
             objectnesses.append(self.obj_preds[level](reg_feat))
         return cls_scores, bbox_preds, objectnesses
 
-    def assigner_predictions(self, priors: Priors, cls: Tensor, reg: Tensor, obj: Tensor
-                             ) -> Predictions:
-        """Detached ``sqrt(sigmoid(cls) * sigmoid(obj))`` ``(B, N, C)`` scores (float32) and
-        decoded ``(B, N, 4)`` boxes for SimOTA; ``obj`` is ``(B, N, 1)``."""
-        with torch.no_grad():
-            scores = (cls.detach().float().sigmoid() * obj.detach().float().sigmoid()).sqrt()
-            return Predictions(scores, self.decode(priors, reg.detach()))
+    def assigner_scores(self, cls: Tensor, obj: Tensor | None) -> Tensor:
+        """SimOTA ranks with ``sqrt(sigmoid(cls) * sigmoid(obj))`` ``(B, N, C)``."""
+        return super().assigner_scores(cls, obj).sqrt()
 
-    # Its ``forward`` has a third output: its per-level list comes before ``samples``,
-    # which DenseHead's signature cannot express.
-    def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],  # type: ignore[override]
-                     objectnesses: list[Tensor], samples: list[DetSample]
+    def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+                     samples: list[DetSample], aux_preds: list[Tensor] | None = None
                      ) -> dict[str, Tensor]:
         """``{"loss_cls", "loss_bbox", "loss_obj"}`` (and ``"loss_l1"`` with ``use_l1``)
-        from :meth:`forward`'s outputs, with the logged scalars (see the class doc)."""
-        priors = self.priors_of(cls_scores)
-        cls, reg = self.flat_outputs(cls_scores, bbox_preds)
-        obj = flatten_levels(objectnesses, 1)  # (B, N, 1)
-        targets = self.targets(priors, samples, self.assigner_predictions(priors, cls, reg, obj))
+        from :meth:`forward`'s outputs (``aux_preds``: the objectness logits), with the
+        logged scalars (see the class doc)."""
+        inputs = self.loss_inputs(cls_scores, bbox_preds, samples, aux_preds)
+        targets, obj = inputs.targets, inputs.obj
+        assert obj is not None  # with_objectness: loss_inputs has refused a missing output
         quality = targets.sampling.assign_result.quality
         if quality is None:
             raise ConfigError("assigner: YOLOXHead needs an assigner with soft targets "
                               "(quality = IoU of each positive), e.g. SimOTAAssigner")
         avg_factor = targets.avg_factor
-        pos = (targets.pos_image, targets.pos_prior)
-        pos_cls = cls[pos]  # (P, C)
-        pos_labels = targets.labels[pos]
-        cls_target = one_hot_without_background(pos_labels, pos_cls)
-        cls_target = cls_target * quality[pos].to(cls.dtype)[:, None]
+        pos_cls = inputs.at_positives(inputs.cls)  # (P, C)
+        cls_target = one_hot_without_background(inputs.at_positives(targets.labels), pos_cls)
+        cls_target = cls_target * inputs.at_positives(quality).to(pos_cls.dtype)[:, None]
         loss_cls = self.loss_cls(pos_cls, cls_target, avg_factor=avg_factor)
         obj_target = targets.sampling.pos_mask.reshape(-1, 1).to(obj.dtype)
         row_weight = targets.row_weight
         loss_obj = self.loss_obj(obj.reshape(-1, 1), obj_target,
                                  weight=None if row_weight is None else row_weight.to(obj.dtype),
                                  avg_factor=avg_factor)
-        losses = {"loss_cls": loss_cls, "loss_bbox": self.box_loss(reg, targets),
+        losses = {"loss_cls": loss_cls, "loss_bbox": self.box_loss(inputs),
                   "loss_obj": loss_obj}
         if self.use_l1:
             encoded = self.bbox_coder.encode(targets.pos_prior_rows(), targets.pos_gt_boxes,
                                              strides=targets.pos_strides())
-            losses["loss_l1"] = self.loss_l1(reg[pos], encoded, avg_factor=avg_factor)
+            losses["loss_l1"] = self.loss_l1(inputs.at_positives(inputs.reg), encoded,
+                                             avg_factor=avg_factor)
         return {**losses, **self.scalars(targets)}
-
-    @torch.no_grad()
-    def get_assignments(self, feats: tuple[Tensor, ...], samples: list[DetSample]
-                        ) -> Assignments:
-        """Positive priors per image and level as training assigns them now (SimOTA on
-        class times objectness)."""
-        with self.float32_outputs(feats) as (cls_scores, bbox_preds, objectnesses):
-            priors = self.priors_of(cls_scores)
-            cls, reg = self.flat_outputs(cls_scores, bbox_preds)
-            pred = self.assigner_predictions(priors, cls, reg, flatten_levels(objectnesses, 1))
-            return assignments_by_level(priors, self.targets(priors, samples, pred).sampling)
-
-    def predict(self, feats: tuple[Tensor, ...], samples: list[DetSample]) -> list[Instances]:
-        """Detections per image in ``img_shape`` coordinates, ranked by
-        ``sigmoid(cls) * sigmoid(obj)``."""
-        with self.float32_outputs(feats) as (cls_scores, bbox_preds, objectnesses):
-            level_scores = [flatten_level(c, self.num_classes).sigmoid()
-                            * flatten_level(o, 1).sigmoid()
-                            for c, o in zip(cls_scores, objectnesses, strict=True)]
-            return self.predict_by_feat(cls_scores, bbox_preds, samples,
-                                        level_scores=level_scores)

@@ -4,15 +4,14 @@ from importlib import resources
 
 import pytest
 
-from core.config import load_config
-from core.engine.class_count import resolve_num_classes
+from core.engine.full_config import load_full_config
 from core.plugins import get_registries
 
 CONFIGS = resources.files("plugdet_yolo") / "configs"
 
 
 def load(name):
-    return resolve_num_classes(load_config(str(CONFIGS / name)))  # the count from the dataset
+    return load_full_config(str(CONFIGS / name))  # the count from the dataset
 
 
 @pytest.mark.parametrize(("name", "num_classes", "widen"), [

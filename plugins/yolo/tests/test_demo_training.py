@@ -5,7 +5,7 @@ from importlib import resources
 
 import pytest
 
-from core.config import load_config
+from core.engine.full_config import load_full_config
 from core.engine.runner import Runner
 from core.errors import ConfigError
 from core.structures import Instances
@@ -33,7 +33,7 @@ MIN_MAP_50 = 0.9
 def demo_runner(tmp_path, monkeypatch, demo, overrides):
     monkeypatch.setenv("PLUGDET_CACHE", str(tmp_path / "cache"))
     config = str(resources.files("plugdet_yolo") / "configs" / demo)
-    cfg = load_config(config, overrides)
+    cfg = load_full_config(config, overrides)
     return Runner.from_config(cfg, work_dir=str(tmp_path / "run"), config_path=config)
 
 

@@ -5,14 +5,14 @@ from importlib import resources
 import pytest
 from plugdet_yolo.yolov5_head import YOLOV5_ANCHORS
 
-from core.config import load_config
+from core.engine.full_config import load_full_config
 from core.plugins import get_registries
 
 CONFIGS = resources.files("plugdet_yolo") / "configs"
 
 
 def load(name):
-    return load_config(str(CONFIGS / name))
+    return load_full_config(str(CONFIGS / name))
 
 
 @pytest.mark.parametrize(("name", "num_classes", "widen"), [
@@ -22,9 +22,7 @@ def load(name):
     ("yolov5_n_scratch_raccoon.toml", 1, 0.25),
 ])
 def test_shipped_configs_build(name, num_classes, widen):
-    cfg = load(name)
-    cfg["model"]["head"].setdefault("num_classes", num_classes)  # else from the dataset
-    model = get_registries().build("detector", cfg["model"], path="model")
+    model = get_registries().build("detector", load(name)["model"], path="model")
     assert type(model).__name__ == "YOLODetector"
     assert model.head.num_classes == num_classes
     assert model.backbone.widen_factor == widen

@@ -104,7 +104,7 @@ def test_loss_equals_a_direct_computation():
     batch = random_batch()
     feats = model.extract_feat(batch.images)
     cls_scores, distances, bins = head(feats)
-    losses = head.loss_by_feat(cls_scores, distances, bins, batch.samples)
+    losses = head.loss_by_feat(cls_scores, distances, batch.samples, bins)
 
     priors = head.priors_of(cls_scores)
     cls = torch.cat([c.flatten(2).transpose(1, 2) for c in cls_scores], dim=1)

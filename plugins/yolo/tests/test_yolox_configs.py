@@ -5,7 +5,7 @@ from importlib import resources
 
 import pytest
 
-from core.config import load_config
+from core.engine.full_config import load_full_config
 from core.engine.runner import Runner
 from core.plugins import get_registries
 from core.structures import Instances
@@ -34,7 +34,7 @@ MIN_MAP_50 = 0.9
 
 
 def load(name, overrides=()):
-    return load_config(str(CONFIGS / name), list(overrides))
+    return load_full_config(str(CONFIGS / name), list(overrides))
 
 
 @pytest.mark.parametrize("size", ["tiny", "s"])

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import pytest
 from plugdet_yolo.hooks import ModeSwitchHook
 
-from core.config import load_config
 from core.data.transforms.base import Pipeline
 from core.engine.checkpoint import load_checkpoint
+from core.engine.full_config import load_full_config
 from core.engine.hooks import Hook
 from core.engine.runner import Runner
 from core.errors import ConfigError
@@ -44,7 +44,7 @@ class Recorder(Hook):
 def run(tmp_path, monkeypatch, name, resume_from=None):
     monkeypatch.setenv("PLUGDET_CACHE", str(tmp_path / "cache"))
     config = str(resources.files("plugdet_yolo") / "configs" / DEMO)
-    runner = Runner.from_config(load_config(config, SHORT), work_dir=str(tmp_path / name),
+    runner = Runner.from_config(load_full_config(config, SHORT), work_dir=str(tmp_path / name),
                                 config_path=config)
     recorder = Recorder()
     runner.hooks.append(recorder)

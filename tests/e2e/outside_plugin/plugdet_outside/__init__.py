@@ -16,11 +16,9 @@ class VarifocalLoss(WeightedLoss):
         super().__init__(loss_weight)
         self.alpha, self.gamma = alpha, gamma
 
-    def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None,
-                avg_factor: float | Tensor | None = None) -> Tensor:
+    def elementwise(self, pred: Tensor, target: Tensor) -> Tensor:  # WeightedLoss weighs it
         focal = torch.where(target > 0, target, self.alpha * pred.sigmoid() ** self.gamma)
-        loss = F.binary_cross_entropy_with_logits(pred, target, reduction="none") * focal
-        return self.weigh_and_reduce(loss, None if weight is None else weight[:, None], avg_factor)
+        return F.binary_cross_entropy_with_logits(pred, target, reduction="none") * focal
 
 
 class OneByOneNeck(nn.ModuleList):

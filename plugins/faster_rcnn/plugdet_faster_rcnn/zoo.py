@@ -1,0 +1,116 @@
+"""Converters (stage ``weight_converter``) of torchvision's and MMDetection's Faster R-CNN
+checkpoints: the key tables of :mod:`plugdet_faster_rcnn.key_maps` applied to a file and
+checked against the model the config builds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from torch import Tensor, nn
+
+from core.api import CheckpointError, ClassRows, ConvertedState, PeerCheckpoint, TableConverter
+from plugdet_faster_rcnn import key_maps
+from plugdet_faster_rcnn.key_maps import (
+    BOX_SIZE,
+    CLS_KEYS,
+    COCO_CLASSES,
+    REG_KEYS,
+    TORCHVISION_COCO_CLASSES,
+    background_last,
+)
+
+CONFIGS = "plugins/faster_rcnn/configs/pretrained"
+
+
+class FasterRCNNConverter(TableConverter):
+    """A checkpoint of one source and architecture -> our Faster R-CNN names (see
+    :class:`~core.api.TableConverter`); the box predictor's class rows and box blocks are
+    fitted to the dataset's classes."""
+
+    class_row_keys = CLS_KEYS + REG_KEYS
+    #: The file's box predictor has the background first, with box deltas (torchvision).
+    background_first: ClassVar[bool] = False
+
+    def fits_model(self, model: nn.Module) -> bool:
+        """A model with an RoI head of ours."""
+        return type(getattr(model, "roi_head", None)).__name__ == "StandardRoIHead"
+
+    def convert(self, checkpoint: PeerCheckpoint, model: nn.Module) -> ConvertedState:
+        """Our state of ``model``'s architecture from the file.
+
+        :raises CheckpointError: naming the file, for missing, unexpected or mis-shaped keys,
+            or for model parameters this source has no counterpart of."""
+        ours = model.state_dict()
+        state = self.checked_state(checkpoint, ours)
+        num_classes = self._num_classes(checkpoint, state)
+        converted = self.renamed(state, ours)
+        if self.background_first:
+            converted = {key: background_last(key, value) for key, value in converted.items()}
+        class_rows = {**dict.fromkeys(CLS_KEYS, ClassRows()),
+                      **dict.fromkeys(REG_KEYS, ClassRows(rows_per_class=BOX_SIZE))}
+        return ConvertedState(state=converted, class_rows=class_rows,
+                              classes=self.classes(checkpoint, num_classes))
+
+    def _num_classes(self, checkpoint: PeerCheckpoint, state: Mapping[str, Tensor]) -> int:
+        """The file's foreground classes: its class rows less the background, with
+        :data:`BOX_SIZE` box rows per class (and one box for torchvision's background).
+
+        :raises CheckpointError: the class and box rows disagree."""
+        cls_rows, reg_rows = (len(state[self.source_key(keys[1])])
+                              for keys in (CLS_KEYS, REG_KEYS))
+        boxes = cls_rows if self.background_first else cls_rows - 1
+        if cls_rows < 2 or reg_rows != BOX_SIZE * boxes:
+            raise CheckpointError(
+                f"checkpoint {checkpoint.path} ({checkpoint.describe()}): {cls_rows} class rows "
+                f"and {reg_rows} box rows are not the class-specific box predictor of "
+                f"{self.name}")
+        return cls_rows - 1
+
+
+class _Torchvision(FasterRCNNConverter):
+    source = "torchvision"
+    licence = "BSD-3-Clause"
+    background_first = True
+    known_classes = (TORCHVISION_COCO_CLASSES,)
+
+    def normalized(self, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Files of torchvision < 0.13 renamed as torchvision renames them on load."""
+        return key_maps.torchvision_legacy_renamed(state)
+
+
+class TorchvisionFasterRCNN(_Torchvision):
+    """torchvision ``fasterrcnn_resnet50_fpn`` (COCO_V1: 37.0 box AP)."""
+
+    name = "torchvision/fasterrcnn_resnet50_fpn"
+    config = f"{CONFIGS}/faster_rcnn_r50_fpn_torchvision_coco.toml"
+    table = key_maps.TORCHVISION_FASTER_RCNN
+    architectures = ("fasterrcnn_resnet50_fpn",)
+    signature = "roi_heads.box_head.fc6.weight"
+
+
+class TorchvisionFasterRCNNV2(_Torchvision):
+    """torchvision ``fasterrcnn_resnet50_fpn_v2`` (COCO_V1: 46.7 box AP)."""
+
+    name = "torchvision/fasterrcnn_resnet50_fpn_v2"
+    config = f"{CONFIGS}/faster_rcnn_r50_fpn_v2_torchvision_coco.toml"
+    table = key_maps.TORCHVISION_FASTER_RCNN_V2
+    architectures = ("fasterrcnn_resnet50_fpn_v2",)
+    signature = "roi_heads.box_head.5.weight"
+
+
+class MMDetFasterRCNN(FasterRCNNConverter):
+    """MMDetection ``faster-rcnn_r50_fpn_1x_coco`` (37.4 box AP)."""
+
+    name = "mmdet/faster_rcnn_r50_fpn"
+    source = "mmdet"
+    licence = "Apache-2.0"
+    config = f"{CONFIGS}/faster_rcnn_r50_fpn_mmdet_coco.toml"
+    table = key_maps.MMDET_FASTER_RCNN
+    architectures = ("FasterRCNN",)
+    signature = "roi_head.bbox_head.shared_fcs.0.weight"
+    known_classes = (COCO_CLASSES,)
+
+
+CONVERTERS: tuple[type[FasterRCNNConverter], ...] = (
+    TorchvisionFasterRCNN, TorchvisionFasterRCNNV2, MMDetFasterRCNN)
