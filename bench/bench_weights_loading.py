@@ -15,8 +15,7 @@ Files (made here, no network; random weights in each framework's own layout and 
 
 Each source is measured in its own process: the model of its converter's config is built
 first, then ``read_checkpoint`` and the conversion with the fit to the 80 COCO classes
-(``convert_checkpoint`` + ``fit_to_model``, what ``load_from`` does; torchvision's Faster
-R-CNN files to their own 90 classes, see :data:`OWN_CLASSES`) are timed. Memory: the
+(``convert_checkpoint`` + ``fit_to_model``, what ``load_from`` does) are timed. Memory: the
 process's resident set after building the model, its peak (``ru_maxrss``) at the end, and the
 difference (what loading the file added at its peak). With ``--repeat N`` each source runs
 in N fresh processes; the least times and the largest peaks are shown.
@@ -61,9 +60,6 @@ SOURCES = {
 #: Sources fitted to the file's own classes (the model built with as many): torchvision's
 #: Faster R-CNN ``fc_reg`` holds class-major blocks of 4 rows, which the fit cannot yet
 #: narrow to other classes.
-OWN_CLASSES = ("torchvision fasterrcnn_resnet50_fpn", "torchvision fasterrcnn_resnet50_fpn_v2")
-#: The class rows of torchvision's COCO files (category ids 1-90, background dropped).
-TORCHVISION_CLASS_ROWS = 90
 RESULT = "RESULT "
 
 
@@ -212,11 +208,9 @@ def resident_bytes() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
-def measure(path: str, converter_name: str, threads: int, own_classes: bool) -> dict[str, Any]:
+def measure(path: str, converter_name: str, threads: int) -> dict[str, Any]:
     """In this (fresh) process: build the model of the converter's config, then read and fit
-    the file to the 80 COCO classes (``own_classes``: to the file's classes, the model's
-    ``roi_head`` built with :data:`TORCHVISION_CLASS_ROWS`); seconds of each step and resident
-    memory in bytes."""
+    the file to the 80 COCO classes; seconds of each step and resident memory in bytes."""
     from core.engine.full_config import load_full_config
     from core.models.backbones.pretrained import pretrained_weights_skipped
     from core.plugins import get_registries
@@ -227,8 +221,6 @@ def measure(path: str, converter_name: str, threads: int, own_classes: bool) -> 
     torch.set_num_threads(threads)
     config = dict(weight_converters())[converter_name].config
     cfg = load_full_config(str(ROOT / config))
-    if own_classes:
-        cfg["model"]["roi_head"]["num_classes"] = TORCHVISION_CLASS_ROWS
     with pretrained_weights_skipped():
         model = get_registries().build("detector", cfg["model"], path="model")
     after_model = resident_bytes()
@@ -237,18 +229,16 @@ def measure(path: str, converter_name: str, threads: int, own_classes: bool) -> 
     read_s = time.perf_counter() - start
     start = time.perf_counter()
     converted, origin = convert_checkpoint(checkpoint, model)
-    classes = checkpoint.classes if own_classes else coco_classes()
-    report = fit_to_model(converted, model, classes, {}, checkpoint.path, origin)
+    report = fit_to_model(converted, model, coco_classes(), {}, checkpoint.path, origin)
     fit_s = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     return {"read_s": read_s, "fit_s": fit_s, "model_rss": after_model, "peak_rss": peak,
             "origin": origin, "loaded": report.loaded, "kept": len(report.kept)}
 
 
-def measure_in_subprocess(path: Path, converter_name: str, threads: int,
-                          own_classes: bool) -> dict[str, Any]:
+def measure_in_subprocess(path: Path, converter_name: str, threads: int) -> dict[str, Any]:
     out = subprocess.run([sys.executable, __file__, "--measure", str(path), converter_name,
-                          "--threads", str(threads), *(["--own-classes"] * own_classes)],
+                          "--threads", str(threads)],
                          check=False, cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"measuring {path} failed:\n{out.stderr}")
@@ -288,10 +278,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--source", nargs="+", choices=list(SOURCES), default=list(SOURCES))
     parser.add_argument("--measure", nargs=2, metavar=("FILE", "CONVERTER"),
                         help=argparse.SUPPRESS)  # the child process of one measurement
-    parser.add_argument("--own-classes", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
-        print(RESULT + json.dumps(measure(*args.measure, args.threads, args.own_classes)))
+        print(RESULT + json.dumps(measure(*args.measure, args.threads)))
         return
 
     from core.weights.loading import weight_converters
@@ -306,14 +295,11 @@ def main(argv: list[str] | None = None) -> None:
             directory = Path(scratch) / str(number)
             directory.mkdir()
             path = makers[source](directory)
-            runs = [measure_in_subprocess(path, SOURCES[source], args.threads,
-                                          source in OWN_CLASSES)
+            runs = [measure_in_subprocess(path, SOURCES[source], args.threads)
                     for _ in range(args.repeat)]
             rows.append((source, path.stat().st_size, best(runs)))
             print(f"  measured {source}", flush=True)
     print(table(rows))
-    print(f"fitted to the 80 COCO classes but {', '.join(OWN_CLASSES)}: to the file's own "
-          f"{TORCHVISION_CLASS_ROWS} (the fit cannot yet narrow torchvision's fc_reg blocks)")
     print(f"{load_average()} (end)")
 
 
