@@ -41,8 +41,8 @@ def test_same_outputs_and_detections_as_mmdetection(name, config, converter):
     converted, used = convert_checkpoint(checkpoint, model)
     assert used == converter
     model.load_state_dict(converted.state, strict=True)
-    expected = torch.load(reference / f"{name}_out.pt")
-    images = torch.load(reference / "images.pt")
+    expected = torch.load(reference / f"{name}_out.pt", weights_only=True)
+    images = torch.load(reference / "images.pt", weights_only=True)
     samples = [DetSample(img_shape=size, ori_shape=size, pad_shape=PADDED)
                for size in IMAGE_SIZES]
     with torch.no_grad():
