@@ -84,6 +84,7 @@ from core.models.build import (
     AssignerPart,
     Buildable,
     CoderPart,
+    DenseHeadParts,
     LossPart,
     PostProcessPart,
     PriorGeneratorPart,
@@ -125,8 +126,14 @@ from core.weights.checkpoint import read_checkpoint, require_keys
 from core.weights.fitting import FitReport, fit_to_model
 from core.weights.key_maps import indexed_prefixes, inverted_table, map_key, rename_keys
 from core.weights.table_converter import TableConverter
+from core.weights.torchvision_zoo import (
+    COCO_CLASSES,
+    TORCHVISION_COCO_CATEGORIES,
+    TORCHVISION_COCO_CLASSES,
+)
 
 __all__ = [
+    "COCO_CLASSES",
     "IGNORE",
     "NEGATIVE",
     "NUM_POS_KEY",
@@ -134,6 +141,8 @@ __all__ = [
     "PLUGIN_API_VERSION",
     "SPP",
     "SPPF",
+    "TORCHVISION_COCO_CATEGORIES",
+    "TORCHVISION_COCO_CLASSES",
     "AnchorGenerator",
     "AssignResult",
     "Assigner",
@@ -154,6 +163,7 @@ __all__ = [
     "Dataset",
     "DeclareStage",
     "DenseHead",
+    "DenseHeadParts",
     "DenseLossInputs",
     "DenseTargets",
     "DetBatch",

@@ -7,6 +7,8 @@
     plugdet plugins [--json]
     plugdet browse CONFIG --out DIR
     plugdet weights list | inspect FILE | convert FILE --config CFG --out OUT
+    plugdet analyze RUN_DIR [--checkpoint best|last|PATH] [--split test|val]
+    plugdet compare RUN_A RUN_B [...] [--out DIR]
 
 ``plugdet COMMAND --help`` lists the options of a command with examples.
 """
@@ -72,6 +74,18 @@ def _weights(argv: list[str]) -> int:
     return main(argv, prog=f"{PROG} weights")
 
 
+def _analyze(argv: list[str]) -> int:
+    from core.tools.analyze import main
+
+    return main(argv, prog=f"{PROG} analyze")
+
+
+def _compare(argv: list[str]) -> int:
+    from core.tools.compare import main
+
+    return main(argv, prog=f"{PROG} compare")
+
+
 #: name -> (one-line help, runner of the command's arguments)
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "train": ("train a detector from a TOML config", _train),
@@ -82,6 +96,9 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "browse": ("save training samples after the pipeline, boxes drawn", _browse),
     "weights": ("list weight converters; inspect or convert other frameworks' checkpoints",
                 _weights),
+    "analyze": ("error analysis of a run's checkpoint as a web page (TIDE, per class)",
+                _analyze),
+    "compare": ("compare runs as a web page (config, metrics, curves)", _compare),
 }
 
 

@@ -5,6 +5,10 @@ A component's config is its factory's signature. ``Registry.build`` looks up the
 the rest of the table into it with a strict cattrs converter (unknown keys and wrong types are
 errors naming the dotted key path), builds nested components declared with
 ``Annotated[T, component("stage")]`` first, and finally calls the factory.
+
+A class that takes a fixed set of parts declares them once as a ``TypedDict`` and takes
+``**parts: Unpack[ThatDict]``: each key is a keyword parameter, its default the class's
+``part_defaults[key]`` (a key without one is required).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import re
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Unpack
 
 import attrs
 import cattrs
@@ -163,11 +167,37 @@ def _component_ref(hint: Any) -> tuple[ComponentRef | None, bool]:
     return ref, is_list
 
 
+def _declared_parameters(factory: Callable[..., Any], name: str, hints: Mapping[str, Any]
+                         ) -> Iterator[tuple[str, Any, Any]]:
+    """``(name, hint, default)`` of every keyword parameter of ``factory`` (default
+    ``inspect.Parameter.empty`` when required), the keys of an ``**parts: Unpack[...]``
+    included."""
+    part_defaults: Mapping[str, Any] = getattr(factory, "part_defaults", {})
+    for param in inspect.signature(factory).parameters.values():
+        hint = hints.get(param.name, Any)
+        if param.kind is param.VAR_KEYWORD and typing.get_origin(hint) is Unpack:
+            declared = typing.get_type_hints(typing.get_args(hint)[0], include_extras=True)
+            unknown = sorted(set(part_defaults) - set(declared))
+            if unknown:
+                raise PluginError(f"component {name!r}: part_defaults names {unknown}, which "
+                                  f"are not among its parts {sorted(declared)}")
+            for key, key_hint in declared.items():
+                yield key, key_hint, part_defaults.get(key, inspect.Parameter.empty)
+            continue
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
+            raise PluginError(
+                f"component {name!r}: parameter {param.name!r} must be a named keyword "
+                "parameter (no *args, **kwargs or positional-only) to be configurable"
+            )
+        yield param.name, hint, param.default
+
+
 def config_class_for(factory: Callable[..., Any], name: str) -> type:
     """Derive the attrs config class of ``factory`` from its keyword parameters and hints.
 
     An attrs class is its own config class. Parameters without a hint accept any value.
-    ``*args``/``**kwargs`` are refused: every config key must be declared.
+    ``*args``/``**kwargs`` are refused: every config key must be declared (``**parts:
+    Unpack[SomeTypedDict]`` declares the dict's keys).
     """
     if isinstance(factory, type) and attrs.has(factory):
         return factory
@@ -177,25 +207,19 @@ def config_class_for(factory: Callable[..., Any], name: str) -> type:
     except Exception as exc:  # an unresolvable forward reference in a plugin's signature
         raise PluginError(f"component {name!r}: cannot resolve its type hints: {exc}") from exc
     fields: dict[str, Any] = {}
-    for param in inspect.signature(factory).parameters.values():
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
-            raise PluginError(
-                f"component {name!r}: parameter {param.name!r} must be a named keyword "
-                "parameter (no *args, **kwargs or positional-only) to be configurable"
-            )
-        hint = hints.get(param.name, Any)
+    for key, hint, param_default in _declared_parameters(factory, name, hints):
         ref, is_list = _component_ref(hint)
         field_type = Any if ref is not None else hint
-        if param.default is inspect.Parameter.empty:
+        if param_default is inspect.Parameter.empty:
             default: Any = attrs.NOTHING
-        elif isinstance(param.default, (dict, list)):
-            default = attrs.Factory(functools.partial(copy.deepcopy, param.default))
+        elif isinstance(param_default, (dict, list)):
+            default = attrs.Factory(functools.partial(copy.deepcopy, param_default))
         else:
-            default = param.default
-        fields[param.name] = attrs.field(
+            default = param_default
+        fields[key] = attrs.field(
             type=field_type,
             default=default,
-            metadata={"component": ref, "is_list": is_list},
+            metadata={"component": ref, "is_list": is_list, "hint": hint},
         )
     return attrs.make_class(f"{name}Config", fields, kw_only=True)
 

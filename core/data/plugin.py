@@ -5,6 +5,8 @@ from __future__ import annotations
 from core import impl
 from core.data.datasets.coco import CocoDataset
 from core.data.datasets.shapes import ShapesDataset
+from core.data.datasets.small_objects import SmallObjectsDataset
+from core.data.datasets.tiled import TiledDataset
 from core.data.datasets.voc import VocDataset
 from core.data.datasets.yolo import YoloDataset
 from core.data.transforms.affine import RandomAffine
@@ -19,8 +21,10 @@ from core.registry import register_each
 
 @impl
 def register_datasets(register: Register) -> None:
-    """COCO JSON, Pascal VOC XML, YOLO text labels and the generated shapes set."""
-    register_each(register, CocoDataset, VocDataset, YoloDataset, ShapesDataset)
+    """COCO JSON, Pascal VOC XML, YOLO text labels, the generated shapes and small-objects
+    sets, and tiles of another dataset."""
+    register_each(register, CocoDataset, VocDataset, YoloDataset, ShapesDataset,
+                  SmallObjectsDataset, TiledDataset)
 
 
 @impl

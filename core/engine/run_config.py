@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 import torch
 
+from core.data.slicing.settings import SliceSettings
 from core.errors import ConfigError
 
 TOP_LEVEL_KEYS = {
@@ -18,7 +19,7 @@ TOP_LEVEL_KEYS = {
     "load_from_class_map", "device", "sync_bn",
     "find_unused_parameters", "model", "train_dataloader", "val_dataloader", "test_dataloader",
     "val_evaluator", "test_evaluator", "optim", "param_schedulers", "train", "freeze",
-    "default_hooks", "custom_hooks", "vis_backends", "tta", "data",
+    "default_hooks", "custom_hooks", "vis_backends", "tta", "data", "slice",
 }
 TRAIN_DEFAULTS: dict[str, Any] = {"by_epoch": True, "max_epochs": 12, "max_iters": None,
                                   "val_interval": 1, "test_at_end": False, "test_tta": False}
@@ -107,6 +108,7 @@ class RunSettings:
 
     :ivar amp_dtype: autocast dtype (fp16 on CUDA, bf16 on CPU) or ``None`` without AMP.
     :ivar load_from_class_map: dataset class -> checkpoint class for ``load_from``.
+    :ivar slice: sliced validation and testing (the ``[slice]`` table), or ``None``.
     """
 
     device: torch.device
@@ -127,6 +129,7 @@ class RunSettings:
     find_unused_parameters: bool = False
     vis_backends: list[dict[str, Any]] = attrs.field(factory=lambda: list(DEFAULT_VIS_BACKENDS))
     tta: dict[str, Any] = attrs.field(factory=lambda: dict(TTA_DEFAULTS))
+    slice: SliceSettings | None = None
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any], training: bool) -> RunSettings:
@@ -184,4 +187,5 @@ class RunSettings:
             vis_backends=_expect(cfg.get("vis_backends", DEFAULT_VIS_BACKENDS), list,
                                  "vis_backends"),
             tta=_table(cfg, "tta", TTA_DEFAULTS),
+            slice=SliceSettings.from_table(cfg["slice"]) if "slice" in cfg else None,
         )

@@ -48,7 +48,7 @@ from core.engine.progress import ProgressBar
 from core.engine.randomness import capture_rng_state, isolated_rng, restore_rng_state
 from core.engine.run_config import RunSettings
 from core.engine.schedulers import ParamSchedulers
-from core.errors import CheckpointError, RunFileError, describe_os_error, writing
+from core.errors import CheckpointError, ConfigError, RunFileError, describe_os_error, writing
 from core.plugins import get_plugin_manager
 from core.structures import DetBatch, Instances
 from core.visualization import Visualizer
@@ -81,7 +81,8 @@ class Runner:
 
     :param settings: run-wide options (see :class:`~core.engine.run_config.RunSettings`).
     :param model: the detector (``loss(batch)``, ``predict(batch)``).
-    :param work_dir: this run's directory (created); logs and checkpoints go here.
+    :param work_dir: this run's directory (created by global rank 0, which writes the logs,
+        checkpoints and pictures into it).
     :param hooks: runner hooks; sorted by ``priority`` (stable).
     :param train_loader: yields ``DetBatch``; ``None`` for test-only runners.
     :param val_loader, val_evaluators: validation data and metrics.
@@ -113,7 +114,8 @@ class Runner:
         self.world_size = dist.get_world_size()
         self.device = settings.device
         self.work_dir = Path(work_dir)
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0:  # the only writer: other nodes need no such folder
+            self.work_dir.mkdir(parents=True, exist_ok=True)
         name = _run_name(self.work_dir, log_name)
         #: the run's log file (written on rank 0)
         self.log_file = self.work_dir / f"{log_name}.log"
@@ -367,6 +369,28 @@ class Runner:
         return merge_tta_predictions(batch.samples, preds, iou_thr=self.settings.tta["iou_thr"],
                                      max_per_img=self.settings.tta["max_per_img"])
 
+    @torch.no_grad()
+    def _predict_sliced(self, batch: DetBatch, loader: DataLoader,
+                        tta: bool) -> tuple[list[Any], list[Instances]]:
+        """Samples and predictions of the ``[slice]`` path: each image read again, cut into
+        tiles that go through the loader's test pipeline, their detections merged."""
+        from core.data.slicing import load_original, predict_sliced, test_prepare
+
+        settings, pipeline = self.settings.slice, getattr(loader.dataset, "pipeline", None)
+        assert settings is not None
+        if tta or pipeline is None:
+            raise ConfigError("[slice]: needs a dataset with a test pipeline and no test-time "
+                              "augmentation")
+
+        def predict(tiles: DetBatch) -> list[Instances]:
+            with self._autocast():
+                return [p.to("cpu") for p in self.model.predict(tiles.to(self.device))]
+
+        prepare = test_prepare(pipeline)
+        preds = [predict_sliced(load_original(s), settings, predict, prepare, loader.collate_fn,
+                                int(s.img_id), s.img_path) for s in batch.samples]
+        return batch.samples, preds
+
     def _evaluate(self, loader: DataLoader, evaluators: list[Any], stage: str,
                   tta: bool = False, keep_predictions: bool = False,
                   ) -> tuple[dict[str, float], list[dict[str, Any]]]:
@@ -380,7 +404,8 @@ class Runner:
                 evaluator.reset()
             for batch_idx, batch in enumerate(loader):
                 _note_replaced(loader, batch)
-                samples, preds = self._predict(batch, tta)
+                samples, preds = (self._predict(batch, tta) if self.settings.slice is None
+                                  else self._predict_sliced(batch, loader, tta))
                 for sample, pred in zip(samples, preds, strict=True):
                     sample.pred = pred
                 for evaluator in evaluators:

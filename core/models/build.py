@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, TypeAlias, TypeVar
+from typing import Annotated, Any, TypeAlias, TypedDict, TypeVar
 
 from core.contracts import Assigner, BoxCoder, Loss, PostProcess, PriorGenerator, Sampler
 from core.plugins import get_registries
@@ -24,6 +24,20 @@ SamplerPart: TypeAlias = Annotated[Buildable[Sampler], component("sampler")]
 CoderPart: TypeAlias = Annotated[Buildable[BoxCoder], component("coder")]
 LossPart: TypeAlias = Annotated[Buildable[Loss], component("loss")]
 PostProcessPart: TypeAlias = Annotated[Buildable[PostProcess], component("postprocess")]
+
+
+class DenseHeadParts(TypedDict, total=False):
+    """The parts every dense head composes, declared once: a head takes them as
+    ``**parts: Unpack[DenseHeadParts]`` and names their defaults in its ``part_defaults``
+    table (the registry reads both as keyword parameters)."""
+
+    prior_generator: PriorGeneratorPart
+    assigner: AssignerPart
+    sampler: SamplerPart
+    bbox_coder: CoderPart
+    loss_cls: LossPart
+    loss_bbox: LossPart
+    postprocess: PostProcessPart
 
 
 def build_part(stage: str, value: Buildable[T], name: str) -> T:

@@ -20,10 +20,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("kernel", ("core", "core.contracts", "core.hookspecs", "core.registry", "core.plugins",
                 "core.config", "core.config_references", "core.structures", "core.errors")),
     ("library", ("core.models", "core.data", "core.evaluation", "core.visualization",
-                 "core.weights")),
+                 "core.weights", "core.analysis")),
     ("engine", ("core.engine",)),
     ("vis hooks", ("core.visualization.hooks",)),
-    ("tools", ("core.tools",)),
+    ("tools", ("core.tools", "core.integrations")),
     ("shell", ("core.run", "core.cli", "core.api")),
 )
 OUTSIDE_ROOTS = ("plugins", "contrib")

@@ -13,7 +13,10 @@ in batches. ``DIR`` receives every image drawn with its boxes, class names and s
 
 with boxes in original image pixels. ``--coco`` also writes ``predictions_coco.json`` in the
 COCO results format (``image_id`` = the image's ``id`` above, ``category_id`` = label + 1,
-``bbox`` = ``[x, y, w, h]``). Files that cannot be read are named on stderr and skipped, as
+``bbox`` = ``[x, y, w, h]``). ``--slice N`` predicts tiles of N x N pixels of each image
+(overlapping by ``--overlap``, ``--batch-size`` tiles per forward pass) and merges their
+detections (``--merge``; see ``docs/slicing.md``); ``predictions.json`` then also holds the
+``slice`` settings. Files that cannot be read are named on stderr and skipped, as
 are images whose header announces more pixels than ``PLUGDET_MAX_IMAGE_PIXELS`` (default
 100 megapixels; see :mod:`core.data.pixel_limit`), before they are decoded. A file reached by
 several paths (symlinks, globs) is predicted once.
@@ -22,11 +25,12 @@ several paths (symlinks, globs) is predicted once.
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +41,14 @@ from PIL import Image
 
 from core.data.loader import collate_samples
 from core.data.pixel_limit import max_image_pixels
+from core.data.slicing import SliceSettings, predict_sliced
 from core.data.transforms.loading import read_image
 from core.data.transforms.tta import merge_tta_predictions
 from core.engine.full_config import load_full_config
 from core.engine.progress import ProgressBar
 from core.engine.run_config import TTA_DEFAULTS, resolve_device
 from core.errors import ConfigError, DataError
-from core.structures import DetSample, Instances
+from core.structures import DetBatch, DetSample, Instances
 from core.tools.cli import (
     add_override_arguments,
     check_output_folder,
@@ -67,6 +72,8 @@ COCO_FILE = "predictions_coco.json"
 EXAMPLES = """examples:
   {prog} CONFIG work_dirs/demo/RUN/best.pth photos/ --out predictions
   {prog} CONFIG CKPT 'shots/**/*.jpg' a.png --score-thr 0.5 --tta --coco
+  {prog} CONFIG CKPT aerial/ --slice 512 --overlap 0.2 --full-image --out DIR
+      (small objects on large images: 512-pixel tiles, their detections merged)
   PLUGDET_MAX_IMAGE_PIXELS=200000000 {prog} CONFIG CKPT aerial.png --out DIR
       (reads images up to 200 megapixels; the default limit is 100)
 """
@@ -201,6 +208,25 @@ class Predictor:
                             int(s.ori_shape[0]), pred) for s, pred in zip(samples, preds,
                                                                            strict=True)]
 
+    def _prepare(self, sample: DetSample) -> DetSample:
+        for transform in self.transforms:
+            sample = transform(sample, self._rng)
+        return sample
+
+    def _predict_batch(self, batch: DetBatch) -> list[Instances]:
+        return [p.to("cpu") for p in self.model.predict(batch.to(self.device))]
+
+    @torch.no_grad()
+    def predict_sliced(self, index: int, path: Path, settings: SliceSettings) -> ImageResult:
+        """The merged detections of the tiles of one file (``settings.batch_size`` tiles per
+        forward pass); DataError when it cannot be read."""
+        image = read_image(path)
+        collate = functools.partial(collate_samples, pad_value=self.pad_value,
+                                    size_divisor=self.size_divisor)
+        detections = predict_sliced(image, settings, self._predict_batch, self._prepare,
+                                    collate, index, str(path))
+        return ImageResult(index, path, int(image.shape[2]), int(image.shape[1]), detections)
+
 
 def detection_records(result: ImageResult, classes: Sequence[str],
                       score_thr: float) -> list[dict[str, Any]]:
@@ -232,10 +258,47 @@ def _output_names(files: Sequence[Path]) -> dict[Path, str]:
     return names
 
 
+def slice_settings(args: argparse.Namespace) -> SliceSettings | None:
+    """The ``--slice`` options as settings (``None`` without ``--slice``).
+
+    :raises ConfigError: a value out of range, or slicing combined with ``--tta``.
+    """
+    if args.slice is None:
+        return None
+    if args.tta:
+        raise ConfigError("--slice and --tta cannot be combined")
+    table = {"size": args.slice, "overlap": args.overlap, "full_image": args.full_image,
+             "merge": args.merge, "match_metric": args.match_metric,
+             "match_threshold": args.match_threshold, "batch_size": args.batch_size}
+    return SliceSettings.from_table(table)
+
+
+def _predict_files(predictor: Predictor, batch: list[tuple[int, Path]],
+                   settings: SliceSettings | None,
+                   skip: Callable[[Path, DataError], None]) -> list[ImageResult]:
+    """The results of the files of ``batch`` that can be read; ``skip`` gets the others."""
+    if settings is not None:
+        results = []
+        for index, path in batch:
+            try:
+                results.append(predictor.predict_sliced(index, path, settings))
+            except DataError as exc:
+                skip(path, exc)
+        return results
+    items = []
+    for index, path in batch:
+        try:
+            items.append(predictor.load(index, path))
+        except DataError as exc:
+            skip(path, exc)
+    return predictor.predict(items) if items else []
+
+
 def run_predict(args: argparse.Namespace) -> str:
     """Predict every source image; returns the summary line."""
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size: expected >= 1, got {args.batch_size}")
+    settings = slice_settings(args)
     out = check_output_folder(Path(args.out).expanduser())
     max_image_pixels()  # a bad limit in the environment is an error before any work
     cfg = load_full_config(args.config, args.overrides, allow_new=args.set_new)
@@ -255,17 +318,15 @@ def run_predict(args: argparse.Namespace) -> str:
     images: list[dict[str, Any]] = []
     coco: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
+
+    def skip(path: Path, exc: DataError) -> None:
+        if bar is not None:
+            bar.clear()
+        print(f"skipped: {exc}", file=sys.stderr)
+        skipped.append({"file": str(path), "error": str(exc)})
+
     for batch in _batches(files, args.batch_size):
-        items = []
-        for index, path in batch:
-            try:
-                items.append(predictor.load(index, path))
-            except DataError as exc:
-                if bar is not None:
-                    bar.clear()
-                print(f"skipped: {exc}", file=sys.stderr)
-                skipped.append({"file": str(path), "error": str(exc)})
-        for result in predictor.predict(items) if items else []:
+        for result in _predict_files(predictor, batch, settings, skip):
             records = detection_records(result, classes, args.score_thr)
             rgb = read_image(result.file).permute(1, 2, 0).numpy()
             drawn = visualizer.draw_instances(rgb, result.detections, classes,
@@ -283,6 +344,8 @@ def run_predict(args: argparse.Namespace) -> str:
     payload = {"config": str(args.config), "checkpoint": str(args.checkpoint),
                "classes": list(classes), "score_thr": args.score_thr, "images": images,
                "skipped": skipped}
+    if settings is not None:
+        payload["slice"] = attrs.asdict(settings)
     (out / JSON_FILE).write_text(json.dumps(payload, indent=1), encoding="utf-8")
     if args.coco:
         (out / COCO_FILE).write_text(json.dumps(coco), encoding="utf-8")
@@ -309,6 +372,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where to run (default auto: CUDA when available)")
     parser.add_argument("--coco", action="store_true",
                         help="also write predictions_coco.json in COCO results format")
+    parser.add_argument("--slice", type=int, metavar="N",
+                        help="predict N x N tiles of each image and merge their detections")
+    parser.add_argument("--overlap", type=float, default=0.2,
+                        help="overlap ratio of neighbouring tiles (default 0.2)")
+    parser.add_argument("--full-image", action="store_true",
+                        help="with --slice, also predict the whole (resized) image")
+    parser.add_argument("--merge", choices=["greedy_nmm", "nms"], default="greedy_nmm",
+                        help="how the tiles' detections are merged (default greedy_nmm)")
+    parser.add_argument("--match-metric", choices=["ios", "iou"], default="ios",
+                        help="overlap measure of the merge: intersection over the smaller box "
+                             "or over the union (default ios)")
+    parser.add_argument("--match-threshold", type=float, default=0.5,
+                        help="boxes overlapping from this value on are merged (default 0.5)")
     add_override_arguments(parser)
 
 

@@ -1,12 +1,14 @@
 """Training curves: the scalars a run logs to ``vis_data/scalars.json`` and their PNG panels.
 
-Used by the curves hook during training and by ``python -m core.tools.analyze_logs``.
+Used by the curves hook during training, by ``python -m core.tools.analyze_logs`` and by the
+analysis report.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +22,16 @@ STEP_KEY = "step"
 PLOT_DPI = 100
 #: ``(label, [(step, value), ...])``: one line of a panel.
 Line = tuple[str, list[tuple[int, float]]]
+LOSS_PREFIX = "train/loss"
+VAL_LOSS_PREFIX = "val/loss"
+LR_KEY = "train/lr"
+VAL_PREFIX = "val/"
+#: A per-class value: ``coco/bbox_AP_<class>``, ``pascal_voc/AP_<class>``.
+PER_CLASS = re.compile(r"(?:^|/)(?:bbox_)?AP_(?!\d+$)(?P<name>.+)$")
+#: A variant of a metric at one IoU (``_50``, ``_75``) or one object size (``_s``, ``_m``, ``_l``).
+VARIANT = re.compile(r"^(?P<base>.+)_(?P<suffix>\d+|[sml])$")
+#: What a metric logs when the data leave it undefined (COCO: no object of that size).
+UNDEFINED = -1.0
 
 
 def read_scalars(path: Path) -> dict[str, list[tuple[int, float]]]:
@@ -42,6 +54,52 @@ def read_scalars(path: Path) -> dict[str, list[tuple[int, float]]]:
                 if name != STEP_KEY and isinstance(value, int | float):
                     series.setdefault(name, []).append((record[STEP_KEY], float(value)))
     return series
+
+
+def _defined(points: list[tuple[int, float]]) -> bool:
+    """Whether a series has a value other than the undefined -1 (or NaN)."""
+    return any(value != UNDEFINED and not math.isnan(value) for _, value in points)
+
+
+def _metric_panels(series: dict[str, list[tuple[int, float]]]) -> list[tuple[str, list[Line]]]:
+    """Validation metrics as panels: a metric with its IoU variants (``mAP``, ``mAP_50``,
+    ``mAP_75``), its size variants in a panel of their own, every other metric alone, the
+    per-class values in one panel, in the order they were logged; series that are undefined
+    throughout are left out."""
+    metrics = {name.removeprefix(VAL_PREFIX): points for name, points in series.items()
+               if name.startswith(VAL_PREFIX) and not name.startswith(VAL_LOSS_PREFIX)
+               and _defined(points)}
+    grouped: dict[str, list[Line]] = {}
+    per_class: list[Line] = []
+    for name, points in metrics.items():
+        match, variant = PER_CLASS.search(name), VARIANT.match(name)
+        if match:
+            per_class.append((match["name"], points))
+        elif variant and variant["base"] in metrics:
+            size = not variant["suffix"].isdigit()
+            title = variant["base"] + (" by object size" if size else "")
+            grouped.setdefault(title, []).append((name.rsplit("/", 1)[-1], points))
+        else:
+            grouped.setdefault(name, []).insert(0, (name.rsplit("/", 1)[-1], points))
+    return list(grouped.items()) + ([("AP per class", per_class)] if per_class else [])
+
+
+def curve_panels(series: dict[str, list[tuple[int, float]]]) -> list[tuple[str, list[Line]]]:
+    """The panels of ``curves.png``: the training loss terms, the validation loss terms beside
+    them (when logged), the learning rate, then the validation metrics (see
+    :func:`_metric_panels`); panels without points are left out.
+
+    :param series: ``name -> [(iteration, value), ...]`` as read from ``scalars.json``.
+    """
+    panels: list[tuple[str, list[Line]]] = []
+    for title, prefix in (("loss", LOSS_PREFIX), ("val loss", VAL_LOSS_PREFIX)):
+        lines = [(name.split("/", 1)[1], points) for name, points in sorted(series.items())
+                 if name.startswith(prefix)]
+        if lines:
+            panels.append((title, lines))
+    if LR_KEY in series:
+        panels.append(("lr", [("lr", series[LR_KEY])]))
+    return panels + _metric_panels(series)
 
 
 def plot_panels(panels: Sequence[tuple[str, list[Line]]], out_file: str | Path,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import attrs
 from torch import Tensor, nn
@@ -25,27 +25,38 @@ from core.weights.key_maps import inverted_table, map_key
 BN_COUNTER = "num_batches_tracked"
 
 
+@attrs.frozen
 class TableConverter(ABC):
     """A checkpoint of one source and architecture -> plugdet's names by :attr:`table`.
 
-    A subclass sets the class attributes and writes :meth:`fits_model` and :meth:`convert`
-    (with :meth:`checked_state`, :meth:`renamed` and :meth:`classes`).
+    An instance is one row of a plugin's converter table (the fields); a subclass per source
+    sets the class attributes and writes :meth:`fits_model` and :meth:`convert` (with
+    :meth:`checked_state`, :meth:`renamed` and :meth:`classes`). Register
+    :meth:`build`.
+
+    :ivar name: the registered name (``source/architecture``).
+    :ivar config: the config that builds this architecture.
+    :ivar table: the key table, source prefix -> our prefix.
+    :ivar architectures: ``PeerCheckpoint.architecture`` values of this architecture.
+    :ivar signature: a key that only this architecture's files have (for files that do not
+        name it).
     """
 
-    name: ClassVar[str]
+    name: str
+    config: str
+    table: Mapping[str, str]
+    architectures: tuple[str, ...]
+    signature: str
     source: ClassVar[str]
-    config: ClassVar[str]
     licence: ClassVar[str]
-    #: The key table, source prefix -> our prefix.
-    table: ClassVar[Mapping[str, str]]
-    #: ``PeerCheckpoint.architecture`` values of this architecture.
-    architectures: ClassVar[tuple[str, ...]]
-    #: A key that only this architecture's files have (for files that do not name it).
-    signature: ClassVar[str]
     #: Our keys whose dim 0 holds class rows: any size in the file.
     class_row_keys: ClassVar[tuple[str, ...]] = ()
     #: Classes of the file by its class count, when the file does not name them.
     known_classes: ClassVar[tuple[tuple[str, ...], ...]] = ()
+
+    def build(self) -> Self:
+        """This converter (the registry's factory)."""
+        return self
 
     def normalized(self, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """The file's state under the names the table uses (older layouts renamed)."""

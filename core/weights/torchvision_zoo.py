@@ -18,6 +18,14 @@ TORCHVISION_PREFIX = "torchvision://"
 TORCHVISION_KEYS = ("backbone.body.", "head.classification_head.", "roi_heads.box_predictor.",
                     "rpn.head.")
 BACKGROUND = "__background__"
+#: torchvision's COCO categories by class index: 0 ``__background__``, then category ids
+#: 1..90 with ``N/A`` where COCO has no category (the rows of its COCO detectors).
+TORCHVISION_COCO_CATEGORIES: tuple[str, ...] = tuple(
+    torchvision.models.detection.FasterRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"])
+#: torchvision's class rows after the background: 90 names, ``N/A`` rows kept in place.
+TORCHVISION_COCO_CLASSES = TORCHVISION_COCO_CATEGORIES[1:]
+#: The 80 COCO classes in category-id order (MMDetection's and MMYOLO's rows).
+COCO_CLASSES = tuple(name for name in TORCHVISION_COCO_CLASSES if name != "N/A")
 
 
 def detection_models() -> list[str]:

@@ -37,13 +37,11 @@ def _model_parts() -> list[tuple[str, str, Any]]:
         if stage not in regs:
             continue
         for entry in regs[stage]:
-            factory = entry.factory
-            target = factory.__init__ if isinstance(factory, type) else factory
-            hints = typing.get_type_hints(target, include_extras=True)
             for field in attrs.fields(entry.config_class):
                 ref = field.metadata.get("component")
                 if ref is not None:
-                    parts.append((f"{entry.name}.{field.name}", ref.stage, hints[field.name]))
+                    parts.append((f"{entry.name}.{field.name}", ref.stage,
+                                  field.metadata["hint"]))
     return parts
 
 

@@ -26,6 +26,9 @@ OPTIONS = {
     "plugins": ["--json", "--verbose"],
     "browse": ["--out", "--split", "--n"],
     "weights": ["list", "inspect", "convert", "--config", "--out"],
+    "analyze": ["RUN_DIR", "--checkpoint", "--split", "--out", "--num-images", "--score-thr",
+                "--device"],
+    "compare": ["RUN_DIR", "--out"],
 }
 
 

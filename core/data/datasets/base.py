@@ -2,8 +2,10 @@
 
 A dataset subclass parses its annotation format into
 :class:`~core.data.datasets.records.ImageRecord` objects (boxes in original image pixels) and
-calls :meth:`DetDataset.set_records`, which keeps them in a compact
-:class:`~core.data.datasets.records.RecordStore`. Indexing returns a :class:`DetSample`
+calls :meth:`DetDataset.set_records`, which keeps them in a columnar
+:class:`~core.data.datasets.records.RecordIndex`. A parsed index is cached on disk
+(:mod:`core.data.datasets.index_cache`): :meth:`DetDataset.restore_index` installs a cached
+one and :meth:`DetDataset.save_index` writes it. Indexing returns a :class:`DetSample`
 passed through the pipeline.
 
 Keys: ``dataset[i]`` or ``dataset[(i, seed)]``. The sampler of
@@ -19,10 +21,12 @@ hands the batch's samples to :meth:`DetDataset.note_replaced`.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 from torch.utils.data import Dataset, get_worker_info
 
@@ -34,7 +38,8 @@ from core.data.datasets.image_size import (
     read_header,
     reconcile,
 )
-from core.data.datasets.records import ImageRecord, RecordStore
+from core.data.datasets.index_cache import CachedIndex, Identity, IndexCache, examine
+from core.data.datasets.records import ImageRecord, RecordIndex
 from core.data.datasets.skips import LOGGER, SkipLog
 from core.data.threads import single_threaded
 from core.data.transforms.base import Pipeline, Prepare
@@ -46,6 +51,20 @@ from core.structures import DetSample
 MAX_REPLACEMENTS = 10
 #: ``sample.meta`` key: ``[(index, message)]`` of the samples this one replaced.
 REPLACED_KEY = "replaced"
+
+
+@attrs.frozen
+class SizeCheck:
+    """The outcome of checking an image's recorded size, before anything is counted.
+
+    :ivar size: how to read the image; ``None``: leave it out.
+    :ivar skip: ``(reason, message)`` when it is left out.
+    :ivar warning: the message of boxes scaled to the file.
+    """
+
+    size: ImageSize | None
+    skip: tuple[str, str] | None = None
+    warning: str | None = None
 
 
 def resolve_path(path: str, data_root: str) -> Path:
@@ -79,59 +98,101 @@ class DetDataset(Dataset):
         self.strict = strict
         self.exif_orientation: ExifMode = exif_orientation
         self.size_mismatch: MismatchMode = size_mismatch
-        self.records = RecordStore([])
+        self.records = RecordIndex.from_records([])
         self.label_to_cat_id: dict[int, int] = {}
         #: boxes that were fixed rather than dropped (``{"clipped_box": n}``).
         self.repaired: dict[str, int] = {}
         self._skips = SkipLog(type(self).__name__, strict)
         #: failures of the current ``dataset[key]`` call in a loader worker process
         self._failed: list[tuple[int, str]] = []
+        #: identities of the image files examined while parsing (keyed in the index cache)
+        self._watched: list[Identity] = []
 
     # --- loading -------------------------------------------------------------------------
-    def set_records(self, records: list[ImageRecord], source: str) -> None:
-        """Install parsed records; log what was skipped; refuse an empty result."""
+    def set_records(self, records: Sequence[ImageRecord] | RecordIndex, source: str,
+                    cached: Path | None = None) -> None:
+        """Install parsed records (or a ready index; ``cached``: the cache file it came
+        from); log what was skipped; refuse an empty result."""
         self._skips.summarize()
-        if not records:
+        if not len(records):
             raise DataError(f"{source}: no usable images (skipped: {self.skipped or 'nothing'})")
-        self.records = RecordStore(records)
-        boxes = sum(len(r.boxes) for r in records)
-        LOGGER.info(
-            "%s: %d images, %d boxes from %s", type(self).__name__, len(records), boxes, source
-        )
+        index = records if isinstance(records, RecordIndex) else RecordIndex.from_records(records)
+        self.records = index
+        LOGGER.info("%s: %d images, %d boxes from %s%s", type(self).__name__, len(index),
+                    index.num_boxes, source, "" if cached is None else f" (cached index {cached})")
         if self.repaired:
             LOGGER.info("%s: repaired %s", source, self.repaired)
+
+    def restore_index(self, cache: IndexCache | None, source: str) -> bool:
+        """Install the index cached in ``cache`` when there is one (``False`` otherwise)."""
+        cached = None if cache is None else cache.load()
+        if cached is None:
+            return False
+        self.classes = cached.classes
+        self.label_to_cat_id = dict(cached.label_to_cat_id)
+        self.repaired = dict(cached.repaired)
+        self._skips.counts = Counter(cached.skipped)
+        self.set_records(cached.index, source, cached=cache.path)  # type: ignore[union-attr]
+        return True
+
+    def save_index(self, cache: IndexCache | None) -> None:
+        """Write the installed index to ``cache`` (``None``: caching is off)."""
+        if cache is not None:
+            cache.save(CachedIndex(self.records, self.classes, dict(self.label_to_cat_id),
+                                   self.skipped, dict(self.repaired)), self._watched)
+
+    def _image_exists(self, img_path: Path | str) -> bool:
+        """Whether ``img_path`` is a file; its identity is kept for the index cache."""
+        identity, is_file = examine(img_path)
+        self._watched.append(identity)
+        return is_file
 
     def _image_size(self, recorded: tuple[int, int] | None, img_path: Path,
                     where: str) -> ImageSize | None:
         """Check ``recorded`` (``(width, height)``, ``None`` if unknown) against the file's
         header; ``None`` (counted) when the image is to be left out."""
+        return self._count_size_check(self._check_size(recorded, img_path, where))
+
+    def _check_size(self, recorded: tuple[int, int] | None, img_path: Path,
+                    where: str) -> SizeCheck:
+        """:meth:`_image_size` without counting or logging anything."""
         try:
             header = read_header(img_path)
         except (OSError, ValueError) as exc:
             if recorded is None:
-                self._skips.skip(
+                return SizeCheck(None, skip=(
                     "bad_image", f"{where}: no recorded size and {img_path} is unreadable ({exc})"
-                )
-                return None
-            return ImageSize(*recorded)  # decoding names the file when it is loaded
+                ))
+            return SizeCheck(ImageSize(*recorded))  # decoding names the file when it is loaded
         size = reconcile(recorded, header, self.exif_orientation, self.size_mismatch)
         width, height, orientation = header
         found = f"{img_path} is {width}x{height}" + (
             f" with EXIF orientation {orientation}" if orientation != 1 else "")
         if size is None:
             assert recorded is not None
-            self._skips.skip(
+            return SizeCheck(None, skip=(
                 "size_mismatch",
                 f"{where}: recorded size {recorded[0]}x{recorded[1]} but {found} "
                 f"(exif_orientation = {self.exif_orientation!r}; size_mismatch = 'rescale' "
                 f"scales the boxes instead)",
-            )
-            return None
+            ))
         if size.scale is not None:
             assert recorded is not None
+            return SizeCheck(size, warning=(
+                f"{where}: recorded size {recorded[0]}x{recorded[1]} but {found}; boxes scaled "
+                f"to {size.width}x{size.height}"))
+        return SizeCheck(size)
+
+    def _count_size_check(self, check: SizeCheck) -> ImageSize | None:
+        """Count and log ``check``; its size."""
+        if check.skip is not None:
+            self._skips.skip(*check.skip)
+            return None
+        size = check.size
+        assert size is not None
+        if check.warning is not None:
             self.repaired["rescaled_boxes"] = self.repaired.get("rescaled_boxes", 0) + 1
-            LOGGER.warning("%s: recorded size %dx%d but %s; boxes scaled to %dx%d", where,
-                           recorded[0], recorded[1], found, size.width, size.height)
+            LOGGER.warning("%s", check.warning)
         if size.exif_transpose:
             self.repaired["exif_turned"] = self.repaired.get("exif_turned", 0) + 1
         return size

@@ -1,14 +1,14 @@
 """Per-image annotation records, stored compactly for data loader workers.
 
-A dataset keeps its records in a :class:`RecordStore`: every record pickled into one NumPy
-byte buffer plus an offset array. Forked worker processes then share two large arrays
-instead of touching (and so copying, through reference counts) one Python object per box
-array per image, which matters for COCO-sized annotation files.
+A dataset keeps its records in a :class:`RecordIndex`: a dozen NumPy arrays (image columns,
+all boxes stacked, offsets). Forked worker processes then share a few large arrays instead
+of touching (and so copying, through reference counts) Python objects per image, which
+matters for COCO-sized annotation files; the arrays are also what the index cache stores
+(:mod:`core.data.datasets.index_cache`).
 """
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
@@ -19,11 +19,11 @@ import torch
 from core.structures import Instances
 
 
-def _boxes(rows: Sequence[Sequence[float]]) -> np.ndarray:
+def _boxes(rows: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32).reshape(-1, 4)
 
 
-def _labels(values: Sequence[int]) -> np.ndarray:
+def _labels(values: Sequence[int] | np.ndarray) -> np.ndarray:
     return np.asarray(values, dtype=np.int64).reshape(-1)
 
 
@@ -99,23 +99,164 @@ def record_from_boxes(
     )
 
 
-class RecordStore(Sequence[ImageRecord]):
-    """Records pickled into one byte buffer; indexing unpickles a fresh copy."""
+def _span(ends: np.ndarray, index: int) -> slice:
+    return slice(int(ends[index - 1]) if index else 0, int(ends[index]))
 
-    def __init__(self, records: Sequence[ImageRecord]) -> None:
-        blobs = [pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL) for r in records]
-        self._ends = np.cumsum([len(b) for b in blobs], dtype=np.int64)
-        self._buffer = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+
+def _ends(image_of_row: np.ndarray, num_images: int) -> np.ndarray:
+    return np.cumsum(np.bincount(image_of_row, minlength=num_images), dtype=np.int64)
+
+
+class RecordIndex(Sequence[ImageRecord]):
+    """The records of a dataset as columns of NumPy arrays.
+
+    Image ``i`` has ``img_ids[i]``, ``heights[i]``, ``widths[i]``, ``exif_transpose[i]``,
+    the path ``path_bytes[path_ends[i-1]:path_ends[i]]`` (UTF-8) and the boxes
+    ``boxes[box_ends[i-1]:box_ends[i]]`` with their ``labels`` (ignore regions likewise in
+    ``ignore_boxes``/``ignore_labels`` up to ``ignore_ends``; ``ends[-1]`` reads as 0).
+    ``index[i]`` builds an :class:`ImageRecord` of fresh copies.
+
+    :param img_ids: ``(N,)`` int64. :param heights: ``(N,)`` int32. :param widths: ``(N,)``
+        int32. :param exif_transpose: ``(N,)`` bool.
+    :param path_bytes: ``(P,)`` uint8, the paths one after the other; ``path_ends``: ``(N,)``
+        int64.
+    :param box_ends: ``(N,)`` int64; ``boxes``: ``(M, 4)`` float32 xyxy; ``labels``: ``(M,)``
+        int64.
+    :param ignore_ends: ``(N,)`` int64; ``ignore_boxes``: ``(K, 4)`` float32;
+        ``ignore_labels``: ``(K,)`` int64.
+    """
+
+    #: the arrays and their dtypes, in constructor order.
+    FIELDS: tuple[tuple[str, type], ...] = (
+        ("img_ids", np.int64), ("heights", np.int32), ("widths", np.int32),
+        ("exif_transpose", np.bool_), ("path_bytes", np.uint8), ("path_ends", np.int64),
+        ("box_ends", np.int64), ("boxes", np.float32), ("labels", np.int64),
+        ("ignore_ends", np.int64), ("ignore_boxes", np.float32), ("ignore_labels", np.int64),
+    )  # fmt: skip
+    img_ids: np.ndarray
+    heights: np.ndarray
+    widths: np.ndarray
+    exif_transpose: np.ndarray
+    path_bytes: np.ndarray
+    path_ends: np.ndarray
+    box_ends: np.ndarray
+    boxes: np.ndarray
+    labels: np.ndarray
+    ignore_ends: np.ndarray
+    ignore_boxes: np.ndarray
+    ignore_labels: np.ndarray
+
+    def __init__(self, img_ids: np.ndarray, heights: np.ndarray, widths: np.ndarray,
+                 exif_transpose: np.ndarray, path_bytes: np.ndarray, path_ends: np.ndarray,
+                 box_ends: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
+                 ignore_ends: np.ndarray, ignore_boxes: np.ndarray,
+                 ignore_labels: np.ndarray) -> None:
+        values = (img_ids, heights, widths, exif_transpose, path_bytes, path_ends, box_ends,
+                  boxes, labels, ignore_ends, ignore_boxes, ignore_labels)
+        for (name, dtype), value in zip(self.FIELDS, values, strict=True):
+            array: np.ndarray = np.ascontiguousarray(value, dtype=dtype)
+            setattr(self, name, array.reshape(-1, 4) if name.endswith("boxes") else array)
+        self._check()
+
+    def _check(self) -> None:
+        n = len(self.img_ids)
+        for name in ("heights", "widths", "exif_transpose", "path_ends", "box_ends",
+                     "ignore_ends"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"RecordIndex: {name} has {len(getattr(self, name))} rows, "
+                                 f"img_ids {n}")
+        for ends, rows, other in ((self.path_ends, self.path_bytes, None),
+                                  (self.box_ends, self.boxes, self.labels),
+                                  (self.ignore_ends, self.ignore_boxes, self.ignore_labels)):
+            last = int(ends[-1]) if n else 0
+            if last != len(rows) or (other is not None and len(other) != len(rows)):
+                raise ValueError(f"RecordIndex: ends reach {last}, arrays have {len(rows)} rows")
+
+    @classmethod
+    def from_columns(cls, img_ids: np.ndarray, heights: np.ndarray, widths: np.ndarray,
+                     paths: Sequence[str], exif_transpose: np.ndarray, box_image: np.ndarray,
+                     boxes: np.ndarray, labels: np.ndarray, ignore_image: np.ndarray,
+                     ignore_boxes: np.ndarray, ignore_labels: np.ndarray) -> RecordIndex:
+        """An index from per-image columns (``N`` images) and per-box rows.
+
+        :param box_image: ``(M,)`` the image (``0..N-1``) of each row of ``boxes`` ``(M, 4)``
+            and ``labels`` ``(M,)``; rows of one image keep their order.
+        :param ignore_image: ``(K,)`` likewise for ``ignore_boxes`` and ``ignore_labels``.
+        """
+        num = len(img_ids)
+        encoded = [path.encode("utf-8", "surrogateescape") for path in paths]
+        path_ends = np.cumsum([len(b) for b in encoded], dtype=np.int64)
+        order = np.argsort(box_image, kind="stable")
+        ignore_order = np.argsort(ignore_image, kind="stable")
+        return cls(
+            img_ids, heights, widths, exif_transpose,
+            np.frombuffer(b"".join(encoded), dtype=np.uint8), path_ends,
+            _ends(np.asarray(box_image, dtype=np.int64), num),
+            np.asarray(boxes, dtype=np.float32).reshape(-1, 4)[order],
+            np.asarray(labels, dtype=np.int64)[order],
+            _ends(np.asarray(ignore_image, dtype=np.int64), num),
+            np.asarray(ignore_boxes, dtype=np.float32).reshape(-1, 4)[ignore_order],
+            np.asarray(ignore_labels, dtype=np.int64)[ignore_order],
+        )
+
+    @classmethod
+    def from_records(cls, records: Sequence[ImageRecord]) -> RecordIndex:
+        """The index of ``records`` (in their order)."""
+        def image_of(counts: list[int]) -> np.ndarray:
+            return np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+
+        def stacked(arrays: list[np.ndarray], width: int, dtype: type) -> np.ndarray:
+            shape = (0, width) if width else (0,)
+            return np.concatenate(arrays) if arrays else np.zeros(shape, dtype=dtype)
+
+        return cls.from_columns(
+            img_ids=np.array([r.img_id for r in records], dtype=np.int64),
+            heights=np.array([r.height for r in records], dtype=np.int32),
+            widths=np.array([r.width for r in records], dtype=np.int32),
+            paths=[r.img_path for r in records],
+            exif_transpose=np.array([r.exif_transpose for r in records], dtype=np.bool_),
+            box_image=image_of([len(r.boxes) for r in records]),
+            boxes=stacked([r.boxes for r in records], 4, np.float32),
+            labels=stacked([r.labels for r in records], 0, np.int64),
+            ignore_image=image_of([len(r.ignore_boxes) for r in records]),
+            ignore_boxes=stacked([r.ignore_boxes for r in records], 4, np.float32),
+            ignore_labels=stacked([r.ignore_labels for r in records], 0, np.int64),
+        )
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays by constructor argument name (``RecordIndex(**index.arrays())``)."""
+        return {name: getattr(self, name) for name, _ in self.FIELDS}
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the arrays."""
+        return sum(array.nbytes for array in self.arrays().values())
+
+    @property
+    def num_boxes(self) -> int:
+        """Ground-truth boxes of all images (ignore regions not counted)."""
+        return len(self.boxes)
 
     def __len__(self) -> int:
-        return len(self._ends)
+        return len(self.img_ids)
 
     def __getitem__(self, index: int) -> ImageRecord:  # type: ignore[override]
         if not -len(self) <= index < len(self):
             raise IndexError(f"record {index} out of range ({len(self)})")
         index %= len(self)
-        start = int(self._ends[index - 1]) if index else 0
-        return pickle.loads(self._buffer[start : int(self._ends[index])].tobytes())
+        gt, ignored = _span(self.box_ends, index), _span(self.ignore_ends, index)
+        return ImageRecord(
+            img_id=int(self.img_ids[index]),
+            img_path=self.path_bytes[_span(self.path_ends, index)].tobytes().decode(
+                "utf-8", "surrogateescape"),
+            height=int(self.heights[index]),
+            width=int(self.widths[index]),
+            boxes=self.boxes[gt].copy(),
+            labels=self.labels[gt].copy(),
+            ignore_boxes=self.ignore_boxes[ignored].copy(),
+            ignore_labels=self.ignore_labels[ignored].copy(),
+            exif_transpose=bool(self.exif_transpose[index]),
+        )
 
     def __iter__(self) -> Iterator[ImageRecord]:
         return (self[i] for i in range(len(self)))

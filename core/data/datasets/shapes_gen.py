@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -235,8 +236,10 @@ def generate(
     (out_dir / ANNOTATION_FILE).write_text(json.dumps(content))
 
 
-def ensure_generated(folder: Path, **params: object) -> Path:
-    """Generate into ``folder`` unless it exists; safe when processes race for it.
+def ensure_generated(folder: Path, generator: Callable[..., None] = generate,
+                     **params: object) -> Path:
+    """Generate into ``folder`` unless it exists (``generator(folder, **params)``, the shapes
+    set by default); safe when processes race for it.
 
     The set is written to a temporary sibling folder and renamed into place; a process that
     loses the race discards its copy.
@@ -246,7 +249,7 @@ def ensure_generated(folder: Path, **params: object) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        generate(tmp, **params)  # type: ignore[arg-type]
+        generator(tmp, **params)
         try:
             os.rename(tmp, folder)
         except OSError:
@@ -256,3 +259,82 @@ def ensure_generated(folder: Path, **params: object) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def draw_small_objects_image(
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    object_size: tuple[int, int],
+    objects: tuple[int, int],
+) -> tuple[Image.Image, list[tuple[list[float], int]]]:
+    """One large image of ``size = (h, w)`` with many small shapes and its ``(xyxy box, class
+    index)`` list: the shapes set's background, classes and colours, ``objects = (lo, hi)``
+    shapes (fewer where there is no room) of ``object_size = (lo, hi)`` pixels, solid or
+    outlined."""
+    height, width = size
+    background = _background(rng, max(height, width))[:height, :width]
+    avoid = background.reshape(-1, 3).mean(0)
+    canvas = Image.fromarray(np.ascontiguousarray(background))
+    draw = ImageDraw.Draw(canvas)
+    placed: list[tuple[list[float], int]] = []
+    for _ in range(int(rng.integers(objects[0], objects[1] + 1))):
+        label = int(rng.integers(len(SHAPE_CLASSES)))
+        shape = SHAPE_CLASSES[label]
+        for _ in range(PLACEMENT_TRIES):
+            side = rng.uniform(*object_size)
+            radius = side / 2 if shape == "circle" else side / 2 * 1.15
+            cx, cy = rng.uniform(radius, width - radius), rng.uniform(radius, height - radius)
+            points = [] if shape == "circle" else _polygon(shape, cx, cy, radius,
+                                                           rng.uniform(0, 2 * math.pi))
+            if shape == "circle":
+                box = [cx - radius, cy - radius, cx + radius, cy + radius]
+            else:
+                xs, ys = [p[0] for p in points], [p[1] for p in points]
+                box = [min(xs), min(ys), max(xs), max(ys)]
+            box = [max(0.0, box[0]), max(0.0, box[1]), min(float(width), box[2]),
+                   min(float(height), box[3])]
+            if all(_overlap(box, other) < MAX_OVERLAP for other, _ in placed):
+                break
+        else:
+            continue
+        fill = _colour(rng, label, avoid)
+        outline = tuple(int(c * 0.55) for c in fill) if rng.integers(2) else None
+        if shape == "circle":
+            draw.ellipse(box, fill=fill, outline=outline, width=1)
+        else:
+            draw.polygon(points, fill=fill, outline=outline, width=1)
+        placed.append((box, label))
+    return canvas, placed
+
+
+def generate_small_objects(
+    out_dir: Path,
+    num_images: int,
+    image_size: tuple[int, int],
+    seed: int,
+    split: str,
+    object_size: tuple[int, int] = (8, 32),
+    objects: tuple[int, int] = (50, 200),
+) -> None:
+    """Write ``out_dir/images/*.jpg`` and ``out_dir/annotations.json`` (COCO format) of the
+    small-objects set: each image's height and width drawn from ``image_size = (lo, hi)``."""
+    images_dir = out_dir / IMAGE_DIR
+    images_dir.mkdir(parents=True, exist_ok=True)
+    images, annotations = [], []
+    for index in range(num_images):
+        rng = np.random.default_rng([seed, SPLIT_IDS[split], index, 1])
+        height, width = (int(v) for v in rng.integers(image_size[0], image_size[1] + 1, size=2))
+        canvas, placed = draw_small_objects_image(rng, (height, width), object_size, objects)
+        file_name = f"{index:06d}.jpg"
+        canvas.save(images_dir / file_name, quality=JPEG_QUALITY)
+        images.append({"id": index + 1, "file_name": file_name, "width": width,
+                       "height": height})
+        for box, label in placed:
+            x1, y1, x2, y2 = (round(v, 2) for v in box)
+            annotations.append({"id": len(annotations) + 1, "image_id": index + 1,
+                                "category_id": label + 1,
+                                "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
+                                "area": round((x2 - x1) * (y2 - y1), 2), "iscrowd": 0})
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(SHAPE_CLASSES)]
+    content = {"images": images, "annotations": annotations, "categories": categories}
+    (out_dir / ANNOTATION_FILE).write_text(json.dumps(content))

@@ -11,13 +11,15 @@ Flat layout, e.g. ``ann_dir = "annotations"``, ``img_dir = "images"``,
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
 
 from core.data.datasets.base import DetDataset, resolve_path
 from core.data.datasets.coco import check_box
-from core.data.datasets.image_size import ExifMode, MismatchMode, scale_box
+from core.data.datasets.image_size import ExifMode, ImageSize, MismatchMode, scale_box
+from core.data.datasets.index_cache import IndexCache
 from core.data.datasets.list_files import read_list_file
 from core.data.datasets.records import AnnotatedBox, ImageRecord, record_from_boxes
 from core.data.datasets.voc_xml import parse_voc_xml
@@ -82,6 +84,14 @@ class VocDataset(DetDataset):
         (``"skip"``, counted as ``size_mismatch``) or its boxes are scaled to the file
         (``"rescale"``); see :mod:`core.data.datasets.image_size`.
     :param pipeline: transforms applied to every sample.
+    :param check_images: look at every image file while building (it exists; its header
+        agrees with ``<size>``, see ``exif_orientation``). ``False`` trusts the XML: the image
+        is ``<filename>`` (else ``NAME`` + ``img_suffix``) of size ``<size>``; only an image
+        without ``<size>`` is read; a missing or unreadable image is found when loaded and
+        replaced like any bad sample.
+    :param cache_index: reuse the index cached by an earlier build with the same split file,
+        XML files and options (and, with ``check_images``, unchanged image files), else save
+        it (see :mod:`core.data.datasets.index_cache`).
     """
 
     def __init__(
@@ -99,6 +109,8 @@ class VocDataset(DetDataset):
         exif_orientation: ExifMode = "auto",
         size_mismatch: MismatchMode = "skip",
         pipeline: Annotated[list[Any], component("transform")] = [],  # noqa: B006
+        check_images: bool = True,
+        cache_index: bool = True,
     ) -> None:
         super().__init__(pipeline, strict, exif_orientation, size_mismatch)
         root = Path(data_root).expanduser()
@@ -114,13 +126,27 @@ class VocDataset(DetDataset):
         self.filter_empty_gt = filter_empty_gt
         self.keep_background = keep_background
         self.min_size = min_size
+        self.check_images = check_images
         self._skips.source = f"VocDataset({root})"
-        if split_file:
-            names = read_split(resolve_path(split_file, data_root), self.ann_dir)
+        split_path = resolve_path(split_file, data_root) if split_file else None
+        if split_path is not None:
+            names = read_split(split_path, self.ann_dir)
         else:
             names = sorted(p.stem for p in self.ann_dir.glob("*.xml"))
             if not names:
                 raise DataError(f"{self.ann_dir}: no XML files")
+        cache = IndexCache(type(self).__name__, {
+            "data_root": [str(root), os.path.abspath(root)],
+            "ann_dir": [str(self.ann_dir), os.path.abspath(self.ann_dir)],
+            "img_dir": [str(self.img_dir), os.path.abspath(self.img_dir)],
+            "classes": list(self.classes), "img_suffix": img_suffix,
+            "filter_empty_gt": filter_empty_gt, "keep_background": keep_background,
+            "min_size": min_size, "strict": strict, "exif_orientation": exif_orientation,
+            "size_mismatch": size_mismatch, "check_images": check_images, "names": names,
+        }, [*([split_path] if split_path else []),
+            *(self.ann_dir / f"{name}.xml" for name in names)]) if cache_index else None
+        if self.restore_index(cache, str(root)):
+            return
         label_of = {name: label for label, name in enumerate(self.classes)}
         records = []
         for img_id, name in enumerate(names):
@@ -128,9 +154,10 @@ class VocDataset(DetDataset):
             if record is not None:
                 records.append(record)
         self.set_records(records, str(root))
+        self.save_index(cache)
 
     def _image_path(self, name: str, listed: str | None) -> Path:
-        if listed and (self.img_dir / listed).is_file():
+        if listed and (not self.check_images or self._image_exists(self.img_dir / listed)):
             return self.img_dir / listed
         return self.img_dir / f"{name}{self.img_suffix}"
 
@@ -145,12 +172,17 @@ class VocDataset(DetDataset):
             self._skips.skip("bad_xml", str(exc))
             return None
         img_path = self._image_path(name, annotation.filename)
-        if not img_path.is_file():
+        if self.check_images and not self._image_exists(img_path):
             self._skips.skip("missing_image", f"{xml_path}: image file {img_path} not found")
             return None
         recorded = ((annotation.width, annotation.height)
                     if annotation.width > 0 and annotation.height > 0 else None)
-        size = self._image_size(recorded, img_path, str(xml_path))
+        if self.check_images or recorded is None:
+            if not self.check_images:
+                self._image_exists(img_path)  # the size read from it is cached
+            size = self._image_size(recorded, img_path, str(xml_path))
+        else:
+            size = ImageSize(*recorded)
         if size is None:
             return None
         width, height = size.width, size.height

@@ -14,15 +14,17 @@ See :mod:`core.data.datasets.yolo_yaml` for the YAML and where label files are f
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 
 from core.data.datasets.base import DetDataset
 from core.data.datasets.coco import check_box
 from core.data.datasets.image_size import ExifMode
+from core.data.datasets.index_cache import IndexCache
 from core.data.datasets.records import AnnotatedBox, ImageRecord, record_from_boxes
-from core.data.datasets.yolo_labels import LabelFinder
-from core.data.datasets.yolo_yaml import class_names, read_yaml, split_images
+from core.data.datasets.yolo_labels import LABEL_SUFFIX, LabelFinder
+from core.data.datasets.yolo_yaml import class_names, label_path, read_yaml, split_images
 from core.errors import DataError
 from core.registry import component
 
@@ -80,6 +82,20 @@ def to_pixels(box: tuple[float, float, float, float], width: int, height: int) -
             edge(cx + w / 2, width), edge(cy + h / 2, height)]
 
 
+def label_files(images: list[Path]) -> list[Path]:
+    """Every ``.txt`` file of the label folders of ``images`` (sorted): what the labels of a
+    split are read from, whatever their case."""
+    files: list[Path] = []
+    for folder in sorted({label_path(image).parent for image in images}):
+        try:
+            names = [entry.name for entry in os.scandir(folder) if entry.is_file()]
+        except OSError:
+            continue
+        files.extend(folder / name for name in sorted(names)
+                     if name.lower().endswith(LABEL_SUFFIX))
+    return files
+
+
 class YoloDataset(DetDataset):
     """Images and boxes of a YOLO-format (ultralytics) dataset.
 
@@ -104,6 +120,13 @@ class YoloDataset(DetDataset):
         labels refer to the turned image, as ultralytics reads them; ``"auto"`` and
         ``"ignore"`` use the stored pixels (label files record no size to decide by).
     :param pipeline: transforms applied to every sample.
+    :param check_images: check that every image file exists before reading its header
+        (label files record no size, so headers are read either way); ``False`` leaves the
+        image files out of the index cache's key (a cached index then trusts them) and counts
+        a missing image as ``bad_image``.
+    :param cache_index: reuse the index cached by an earlier build with the same YAML, image
+        list, label files and options (and, with ``check_images``, unchanged image files),
+        else save it (see :mod:`core.data.datasets.index_cache`).
     """
 
     def __init__(
@@ -114,6 +137,8 @@ class YoloDataset(DetDataset):
         strict: bool = False,
         exif_orientation: ExifMode = "apply",
         pipeline: Annotated[list[Any], component("transform")] = [],  # noqa: B006
+        check_images: bool = True,
+        cache_index: bool = True,
     ) -> None:
         super().__init__(pipeline, strict, exif_orientation)
         source = Path(data_yaml).expanduser()
@@ -121,8 +146,17 @@ class YoloDataset(DetDataset):
         self.classes = class_names(content, source)
         self.label_to_cat_id = {label: label + 1 for label in range(len(self.classes))}
         self.filter_empty_gt = filter_empty_gt
+        self.check_images = check_images
         self._skips.source = f"YoloDataset({source}, {split})"
         images = split_images(content, split, source)
+        cache = IndexCache(type(self).__name__, {
+            "data_yaml": [str(source), os.path.abspath(source)], "split": split,
+            "filter_empty_gt": filter_empty_gt, "strict": strict,
+            "exif_orientation": exif_orientation, "check_images": check_images,
+            "images": [str(image) for image in images],
+        }, [source, *label_files(images)]) if cache_index else None
+        if self.restore_index(cache, f"{source} [{split}]"):
+            return
         finder = LabelFinder(images)
         records = []
         for img_id, image in enumerate(images):
@@ -133,6 +167,7 @@ class YoloDataset(DetDataset):
             self._skips.skip("label_without_image", f"{label}: no image {image_dir / label.stem}"
                                                     ".* for this label file")
         self.set_records(records, f"{source} [{split}]")
+        self.save_index(cache)
 
     def _label_file(self, image: Path, finder: LabelFinder) -> Path | None:
         """The label file of ``image`` (which may not exist); ``None`` (counted) when it is
@@ -171,7 +206,7 @@ class YoloDataset(DetDataset):
         return labels
 
     def _record(self, img_id: int, image: Path, finder: LabelFinder) -> ImageRecord | None:
-        if not image.is_file():
+        if self.check_images and not self._image_exists(image):
             self._skips.skip("missing_image", f"image file {image} not found")
             return None
         labels_file = self._label_file(image, finder)

@@ -12,26 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import ClassVar
+from typing import ClassVar, Unpack
 
 import attrs
 import torch
 from torch import Tensor, nn
 
 from core.contracts import (
-    Assigner,
-    BoxCoder,
     GTBatch,
-    Loss,
     PostProcess,
     Predictions,
-    PriorGenerator,
     Priors,
-    Sampler,
     SampleResult,
 )
 from core.errors import ConfigError
-from core.models.build import Buildable, build_part
+from core.models.build import DenseHeadParts, build_part
 from core.models.heads.assign_stats import assignment_stats
 from core.models.losses.iou_loss import aligned_iou
 from core.models.losses.targets import TargetForm, cls_target_form, one_hot_without_background
@@ -174,6 +169,10 @@ class DenseHead(nn.Module):
     :attr:`with_objectness`, or what the head's own losses need.
 
     :param num_classes: foreground classes C (sigmoid per class, no background logit).
+    :param reg_decoded_bbox: compute ``loss_bbox`` on decoded boxes (IoU-type losses).
+
+    The parts (:class:`DenseHeadParts`, defaults in :attr:`part_defaults`):
+
     :param prior_generator: anchors or points per level.
     :param assigner: positives/negatives per prior (gets detached predictions when its
         ``uses_predictions`` is true).
@@ -185,7 +184,6 @@ class DenseHead(nn.Module):
     :param loss_bbox: box loss on encoded targets (or on decoded boxes with
         ``reg_decoded_bbox``), called with ``avg_factor``.
     :param postprocess: test-time selection and NMS.
-    :param reg_decoded_bbox: compute ``loss_bbox`` on decoded boxes (IoU-type losses).
     """
 
     #: The forms of class targets the head can give its ``loss_cls``, preferred first
@@ -195,25 +193,32 @@ class DenseHead(nn.Module):
     #: test-time scores are, the class times the objectness probability.
     with_objectness: ClassVar[bool] = False
 
-    def __init__(self, num_classes: int, prior_generator: Buildable[PriorGenerator],
-                 assigner: Buildable[Assigner], sampler: Buildable[Sampler],
-                 bbox_coder: Buildable[BoxCoder], loss_cls: Buildable[Loss],
-                 loss_bbox: Buildable[Loss], postprocess: Buildable[PostProcess],
-                 reg_decoded_bbox: bool = False) -> None:
+    #: The default of each part (:class:`DenseHeadParts`) a config or caller leaves out; a
+    #: head names every part here or requires it.
+    part_defaults: ClassVar[DenseHeadParts] = {}
+
+    def __init__(self, num_classes: int, reg_decoded_bbox: bool = False,
+                 **parts: Unpack[DenseHeadParts]) -> None:
         super().__init__()
         if num_classes < 1:
             raise ConfigError(f"num_classes: expected a positive int, got {num_classes}")
+        given: DenseHeadParts = {**self.part_defaults, **parts}
+        missing = [key for key in DenseHeadParts.__annotations__ if key not in given]
+        if missing:
+            raise ConfigError(f"{type(self).__name__}: no {', '.join(missing)} given and no "
+                              "default in its part_defaults")
         self.num_classes = num_classes
-        self.prior_generator = build_part("prior_generator", prior_generator, "prior_generator")
-        self.assigner = build_part("assigner", assigner, "assigner")
-        self.sampler = build_part("sampler", sampler, "sampler")
-        self.bbox_coder = build_part("coder", bbox_coder, "bbox_coder")
-        self.loss_cls = build_part("loss", loss_cls, "loss_cls")
+        self.prior_generator = build_part("prior_generator", given["prior_generator"],
+                                          "prior_generator")
+        self.assigner = build_part("assigner", given["assigner"], "assigner")
+        self.sampler = build_part("sampler", given["sampler"], "sampler")
+        self.bbox_coder = build_part("coder", given["bbox_coder"], "bbox_coder")
+        self.loss_cls = build_part("loss", given["loss_cls"], "loss_cls")
         #: The form of class targets ``loss_cls`` gets (see :attr:`cls_target_forms`).
         self.cls_target_form = cls_target_form(self.loss_cls, type(self).__name__,
                                                self.cls_target_forms)
-        self.loss_bbox = build_part("loss", loss_bbox, "loss_bbox")
-        self.postprocess = build_part("postprocess", postprocess, "postprocess")
+        self.loss_bbox = build_part("loss", given["loss_bbox"], "loss_bbox")
+        self.postprocess = build_part("postprocess", given["postprocess"], "postprocess")
         self.reg_decoded_bbox = reg_decoded_bbox
         # (featmap sizes, device) -> priors; they depend only on these.
         self._priors_cache: dict[tuple[tuple[tuple[int, int], ...], str], Priors] = {}

@@ -1,4 +1,5 @@
-"""CurvesHook: one ``curves.png`` of the run (losses, learning rate, validation metrics)."""
+"""CurvesHook: one ``curves.png`` of the run (losses, learning rate, validation metrics; the
+panels of :func:`~core.visualization.curves.curve_panels`)."""
 
 from __future__ import annotations
 
@@ -8,31 +9,12 @@ from typing import TYPE_CHECKING
 
 from core.engine.hooks.base import PRIORITIES, Hook
 from core.errors import writing
-from core.visualization.curves import SCALAR_FILE, Line, plot_panels, read_scalars
+from core.visualization.curves import SCALAR_FILE, curve_panels, plot_panels, read_scalars
 
 if TYPE_CHECKING:
     from core.engine.runner import Runner
 
-LOSS_PREFIX = "train/loss"
-LR_KEY = "train/lr"
-VAL_PREFIX = "val/"
 CURVE_COLUMNS = 3
-
-
-def curve_panels(series: dict[str, list[tuple[int, float]]]) -> list[tuple[str, list[Line]]]:
-    """The panels of ``curves.png``: every loss term in one, the learning rate, then one per
-    validation metric (panels without points are left out).
-
-    :param series: ``name -> [(iteration, value), ...]`` as read from ``scalars.json``.
-    """
-    losses = [(name.removeprefix("train/"), points) for name, points in sorted(series.items())
-              if name.startswith(LOSS_PREFIX)]
-    panels: list[tuple[str, list[Line]]] = [("loss", losses)] if losses else []
-    if LR_KEY in series:
-        panels.append(("lr", [("lr", series[LR_KEY])]))
-    panels += [(name.removeprefix(VAL_PREFIX), [(name, points)])
-               for name, points in sorted(series.items()) if name.startswith(VAL_PREFIX)]
-    return panels
 
 
 class CurvesHook(Hook):

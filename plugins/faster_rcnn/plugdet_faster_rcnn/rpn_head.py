@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, Unpack
+
 import attrs
 import torch
 from torch import Tensor, nn
 
 from core.api import (
     NUM_POS_KEY,
-    AssignerPart,
-    CoderPart,
     ConfigError,
     DenseHead,
+    DenseHeadParts,
     DenseTargets,
     DetSample,
     Instances,
-    LossPart,
     PostProcessPart,
     Predictions,
-    PriorGeneratorPart,
     Priors,
-    SamplerPart,
     build_part,
 )
 
@@ -35,19 +33,6 @@ LOSS_KEYS = {"loss_cls": "loss_rpn_cls", "loss_bbox": "loss_rpn_bbox",
              NUM_POS_KEY: "rpn_num_pos"}
 KEY_PREFIX = "rpn_"
 
-DEFAULT_PRIOR_GENERATOR = {
-    "type": "AnchorGenerator",
-    "strides": [4, 8, 16, 32, 64],
-    "octave_base_scale": 8.0,
-    "scales_per_octave": 1,
-}
-DEFAULT_ASSIGNER = {"type": "MaxIoUAssigner", "pos_iou_thr": 0.7, "neg_iou_thr": 0.3,
-                    "min_pos_iou": 0.3}
-DEFAULT_SAMPLER = {"type": "RandomSampler", "num": 256, "pos_fraction": 0.5}
-DEFAULT_CODER = {"type": "DeltaXYWHBBoxCoder"}
-DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss", "use_sigmoid": True}
-DEFAULT_LOSS_BBOX = {"type": "L1Loss"}
-DEFAULT_TEST_PROPOSALS = {"type": "ProposalNMS"}
 DEFAULT_TRAIN_PROPOSALS = {"type": "ProposalNMS", "nms_pre": 2000, "max_per_img": 2000}
 
 
@@ -79,22 +64,27 @@ class RPNHead(DenseHead):
         indices.
     """
 
+    part_defaults: ClassVar[DenseHeadParts] = {
+        "prior_generator": {"type": "AnchorGenerator", "strides": [4, 8, 16, 32, 64],
+                            "octave_base_scale": 8.0, "scales_per_octave": 1},
+        "assigner": {"type": "MaxIoUAssigner", "pos_iou_thr": 0.7, "neg_iou_thr": 0.3,
+                     "min_pos_iou": 0.3},
+        "sampler": {"type": "RandomSampler", "num": 256, "pos_fraction": 0.5},
+        "bbox_coder": {"type": "DeltaXYWHBBoxCoder"},
+        "loss_cls": {"type": "CrossEntropyLoss", "use_sigmoid": True},
+        "loss_bbox": {"type": "L1Loss"},
+        "postprocess": {"type": "ProposalNMS"},
+    }
+
     def __init__(
         self,
         in_channels: int = 256,
         feat_channels: int = 256,
-        prior_generator: PriorGeneratorPart = DEFAULT_PRIOR_GENERATOR,
-        assigner: AssignerPart = DEFAULT_ASSIGNER,
-        sampler: SamplerPart = DEFAULT_SAMPLER,
-        bbox_coder: CoderPart = DEFAULT_CODER,
-        loss_cls: LossPart = DEFAULT_LOSS_CLS,
-        loss_bbox: LossPart = DEFAULT_LOSS_BBOX,
-        postprocess: PostProcessPart = DEFAULT_TEST_PROPOSALS,
         train_postprocess: PostProcessPart = DEFAULT_TRAIN_PROPOSALS,
         num_convs: int = 1,
+        **parts: Unpack[DenseHeadParts],
     ) -> None:
-        super().__init__(NUM_OBJECTNESS, prior_generator, assigner, sampler, bbox_coder,
-                         loss_cls, loss_bbox, postprocess)
+        super().__init__(NUM_OBJECTNESS, **parts)
         self.train_postprocess = build_part("postprocess", train_postprocess,
                                             "train_postprocess")
         num_priors = set(self.prior_generator.num_base_priors)

@@ -9,16 +9,17 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from core.api import CheckpointError, ClassRows, ConvertedState, PeerCheckpoint, TableConverter
-from plugdet_faster_rcnn import key_maps
-from plugdet_faster_rcnn.key_maps import (
-    BOX_SIZE,
-    CLS_KEYS,
+from core.api import (
     COCO_CLASSES,
-    REG_KEYS,
     TORCHVISION_COCO_CLASSES,
-    background_last,
+    CheckpointError,
+    ClassRows,
+    ConvertedState,
+    PeerCheckpoint,
+    TableConverter,
 )
+from plugdet_faster_rcnn import key_maps
+from plugdet_faster_rcnn.key_maps import BOX_SIZE, CLS_KEYS, REG_KEYS, background_last
 
 CONFIGS = "plugins/faster_rcnn/configs/pretrained"
 
@@ -68,7 +69,9 @@ class FasterRCNNConverter(TableConverter):
         return cls_rows - 1
 
 
-class _Torchvision(FasterRCNNConverter):
+class TorchvisionConverter(FasterRCNNConverter):
+    """torchvision's files: the background first, with box deltas."""
+
     source = "torchvision"
     licence = "BSD-3-Clause"
     background_first = True
@@ -79,38 +82,28 @@ class _Torchvision(FasterRCNNConverter):
         return key_maps.torchvision_legacy_renamed(state)
 
 
-class TorchvisionFasterRCNN(_Torchvision):
-    """torchvision ``fasterrcnn_resnet50_fpn`` (COCO_V1: 37.0 box AP)."""
+class MMDetConverter(FasterRCNNConverter):
+    """MMDetection's files: 80 COCO classes unless the file names others."""
 
-    name = "torchvision/fasterrcnn_resnet50_fpn"
-    config = f"{CONFIGS}/faster_rcnn_r50_fpn_torchvision_coco.toml"
-    table = key_maps.TORCHVISION_FASTER_RCNN
-    architectures = ("fasterrcnn_resnet50_fpn",)
-    signature = "roi_heads.box_head.fc6.weight"
-
-
-class TorchvisionFasterRCNNV2(_Torchvision):
-    """torchvision ``fasterrcnn_resnet50_fpn_v2`` (COCO_V1: 46.7 box AP)."""
-
-    name = "torchvision/fasterrcnn_resnet50_fpn_v2"
-    config = f"{CONFIGS}/faster_rcnn_r50_fpn_v2_torchvision_coco.toml"
-    table = key_maps.TORCHVISION_FASTER_RCNN_V2
-    architectures = ("fasterrcnn_resnet50_fpn_v2",)
-    signature = "roi_heads.box_head.5.weight"
-
-
-class MMDetFasterRCNN(FasterRCNNConverter):
-    """MMDetection ``faster-rcnn_r50_fpn_1x_coco`` (37.4 box AP)."""
-
-    name = "mmdet/faster_rcnn_r50_fpn"
     source = "mmdet"
     licence = "Apache-2.0"
-    config = f"{CONFIGS}/faster_rcnn_r50_fpn_mmdet_coco.toml"
-    table = key_maps.MMDET_FASTER_RCNN
-    architectures = ("FasterRCNN",)
-    signature = "roi_head.bbox_head.shared_fcs.0.weight"
     known_classes = (COCO_CLASSES,)
 
 
-CONVERTERS: tuple[type[FasterRCNNConverter], ...] = (
-    TorchvisionFasterRCNN, TorchvisionFasterRCNNV2, MMDetFasterRCNN)
+# registered name (published box AP on COCO), config, key table, the file's architecture
+# names, a key only this architecture has
+CONVERTERS: tuple[FasterRCNNConverter, ...] = (
+    TorchvisionConverter(  # COCO_V1: 37.0
+        "torchvision/fasterrcnn_resnet50_fpn",
+        f"{CONFIGS}/faster_rcnn_r50_fpn_torchvision_coco.toml",
+        key_maps.TORCHVISION_FASTER_RCNN, ("fasterrcnn_resnet50_fpn",),
+        "roi_heads.box_head.fc6.weight"),
+    TorchvisionConverter(  # COCO_V1: 46.7
+        "torchvision/fasterrcnn_resnet50_fpn_v2",
+        f"{CONFIGS}/faster_rcnn_r50_fpn_v2_torchvision_coco.toml",
+        key_maps.TORCHVISION_FASTER_RCNN_V2, ("fasterrcnn_resnet50_fpn_v2",),
+        "roi_heads.box_head.5.weight"),
+    MMDetConverter(  # faster-rcnn_r50_fpn_1x_coco: 37.4
+        "mmdet/faster_rcnn_r50_fpn", f"{CONFIGS}/faster_rcnn_r50_fpn_mmdet_coco.toml",
+        key_maps.MMDET_FASTER_RCNN, ("FasterRCNN",), "roi_head.bbox_head.shared_fcs.0.weight"),
+)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from plugdet_faster_rcnn.key_maps import COCO_CLASSES, MMDET_FASTER_RCNN
+from plugdet_faster_rcnn.key_maps import MMDET_FASTER_RCNN
 
-from core.api import CheckpointError, load_config, map_key, read_checkpoint
+from core.api import COCO_CLASSES, CheckpointError, load_config, map_key, read_checkpoint
 from core.plugins import get_registries
 from core.weights.loading import convert_checkpoint
 

@@ -22,11 +22,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from plugdet_faster_rcnn.key_maps import (
-    COCO_CLASSES,
-    TORCHVISION_COCO_CATEGORIES,
-    TORCHVISION_LEGACY_KEYS,
-)
+from plugdet_faster_rcnn.key_maps import TORCHVISION_LEGACY_KEYS
 from plugdet_faster_rcnn.roi_extractor import rois_from_boxes
 from plugdet_faster_rcnn.torchvision_compat import TorchvisionRunner
 from torch import nn
@@ -36,7 +32,13 @@ from torchvision.models.detection import (
     fasterrcnn_resnet50_fpn_v2,
 )
 
-from core.api import fit_to_model, load_config, read_checkpoint
+from core.api import (
+    COCO_CLASSES,
+    TORCHVISION_COCO_CATEGORIES,
+    fit_to_model,
+    load_config,
+    read_checkpoint,
+)
 from core.plugins import get_registries
 from core.structures import DetSample
 from core.weights.loading import convert_checkpoint

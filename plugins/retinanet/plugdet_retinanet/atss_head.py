@@ -3,20 +3,18 @@ GroupNorm, one anchor per cell, a centerness branch and a learnable scale per le
 
 from __future__ import annotations
 
+from typing import ClassVar, Unpack
+
 import attrs
 import torch
 from torch import Tensor, nn
 
 from core.api import (
-    AssignerPart,
-    CoderPart,
+    DenseHeadParts,
     DetSample,
     Instances,
     LossPart,
     PostProcess,
-    PostProcessPart,
-    PriorGeneratorPart,
-    SamplerPart,
     build_part,
     flatten_level,
     flatten_levels,
@@ -30,15 +28,7 @@ from plugdet_retinanet.retina_head import (
     RetinaHead,
 )
 
-DEFAULT_PRIOR_GENERATOR = {"type": "AnchorGenerator", "octave_base_scale": 8.0,
-                           "scales_per_octave": 1, "ratios": [1.0]}
-DEFAULT_ASSIGNER = {"type": "ATSSAssigner"}
-DEFAULT_SAMPLER = {"type": "PseudoSampler"}
-DEFAULT_CODER = {"type": "DeltaXYWHBBoxCoder", "target_stds": [0.1, 0.1, 0.2, 0.2]}
-DEFAULT_LOSS_CLS = {"type": "FocalLoss"}
-DEFAULT_LOSS_BBOX = {"type": "GIoULoss", "loss_weight": 2.0}
 DEFAULT_LOSS_CENTERNESS = {"type": "CrossEntropyLoss", "use_sigmoid": True}
-DEFAULT_POSTPROCESS = {"type": "MultiClassNMS", "iou_threshold": 0.6}
 #: One centerness logit per prior.
 CENTERNESS_CHANNELS = 1
 
@@ -89,28 +79,30 @@ class ATSSHead(RetinaHead):
         are dropped before NMS; None keeps all (see :class:`RetinaHead`).
     """
 
+    part_defaults: ClassVar[DenseHeadParts] = {
+        **RetinaHead.part_defaults,
+        "prior_generator": {"type": "AnchorGenerator", "octave_base_scale": 8.0,
+                            "scales_per_octave": 1, "ratios": [1.0]},
+        "assigner": {"type": "ATSSAssigner"},
+        "bbox_coder": {"type": "DeltaXYWHBBoxCoder", "target_stds": [0.1, 0.1, 0.2, 0.2]},
+        "loss_bbox": {"type": "GIoULoss", "loss_weight": 2.0},
+        "postprocess": {"type": "MultiClassNMS", "iou_threshold": 0.6},
+    }
+
     def __init__(
         self,
         num_classes: int = 80,
         in_channels: int = 256,
         feat_channels: int = 256,
         stacked_convs: int = 4,
-        prior_generator: PriorGeneratorPart = DEFAULT_PRIOR_GENERATOR,
-        assigner: AssignerPart = DEFAULT_ASSIGNER,
-        sampler: SamplerPart = DEFAULT_SAMPLER,
-        bbox_coder: CoderPart = DEFAULT_CODER,
-        loss_cls: LossPart = DEFAULT_LOSS_CLS,
-        loss_bbox: LossPart = DEFAULT_LOSS_BBOX,
         loss_centerness: LossPart = DEFAULT_LOSS_CENTERNESS,
-        postprocess: PostProcessPart = DEFAULT_POSTPROCESS,
         prior_prob: float = 0.01,
         norm: HeadNorm | None = "GN",
         min_bbox_size: float | None = 0.0,
+        **parts: Unpack[DenseHeadParts],
     ) -> None:
-        super().__init__(num_classes, in_channels, feat_channels, stacked_convs,
-                         prior_generator, assigner, sampler, bbox_coder, loss_cls, loss_bbox,
-                         postprocess, prior_prob, reg_decoded_bbox=True, norm=norm,
-                         min_bbox_size=min_bbox_size)
+        super().__init__(num_classes, in_channels, feat_channels, stacked_convs, prior_prob,
+                         reg_decoded_bbox=True, norm=norm, min_bbox_size=min_bbox_size, **parts)
         self.loss_centerness = build_part("loss", loss_centerness, "loss_centerness")
         self.atss_centerness = nn.Conv2d(feat_channels,
                                          self.num_base_priors * CENTERNESS_CHANNELS,

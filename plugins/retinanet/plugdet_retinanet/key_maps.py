@@ -12,20 +12,11 @@ from collections.abc import Mapping
 from typing import TypeVar
 
 from torch import Tensor
-from torchvision.models.detection import RetinaNet_ResNet50_FPN_Weights
 
 from core.api import indexed_prefixes, rename_keys
 
 Value = TypeVar("Value")
 
-#: torchvision's COCO categories by class index: 0 ``__background__``, then category ids
-#: 1..90 with ``N/A`` where COCO has no category.
-TORCHVISION_COCO_CATEGORIES: tuple[str, ...] = tuple(
-    RetinaNet_ResNet50_FPN_Weights.COCO_V1.meta["categories"])
-#: torchvision's class rows after the background: 90 names, ``N/A`` rows kept in place.
-TORCHVISION_COCO_CLASSES = TORCHVISION_COCO_CATEGORIES[1:]
-#: The 80 COCO classes in category-id order (MMDetection's rows).
-COCO_CLASSES = tuple(name for name in TORCHVISION_COCO_CLASSES if name != "N/A")
 #: Parameters holding class rows, by our name.
 CLS_KEYS = ("head.retina_cls.weight", "head.retina_cls.bias")
 

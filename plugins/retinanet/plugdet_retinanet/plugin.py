@@ -23,4 +23,4 @@ def register_detectors(register: Register) -> None:
 @impl
 def register_weight_converters(register: Register) -> None:
     for converter in CONVERTERS:
-        register(converter.name, converter)
+        register(converter.name, converter.build)

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Unpack
 
 import attrs
 from torch import Tensor, nn
 
 from core.api import (
-    AssignerPart,
-    CoderPart,
     ConfigError,
     DenseHead,
+    DenseHeadParts,
     DetSample,
     Instances,
-    LossPart,
     PostProcess,
-    PostProcessPart,
-    PriorGeneratorPart,
-    SamplerPart,
 )
 
 CONV_KERNEL = 3
@@ -28,13 +23,6 @@ CLS_WEIGHT_STD = 0.01
 GN_GROUPS = 32
 #: Normalisation after every subnet conv: "GN" is GroupNorm of :data:`GN_GROUPS` groups.
 HeadNorm = Literal["GN"]
-DEFAULT_PRIOR_GENERATOR = {"type": "AnchorGenerator"}
-DEFAULT_ASSIGNER = {"type": "MaxIoUAssigner"}
-DEFAULT_SAMPLER = {"type": "PseudoSampler"}
-DEFAULT_CODER = {"type": "DeltaXYWHBBoxCoder"}
-DEFAULT_LOSS_CLS = {"type": "FocalLoss"}
-DEFAULT_LOSS_BBOX = {"type": "L1Loss"}
-DEFAULT_POSTPROCESS = {"type": "MultiClassNMS"}
 
 
 class RetinaHead(DenseHead):
@@ -55,26 +43,29 @@ class RetinaHead(DenseHead):
         (MMDetection's ``min_bbox_size``: 0 drops empty boxes).
     """
 
+    part_defaults: ClassVar[DenseHeadParts] = {
+        "prior_generator": {"type": "AnchorGenerator"},
+        "assigner": {"type": "MaxIoUAssigner"},
+        "sampler": {"type": "PseudoSampler"},
+        "bbox_coder": {"type": "DeltaXYWHBBoxCoder"},
+        "loss_cls": {"type": "FocalLoss"},
+        "loss_bbox": {"type": "L1Loss"},
+        "postprocess": {"type": "MultiClassNMS"},
+    }
+
     def __init__(
         self,
         num_classes: int = 80,
         in_channels: int = 256,
         feat_channels: int = 256,
         stacked_convs: int = 4,
-        prior_generator: PriorGeneratorPart = DEFAULT_PRIOR_GENERATOR,
-        assigner: AssignerPart = DEFAULT_ASSIGNER,
-        sampler: SamplerPart = DEFAULT_SAMPLER,
-        bbox_coder: CoderPart = DEFAULT_CODER,
-        loss_cls: LossPart = DEFAULT_LOSS_CLS,
-        loss_bbox: LossPart = DEFAULT_LOSS_BBOX,
-        postprocess: PostProcessPart = DEFAULT_POSTPROCESS,
         prior_prob: float = 0.01,
         reg_decoded_bbox: bool = False,
         norm: HeadNorm | None = None,
         min_bbox_size: float | None = None,
+        **parts: Unpack[DenseHeadParts],
     ) -> None:
-        super().__init__(num_classes, prior_generator, assigner, sampler, bbox_coder, loss_cls,
-                         loss_bbox, postprocess, reg_decoded_bbox)
+        super().__init__(num_classes, reg_decoded_bbox, **parts)
         if not 0 < prior_prob < 1:
             raise ConfigError(f"prior_prob: expected a value in (0, 1), got {prior_prob}")
         num_priors = set(self.prior_generator.num_base_priors)

@@ -7,28 +7,35 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
+import attrs
 from torch import Tensor, nn
 
-from core.api import CheckpointError, ClassRows, ConvertedState, PeerCheckpoint, TableConverter
-from plugdet_retinanet import key_maps
-from plugdet_retinanet.key_maps import (
-    CLS_KEYS,
+from core.api import (
     COCO_CLASSES,
     TORCHVISION_COCO_CLASSES,
-    without_background_rows,
+    CheckpointError,
+    ClassRows,
+    ConvertedState,
+    PeerCheckpoint,
+    TableConverter,
 )
+from plugdet_retinanet import key_maps
+from plugdet_retinanet.key_maps import CLS_KEYS, without_background_rows
 from plugdet_retinanet.retina_head import RetinaHead
 
 CONFIGS = "plugins/retinanet/configs/pretrained"
 
 
+@attrs.frozen
 class DenseHeadConverter(TableConverter):
     """A checkpoint of one source and architecture -> our RetinaNet / ATSS names (see
-    :class:`~core.api.TableConverter`)."""
+    :class:`~core.api.TableConverter`).
 
+    :ivar head_type: class name of the model's head.
+    """
+
+    head_type: str = "RetinaHead"
     class_row_keys = CLS_KEYS
-    #: Class name of the model's head.
-    head_type: ClassVar[str]
     #: Rows before the classes in each anchor's block of the file's class predictor.
     background_rows: ClassVar[int] = 0
 
@@ -62,10 +69,11 @@ class DenseHeadConverter(TableConverter):
             classes=self.classes(checkpoint, rows // groups - self.background_rows))
 
 
-class _Torchvision(DenseHeadConverter):
+class TorchvisionConverter(DenseHeadConverter):
+    """torchvision's files: a background row first in each anchor's block of classes."""
+
     source = "torchvision"
     licence = "BSD-3-Clause"
-    head_type = "RetinaHead"
     background_rows = 1
     known_classes = (TORCHVISION_COCO_CLASSES,)
 
@@ -74,53 +82,30 @@ class _Torchvision(DenseHeadConverter):
         return key_maps.torchvision_legacy_renamed(state)
 
 
-class TorchvisionRetinaNet(_Torchvision):
-    """torchvision ``retinanet_resnet50_fpn`` (COCO_V1: 36.4 box AP)."""
+class MMDetConverter(DenseHeadConverter):
+    """MMDetection's files: 80 COCO classes unless the file names others."""
 
-    name = "torchvision/retinanet_resnet50_fpn"
-    config = f"{CONFIGS}/retinanet_r50_fpn_torchvision_coco.toml"
-    table = key_maps.TORCHVISION_RETINANET
-    architectures = ("retinanet_resnet50_fpn",)
-    signature = "head.classification_head.conv.0.0.bias"
-
-
-class TorchvisionRetinaNetV2(_Torchvision):
-    """torchvision ``retinanet_resnet50_fpn_v2`` (COCO_V1: 41.5 box AP)."""
-
-    name = "torchvision/retinanet_resnet50_fpn_v2"
-    config = f"{CONFIGS}/retinanet_r50_fpn_v2_torchvision_coco.toml"
-    table = key_maps.TORCHVISION_RETINANET_V2
-    architectures = ("retinanet_resnet50_fpn_v2",)
-    signature = "head.classification_head.conv.0.1.weight"
-
-
-class _MMDet(DenseHeadConverter):
     source = "mmdet"
     licence = "Apache-2.0"
     known_classes = (COCO_CLASSES,)
 
 
-class MMDetRetinaNet(_MMDet):
-    """MMDetection ``retinanet_r50_fpn_1x_coco`` (36.5 box AP)."""
-
-    name = "mmdet/retinanet_r50_fpn"
-    config = f"{CONFIGS}/retinanet_r50_fpn_mmdet_coco.toml"
-    table = key_maps.MMDET_RETINANET
-    architectures = ("RetinaNet",)
-    signature = "bbox_head.retina_cls.weight"
-    head_type = "RetinaHead"
-
-
-class MMDetATSS(_MMDet):
-    """MMDetection ``atss_r50_fpn_1x_coco`` (39.4 box AP)."""
-
-    name = "mmdet/atss_r50_fpn"
-    config = f"{CONFIGS}/atss_r50_fpn_mmdet_coco.toml"
-    table = key_maps.MMDET_ATSS
-    architectures = ("ATSS",)
-    signature = "bbox_head.atss_centerness.weight"
-    head_type = "ATSSHead"
-
-
-CONVERTERS: tuple[type[DenseHeadConverter], ...] = (
-    TorchvisionRetinaNet, TorchvisionRetinaNetV2, MMDetRetinaNet, MMDetATSS)
+# registered name (published box AP on COCO), config, key table, the file's architecture
+# names, a key only this architecture has, the head
+CONVERTERS: tuple[DenseHeadConverter, ...] = (
+    TorchvisionConverter(  # COCO_V1: 36.4
+        "torchvision/retinanet_resnet50_fpn", f"{CONFIGS}/retinanet_r50_fpn_torchvision_coco.toml",
+        key_maps.TORCHVISION_RETINANET, ("retinanet_resnet50_fpn",),
+        "head.classification_head.conv.0.0.bias"),
+    TorchvisionConverter(  # COCO_V1: 41.5
+        "torchvision/retinanet_resnet50_fpn_v2",
+        f"{CONFIGS}/retinanet_r50_fpn_v2_torchvision_coco.toml",
+        key_maps.TORCHVISION_RETINANET_V2, ("retinanet_resnet50_fpn_v2",),
+        "head.classification_head.conv.0.1.weight"),
+    MMDetConverter(  # retinanet_r50_fpn_1x_coco: 36.5
+        "mmdet/retinanet_r50_fpn", f"{CONFIGS}/retinanet_r50_fpn_mmdet_coco.toml",
+        key_maps.MMDET_RETINANET, ("RetinaNet",), "bbox_head.retina_cls.weight"),
+    MMDetConverter(  # atss_r50_fpn_1x_coco: 39.4
+        "mmdet/atss_r50_fpn", f"{CONFIGS}/atss_r50_fpn_mmdet_coco.toml", key_maps.MMDET_ATSS,
+        ("ATSS",), "bbox_head.atss_centerness.weight", head_type="ATSSHead"),
+)

@@ -16,8 +16,8 @@ from types import ModuleType
 
 import pytest
 import torch
-from plugdet_retinanet.key_maps import COCO_CLASSES
 
+from core.api import COCO_CLASSES
 from core.engine.builders import build_model
 from core.engine.full_config import load_full_config
 from core.engine.run_config import class_map

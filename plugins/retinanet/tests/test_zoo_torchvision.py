@@ -19,11 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from plugdet_retinanet.key_maps import (
-    COCO_CLASSES,
-    TORCHVISION_COCO_CATEGORIES,
-    TORCHVISION_LEGACY_KEYS,
-)
+from plugdet_retinanet.key_maps import TORCHVISION_LEGACY_KEYS
 from plugdet_retinanet.torchvision_compat import TorchvisionRunner
 from torchvision.models.detection import (
     RetinaNet,
@@ -31,7 +27,14 @@ from torchvision.models.detection import (
     retinanet_resnet50_fpn_v2,
 )
 
-from core.api import fit_to_model, flatten_levels, load_config, read_checkpoint
+from core.api import (
+    COCO_CLASSES,
+    TORCHVISION_COCO_CATEGORIES,
+    fit_to_model,
+    flatten_levels,
+    load_config,
+    read_checkpoint,
+)
 from core.plugins import get_registries
 from core.structures import DetSample
 from core.weights.loading import convert_checkpoint

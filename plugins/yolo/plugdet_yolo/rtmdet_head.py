@@ -4,21 +4,16 @@ BatchNorm per level, dynamic soft-label assignment, quality focal and GIoU losse
 from __future__ import annotations
 
 import math
-from typing import cast
+from typing import ClassVar, Unpack, cast
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.api import (
-    AssignerPart,
-    CoderPart,
     ConfigError,
     DenseHead,
+    DenseHeadParts,
     DetSample,
-    LossPart,
-    PostProcessPart,
-    PriorGeneratorPart,
-    SamplerPart,
 )
 from plugdet_yolo.layers import BN_EPS, BN_MOMENTUM, make_divisible
 
@@ -28,14 +23,6 @@ NUM_SIDES = 4
 INIT_STD = 0.01
 PRIOR_PROB = 0.01
 
-DEFAULT_PRIOR_GENERATOR = {"type": "PointGenerator", "offset": 0.0}
-DEFAULT_ASSIGNER = {"type": "DynamicSoftLabelAssigner"}
-DEFAULT_SAMPLER = {"type": "PseudoSampler"}
-DEFAULT_CODER = {"type": "DistancePointBBoxCoder"}
-DEFAULT_LOSS_CLS = {"type": "QualityFocalLoss"}
-DEFAULT_LOSS_BBOX = {"type": "GIoULoss", "loss_weight": 2.0}
-DEFAULT_POSTPROCESS = {"type": "MultiClassNMS", "score_thr": 0.001, "nms_pre": 30000,
-                       "iou_threshold": 0.65, "max_per_img": 300}
 
 
 class RTMDetHead(DenseHead):
@@ -62,6 +49,17 @@ class RTMDetHead(DenseHead):
     #: ``loss_cls`` gets ``one_hot * quality`` (:meth:`DenseHead.soft_label_cls_loss`).
     cls_target_forms = ("soft",)
 
+    part_defaults: ClassVar[DenseHeadParts] = {
+        "prior_generator": {"type": "PointGenerator", "offset": 0.0},
+        "assigner": {"type": "DynamicSoftLabelAssigner"},
+        "sampler": {"type": "PseudoSampler"},
+        "bbox_coder": {"type": "DistancePointBBoxCoder"},
+        "loss_cls": {"type": "QualityFocalLoss"},
+        "loss_bbox": {"type": "GIoULoss", "loss_weight": 2.0},
+        "postprocess": {"type": "MultiClassNMS", "score_thr": 0.001, "nms_pre": 30000,
+                        "iou_threshold": 0.65, "max_per_img": 300},
+    }
+
     def __init__(
         self,
         num_classes: int = 80,
@@ -70,16 +68,9 @@ class RTMDetHead(DenseHead):
         widen_factor: float = 1.0,
         stacked_convs: int = 2,
         share_conv: bool = True,
-        prior_generator: PriorGeneratorPart = DEFAULT_PRIOR_GENERATOR,
-        assigner: AssignerPart = DEFAULT_ASSIGNER,
-        sampler: SamplerPart = DEFAULT_SAMPLER,
-        bbox_coder: CoderPart = DEFAULT_CODER,
-        loss_cls: LossPart = DEFAULT_LOSS_CLS,
-        loss_bbox: LossPart = DEFAULT_LOSS_BBOX,
-        postprocess: PostProcessPart = DEFAULT_POSTPROCESS,
+        **parts: Unpack[DenseHeadParts],
     ) -> None:
-        super().__init__(num_classes, prior_generator, assigner, sampler, bbox_coder, loss_cls,
-                         loss_bbox, postprocess, reg_decoded_bbox=True)
+        super().__init__(num_classes, reg_decoded_bbox=True, **parts)
         if stacked_convs < 1:
             raise ConfigError(f"stacked_convs: expected a positive int, got {stacked_convs}")
         self.require_one_prior_per_cell()

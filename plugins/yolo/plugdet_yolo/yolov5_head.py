@@ -6,23 +6,20 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from typing import ClassVar, Unpack
 
 import torch
 from torch import Tensor, nn
 from torchvision.ops import complete_box_iou_loss
 
 from core.api import (
-    AssignerPart,
-    CoderPart,
     ConfigError,
     DenseHead,
+    DenseHeadParts,
     DenseTargets,
     DetSample,
     LossPart,
-    PostProcessPart,
-    PriorGeneratorPart,
     Priors,
-    SamplerPart,
     build_part,
     zero_loss,
 )
@@ -34,19 +31,7 @@ LOGGER = logging.getLogger("plugdet.models")
 YOLOV5_ANCHORS = [[[10, 13], [16, 30], [33, 23]],
                   [[30, 61], [62, 45], [59, 119]],
                   [[116, 90], [156, 198], [373, 326]]]
-DEFAULT_PRIOR_GENERATOR = {
-    "type": "AnchorGenerator",
-    "strides": [8, 16, 32],
-    "base_sizes": YOLOV5_ANCHORS,
-}
-DEFAULT_ASSIGNER = {"type": "YOLOv5ShapeMatchAssigner"}
-DEFAULT_SAMPLER = {"type": "PseudoSampler"}
-DEFAULT_CODER = {"type": "YOLOv5BoxCoder"}
-DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss", "use_sigmoid": True}
-DEFAULT_LOSS_BBOX = {"type": "CIoULoss"}
 DEFAULT_LOSS_OBJ = {"type": "CrossEntropyLoss", "use_sigmoid": True}
-DEFAULT_POSTPROCESS = {"type": "MultiClassNMS", "score_thr": 0.001, "nms_pre": 30000,
-                       "iou_threshold": 0.65, "max_per_img": 300}
 #: Objectness loss weight of each level, finest first (3-level pyramids).
 DEFAULT_OBJ_LEVEL_WEIGHTS = (4.0, 1.0, 0.4)
 #: The gains are tuned for 3 levels, 80 classes and 640-pixel images and scaled from there.
@@ -95,28 +80,33 @@ class YOLOv5Head(DenseHead):
     cls_target_forms = ("labels",)
     with_objectness = True
 
+    part_defaults: ClassVar[DenseHeadParts] = {
+        "prior_generator": {"type": "AnchorGenerator", "strides": [8, 16, 32],
+                            "base_sizes": YOLOV5_ANCHORS},
+        "assigner": {"type": "YOLOv5ShapeMatchAssigner"},
+        "sampler": {"type": "PseudoSampler"},
+        "bbox_coder": {"type": "YOLOv5BoxCoder"},
+        "loss_cls": {"type": "CrossEntropyLoss", "use_sigmoid": True},
+        "loss_bbox": {"type": "CIoULoss"},
+        "postprocess": {"type": "MultiClassNMS", "score_thr": 0.001, "nms_pre": 30000,
+                        "iou_threshold": 0.65, "max_per_img": 300},
+    }
+
     def __init__(
         self,
         num_classes: int = 80,
         in_channels: tuple[int, ...] = (256, 512, 1024),
         widen_factor: float = 1.0,
-        prior_generator: PriorGeneratorPart = DEFAULT_PRIOR_GENERATOR,
-        assigner: AssignerPart = DEFAULT_ASSIGNER,
-        sampler: SamplerPart = DEFAULT_SAMPLER,
-        bbox_coder: CoderPart = DEFAULT_CODER,
-        loss_cls: LossPart = DEFAULT_LOSS_CLS,
-        loss_bbox: LossPart = DEFAULT_LOSS_BBOX,
         loss_obj: LossPart = DEFAULT_LOSS_OBJ,
-        postprocess: PostProcessPart = DEFAULT_POSTPROCESS,
         obj_level_weights: tuple[float, ...] = DEFAULT_OBJ_LEVEL_WEIGHTS,
         box_gain: float = 0.05,
         cls_gain: float = 0.5,
         obj_gain: float = 1.0,
         img_scale: int = REFERENCE_SCALE,
         loss_scale_by_batch: bool = True,
+        **parts: Unpack[DenseHeadParts],
     ) -> None:
-        super().__init__(num_classes, prior_generator, assigner, sampler, bbox_coder, loss_cls,
-                         loss_bbox, postprocess, reg_decoded_bbox=True)
+        super().__init__(num_classes, reg_decoded_bbox=True, **parts)
         self.loss_obj = build_part("loss", loss_obj, "loss_obj")
         strides = list(self.prior_generator.strides)
         num_levels = len(strides)

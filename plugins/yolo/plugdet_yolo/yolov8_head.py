@@ -4,21 +4,17 @@ distributions over ``reg_max`` bins (distribution focal loss), task-aligned assi
 from __future__ import annotations
 
 import math
-from typing import cast
+from typing import ClassVar, Unpack, cast
 
 import torch
 from torch import Tensor, nn
 
 from core.api import (
-    AssignerPart,
-    CoderPart,
     ConfigError,
     DenseHead,
+    DenseHeadParts,
     DetSample,
     LossPart,
-    PostProcessPart,
-    PriorGeneratorPart,
-    SamplerPart,
     build_part,
     flatten_levels,
 )
@@ -37,15 +33,7 @@ BOX_BIAS = 1.0
 CLS_WIDTH_CAP = 100
 MIN_REG_WIDTH = 16
 
-DEFAULT_PRIOR_GENERATOR = {"type": "PointGenerator"}
-DEFAULT_ASSIGNER = {"type": "TaskAlignedAssigner"}
-DEFAULT_SAMPLER = {"type": "PseudoSampler"}
-DEFAULT_CODER = {"type": "DistancePointBBoxCoder"}
-DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss", "use_sigmoid": True, "loss_weight": 0.5}
-DEFAULT_LOSS_BBOX = {"type": "CIoULoss", "loss_weight": 7.5}
 DEFAULT_LOSS_DFL = {"type": "DistributionFocalLoss", "loss_weight": 1.5}
-DEFAULT_POSTPROCESS = {"type": "MultiClassNMS", "score_thr": 0.001, "nms_pre": 30000,
-                       "iou_threshold": 0.7, "max_per_img": 300}
 
 
 class YOLOv8Head(DenseHead):
@@ -79,25 +67,29 @@ class YOLOv8Head(DenseHead):
     #: ``loss_cls`` gets ``one_hot * quality`` (:meth:`DenseHead.soft_label_cls_loss`).
     cls_target_forms = ("soft",)
 
+    part_defaults: ClassVar[DenseHeadParts] = {
+        "prior_generator": {"type": "PointGenerator"},
+        "assigner": {"type": "TaskAlignedAssigner"},
+        "sampler": {"type": "PseudoSampler"},
+        "bbox_coder": {"type": "DistancePointBBoxCoder"},
+        "loss_cls": {"type": "CrossEntropyLoss", "use_sigmoid": True, "loss_weight": 0.5},
+        "loss_bbox": {"type": "CIoULoss", "loss_weight": 7.5},
+        "postprocess": {"type": "MultiClassNMS", "score_thr": 0.001, "nms_pre": 30000,
+                        "iou_threshold": 0.7, "max_per_img": 300},
+    }
+
     def __init__(
         self,
         num_classes: int = 80,
         in_channels: tuple[int, ...] = (256, 512, 1024),
         widen_factor: float = 1.0,
         reg_max: int = 16,
-        prior_generator: PriorGeneratorPart = DEFAULT_PRIOR_GENERATOR,
-        assigner: AssignerPart = DEFAULT_ASSIGNER,
-        sampler: SamplerPart = DEFAULT_SAMPLER,
-        bbox_coder: CoderPart = DEFAULT_CODER,
-        loss_cls: LossPart = DEFAULT_LOSS_CLS,
-        loss_bbox: LossPart = DEFAULT_LOSS_BBOX,
         loss_dfl: LossPart = DEFAULT_LOSS_DFL,
-        postprocess: PostProcessPart = DEFAULT_POSTPROCESS,
         loss_scale_by_batch: bool = True,
         cls_feat_channels: int | None = None,
+        **parts: Unpack[DenseHeadParts],
     ) -> None:
-        super().__init__(num_classes, prior_generator, assigner, sampler, bbox_coder, loss_cls,
-                         loss_bbox, postprocess, reg_decoded_bbox=True)
+        super().__init__(num_classes, reg_decoded_bbox=True, **parts)
         if reg_max < 2:
             raise ConfigError(f"reg_max: expected an int >= 2, got {reg_max}")
         if cls_feat_channels is not None and cls_feat_channels < 1:

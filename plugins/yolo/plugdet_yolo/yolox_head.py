@@ -4,19 +4,16 @@ priors, SimOTA assignment, and YOLOX's losses."""
 from __future__ import annotations
 
 import math
+from typing import ClassVar, Unpack
 
 from torch import Tensor, nn
 
 from core.api import (
-    AssignerPart,
-    CoderPart,
     ConfigError,
     DenseHead,
+    DenseHeadParts,
     DetSample,
     LossPart,
-    PostProcessPart,
-    PriorGeneratorPart,
-    SamplerPart,
     build_part,
     one_hot_without_background,
 )
@@ -29,20 +26,8 @@ NUM_BOX_VALUES = 4
 #: Initial probability of the class and objectness outputs (bias ``-log((1 - p) / p)``).
 PRIOR_PROB = 0.01
 
-DEFAULT_PRIOR_GENERATOR = {"type": "PointGenerator"}
-DEFAULT_ASSIGNER = {"type": "SimOTAAssigner"}
-DEFAULT_SAMPLER = {"type": "PseudoSampler"}
-DEFAULT_CODER = {"type": "YOLOXBoxCoder"}
-DEFAULT_LOSS_CLS = {"type": "CrossEntropyLoss", "use_sigmoid": True}
-DEFAULT_LOSS_BBOX = {"type": "IoULoss", "mode": "square", "loss_weight": 5.0}
 DEFAULT_LOSS_OBJ = {"type": "CrossEntropyLoss", "use_sigmoid": True}
 DEFAULT_LOSS_L1 = {"type": "L1Loss"}
-DEFAULT_POSTPROCESS = {
-    "type": "MultiClassNMS",
-    "score_thr": 0.001,
-    "nms_pre": 30000,
-    "iou_threshold": 0.65,
-}
 
 
 class YOLOXHead(DenseHead):
@@ -74,25 +59,29 @@ class YOLOXHead(DenseHead):
     cls_target_forms = ("soft",)
     with_objectness = True
 
+    part_defaults: ClassVar[DenseHeadParts] = {
+        "prior_generator": {"type": "PointGenerator"},
+        "assigner": {"type": "SimOTAAssigner"},
+        "sampler": {"type": "PseudoSampler"},
+        "bbox_coder": {"type": "YOLOXBoxCoder"},
+        "loss_cls": {"type": "CrossEntropyLoss", "use_sigmoid": True},
+        "loss_bbox": {"type": "IoULoss", "mode": "square", "loss_weight": 5.0},
+        "postprocess": {"type": "MultiClassNMS", "score_thr": 0.001, "nms_pre": 30000,
+                        "iou_threshold": 0.65},
+    }
+
     def __init__(
         self,
         num_classes: int = 80,
         in_channels: tuple[int, ...] = (256, 512, 1024),
         widen_factor: float = 1.0,
         feat_channels: int = FEAT_CHANNELS,
-        prior_generator: PriorGeneratorPart = DEFAULT_PRIOR_GENERATOR,
-        assigner: AssignerPart = DEFAULT_ASSIGNER,
-        sampler: SamplerPart = DEFAULT_SAMPLER,
-        bbox_coder: CoderPart = DEFAULT_CODER,
-        loss_cls: LossPart = DEFAULT_LOSS_CLS,
-        loss_bbox: LossPart = DEFAULT_LOSS_BBOX,
         loss_obj: LossPart = DEFAULT_LOSS_OBJ,
         loss_l1: LossPart = DEFAULT_LOSS_L1,
-        postprocess: PostProcessPart = DEFAULT_POSTPROCESS,
         use_l1: bool = False,
+        **parts: Unpack[DenseHeadParts],
     ) -> None:
-        super().__init__(num_classes, prior_generator, assigner, sampler, bbox_coder, loss_cls,
-                         loss_bbox, postprocess, reg_decoded_bbox=True)
+        super().__init__(num_classes, reg_decoded_bbox=True, **parts)
         self.require_one_prior_per_cell(in_channels)
         strides = list(self.prior_generator.strides)
         if not self.assigner.uses_predictions:

@@ -1,0 +1,1 @@
+"""Bridges to other libraries, each importing its library only when used."""
