@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,6 +16,7 @@ from core.data.datasets.shapes_gen import (
     IMAGE_DIR,
     SHAPE_CLASSES,
     ensure_generated,
+    generate,
 )
 from core.errors import DataError
 from core.registry import component
@@ -28,6 +30,24 @@ def default_cache_root() -> Path:
         return Path(os.environ[CACHE_ENV]).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "plugdet"
+
+
+def generated_folder(kind: str, what: str, split: str, data_root: str,
+                     generator: Callable[..., None], params: dict[str, Any]) -> Path:
+    """The folder of a generated set, ``<root>/<kind>/<split>-<digest of params>``, written by
+    ``generator(folder, **params)`` unless it exists.
+
+    :raises DataError: the folder cannot be written, naming the setting that moves it."""
+    key = json.dumps({**params, "version": GENERATOR_VERSION}, sort_keys=True)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    root = Path(data_root).expanduser() if data_root else default_cache_root()
+    try:
+        return ensure_generated(root / kind / f"{split}-{digest}", generator, **params)
+    except OSError as exc:
+        setting = "data_root" if data_root else f"${CACHE_ENV}"
+        raise DataError(
+            f"cannot write the generated {what} into {exc.filename or root}: "
+            f"{exc.strerror or exc}; set {setting} to a writable folder") from exc
 
 
 class ShapesDataset(CocoDataset):
@@ -80,16 +100,7 @@ class ShapesDataset(CocoDataset):
             "object_size": tuple(object_size),
             "max_objects": max_objects,
         }
-        key = json.dumps({**params, "version": GENERATOR_VERSION}, sort_keys=True)
-        digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-        root = Path(data_root).expanduser() if data_root else default_cache_root()
-        try:
-            folder = ensure_generated(root / "shapes" / f"{split}-{digest}", **params)
-        except OSError as exc:
-            setting = "data_root" if data_root else f"${CACHE_ENV}"
-            raise DataError(
-                f"cannot write the generated shapes dataset into {exc.filename or root}: "
-                f"{exc.strerror or exc}; set {setting} to a writable folder") from exc
+        folder = generated_folder("shapes", "shapes dataset", split, data_root, generate, params)
         self.folder = folder
         super().__init__(
             ann_file=str(folder / ANNOTATION_FILE),

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from core.data.datasets.coco import CocoDataset
-from core.data.datasets.shapes import CACHE_ENV, default_cache_root
+from core.data.datasets.shapes import generated_folder
 from core.data.datasets.shapes_gen import (
     ANNOTATION_FILE,
-    GENERATOR_VERSION,
     IMAGE_DIR,
     SHAPE_CLASSES,
-    ensure_generated,
     generate_small_objects,
 )
-from core.errors import DataError
 from core.registry import component
 
 
@@ -58,17 +52,8 @@ class SmallObjectsDataset(CocoDataset):
                              "increasing ranges, the objects smaller than the images")
         params = {"num_images": num_images, "image_size": tuple(image_size), "seed": seed,
                   "split": split, "object_size": tuple(object_size), "objects": tuple(objects)}
-        key = json.dumps({**params, "version": GENERATOR_VERSION}, sort_keys=True)
-        digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-        root = Path(data_root).expanduser() if data_root else default_cache_root()
-        try:
-            folder = ensure_generated(root / "small_objects" / f"{split}-{digest}",
-                                      generate_small_objects, **params)
-        except OSError as exc:
-            setting = "data_root" if data_root else f"${CACHE_ENV}"
-            raise DataError(
-                f"cannot write the generated small-objects set into {exc.filename or root}: "
-                f"{exc.strerror or exc}; set {setting} to a writable folder") from exc
+        folder = generated_folder("small_objects", "small-objects set", split, data_root,
+                                  generate_small_objects, params)
         self.folder = folder
         super().__init__(ann_file=str(folder / ANNOTATION_FILE),
                          img_dir=str(folder / IMAGE_DIR), pipeline=pipeline)
