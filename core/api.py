@@ -80,6 +80,7 @@ from core.errors import (
 )
 from core.hookspecs import DeclareStage, Register
 from core.hookspecs import hookimpl as impl
+from core.masks import PolygonMasks
 from core.models.build import (
     AssignerPart,
     Buildable,
@@ -188,6 +189,7 @@ __all__ = [
     "PluginError",
     "PluginManager",
     "PointGenerator",
+    "PolygonMasks",
     "PostProcess",
     "PostProcessPart",
     "Predictions",

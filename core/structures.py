@@ -13,6 +13,12 @@ import attrs
 import torch
 from torch import Tensor
 
+from core.masks import PolygonMasks
+
+#: Instance masks: polygons for ground truth (compact, exact under transforms), ``(N, H, W)``
+#: bool bitmaps for predictions (in the frame of their boxes).
+Masks = PolygonMasks | Tensor
+
 
 def _empty_boxes() -> Tensor:
     return torch.zeros((0, 4), dtype=torch.float32)
@@ -24,16 +30,21 @@ def _empty_labels() -> Tensor:
 
 @attrs.define
 class Instances:
-    """A set of N boxes with labels and, for predictions, scores.
+    """A set of N boxes with labels and, for predictions, scores and, where the task has
+    them, masks.
 
     :ivar boxes: ``(N, 4)`` float32, xyxy absolute pixels.
     :ivar labels: ``(N,)`` int64 contiguous class indices.
     :ivar scores: ``(N,)`` float32 confidence, or ``None`` for ground truth.
+    :ivar masks: ``None`` (detection only), :class:`~core.masks.PolygonMasks` of N instances
+        (ground truth, same frame as ``boxes``), or an ``(N, H, W)`` bool tensor (predictions,
+        in the frame of their boxes).
     """
 
     boxes: Tensor = attrs.field(factory=_empty_boxes)
     labels: Tensor = attrs.field(factory=_empty_labels)
     scores: Tensor | None = None
+    masks: Masks | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.boxes.ndim != 2 or self.boxes.shape[-1] != 4:
@@ -46,6 +57,8 @@ class Instances:
             raise ValueError(
                 f"scores must have shape ({len(self.boxes)},), got {tuple(self.scores.shape)}"
             )
+        if self.masks is not None and len(self.masks) != len(self.boxes):
+            raise ValueError(f"masks must hold {len(self.boxes)} instances, got {len(self.masks)}")
 
     @classmethod
     def empty(cls, with_scores: bool = False) -> Instances:
@@ -63,6 +76,7 @@ class Instances:
             boxes=self.boxes[index],
             labels=self.labels[index],
             scores=None if self.scores is None else self.scores[index],
+            masks=None if self.masks is None else self.masks[index],
         )
 
     def to(self, device: torch.device | str) -> Instances:
@@ -71,11 +85,13 @@ class Instances:
             boxes=self.boxes.to(device),
             labels=self.labels.to(device),
             scores=None if self.scores is None else self.scores.to(device),
+            masks=self.masks.to(device) if isinstance(self.masks, Tensor) else self.masks,
         )
 
     @classmethod
     def cat(cls, parts: Sequence[Instances]) -> Instances:
-        """Concatenate instance sets (all with scores, or all without)."""
+        """Concatenate instance sets (all with scores, or all without; all with masks of one
+        kind, or all without: polygon masks take the frame of the first part)."""
         if not parts:
             return cls.empty()
         with_scores = parts[0].scores is not None
@@ -83,7 +99,21 @@ class Instances:
             boxes=torch.cat([p.boxes for p in parts]),
             labels=torch.cat([p.labels for p in parts]),
             scores=torch.cat([p.scores for p in parts]) if with_scores else None,  # type: ignore[misc]
+            masks=_cat_masks([p.masks for p in parts]),
         )
+
+
+def _cat_masks(parts: Sequence[Masks | None]) -> Masks | None:
+    """Masks of concatenated instance sets; ``None`` when no part has masks."""
+    if all(part is None for part in parts):
+        return None
+    if any(part is None for part in parts):
+        raise ValueError("cannot concatenate instances with and without masks")
+    if all(isinstance(part, PolygonMasks) for part in parts):
+        return PolygonMasks.cat(parts)  # type: ignore[arg-type]
+    if all(isinstance(part, Tensor) for part in parts):
+        return torch.cat(parts)  # type: ignore[arg-type]
+    raise ValueError("cannot concatenate polygon masks with bitmap masks")
 
 
 #: ``DetSample.meta`` key of the letterbox shift (see :attr:`DetSample.pad_offset`).
@@ -193,11 +223,29 @@ class DetSample:
             [scale_x, scale_y, scale_x, scale_y])
         return clip_boxes(boxes, self.ori_shape) if clip else boxes
 
+    def polygons_to_original(self, masks: PolygonMasks) -> PolygonMasks:
+        """Polygon masks in ``img_shape`` pixels mapped to ``ori_shape`` pixels by the steps
+        of :meth:`boxes_to_original` (flip, letterbox shift, resize; no clipping)."""
+        if self.flip:
+            if self.flip_direction not in _FLIP_DIRECTIONS:
+                raise ValueError(f"sample img_id={self.img_id} ({self.img_path}): flip is set "
+                                 f"but flip_direction is {self.flip_direction!r}")
+            masks = attrs.evolve(masks, shape=self.img_shape).flip(self.flip_direction)
+        dx, dy = self.pad_offset
+        scale_x, scale_y = self.scale_factor
+        return masks.translate(-dx, -dy, masks.shape).rescale(1 / scale_x, 1 / scale_y,
+                                                             self.ori_shape)
+
     def instances_to_original(self, instances: Instances, *, clip: bool = False) -> Instances:
-        """``instances`` with boxes mapped by :meth:`boxes_to_original` (same ``clip``);
-        the labels and scores are the same tensors."""
+        """``instances`` with boxes mapped by :meth:`boxes_to_original` (same ``clip``) and
+        polygon masks by :meth:`polygons_to_original`; labels, scores and bitmap masks are
+        the same tensors (a bitmap cannot be mapped exactly: heads produce prediction
+        bitmaps in the original frame)."""
+        masks = instances.masks
+        if isinstance(masks, PolygonMasks):
+            masks = self.polygons_to_original(masks)
         return Instances(self.boxes_to_original(instances.boxes, clip=clip), instances.labels,
-                         instances.scores)
+                         instances.scores, masks)
 
     def to(self, device: torch.device | str) -> DetSample:
         """A copy whose tensors live on ``device``."""

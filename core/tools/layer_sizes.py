@@ -18,7 +18,8 @@ from pathlib import Path
 #: its longest matching prefix. An import may point to its own layer or one below it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("kernel", ("core", "core.contracts", "core.hookspecs", "core.registry", "core.plugins",
-                "core.config", "core.config_references", "core.structures", "core.errors")),
+                "core.config", "core.config_references", "core.structures", "core.masks",
+                "core.errors")),
     ("library", ("core.models", "core.data", "core.evaluation", "core.visualization",
                  "core.weights", "core.analysis")),
     ("engine", ("core.engine",)),
