@@ -8,6 +8,7 @@ config; the constructor takes built objects. Training calls the hooks (see
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
@@ -439,10 +440,17 @@ class Runner:
         if self.test_loader is None:
             raise RuntimeError("no test_dataloader (or val_dataloader) in the config")
         self.call_hook("before_test")
+        start = time.perf_counter()
         metrics, predictions = self._evaluate(self.test_loader, self.test_evaluators, "test",
                                               tta=tta, keep_predictions=True)
+        seconds = time.perf_counter() - start
         # a distributed sampler repeats a few images to even out the ranks: keep one of each
         gathered = {p["img_id"]: p for part in dist.all_gather_object(predictions) for p in part}
+        self.logger.info(
+            f"test: {len(predictions)} images in {seconds:.2f} s, "
+            f"{1000 * seconds / max(len(predictions), 1):.1f} ms per image (loading, "
+            + ("sliced " if self.settings.slice is not None else "")
+            + "inference and evaluation)")
         self.call_hook("after_test", metrics)
         return metrics, [gathered[img_id] for img_id in sorted(gathered)]
 

@@ -1,6 +1,7 @@
 """The CLI's training/testing options, run in-process (``core.run.main``)."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -44,6 +45,7 @@ def test_test_writes_metrics_and_predictions(tmp_path, trained, capsys):
     assert f"toy/iou: {results['metrics']['toy/iou']:.4f}" in last_val
     test_log = (only_run_dir(tmp_path / "test_runs") / "test.log").read_text()
     assert "Test  toy/iou" in test_log
+    assert re.search(r"test: 8 images in [0-9.]+ s, [0-9.]+ ms per image", test_log)
 
 
 def test_checkpoint_of_another_model_lists_missing_and_unexpected_keys(tmp_path, trained,
