@@ -19,6 +19,9 @@ from core.visualization.curves import PER_CLASS, UNDEFINED, Line, plot_panels
 
 REPORT_DIR = "report"
 CURVES_FILE = "curves.png"
+WALL_TIME_FILE = "wall_time.png"
+#: The validation metrics drawn against wall time (when every run logged them).
+WALL_TIME_METRICS = ("bbox_mAP", "bbox_mAP_50", "segm_mAP", "segm_mAP_50", "mAP")
 MISSING = "(not set)"
 
 
@@ -107,6 +110,38 @@ def _curve_panels(runs: Sequence[Run], names: Sequence[str]) -> list[tuple[str, 
             for key in keys]
 
 
+def _wall_time_panels(runs: Sequence[Run], names: Sequence[str],
+                      ) -> list[tuple[str, list[Line]]]:
+    """One panel per overall validation metric every run logged (COCO ``bbox_mAP``,
+    ``bbox_mAP_50``, ``segm_*``, VOC ``mAP``): its value against the seconds of wall time
+    from the start of the run, one line per run; runs without log times give none."""
+    if any(v.seconds is None for run in runs for v in run.validations):
+        return []
+    panels = []
+    for suffix in WALL_TIME_METRICS:
+        keys = [next((k for k in v.metrics if k.split("/")[-1] == suffix), None)
+                for run in runs for v in run.validations[:1]]
+        if len(keys) != len(runs) or None in keys:
+            continue
+        lines: list[Line] = [
+            (name, [(round(v.seconds or 0.0), v.metrics[key]) for v in run.validations
+                    if key in v.metrics])
+            for name, run, key in zip(names, runs, keys, strict=True)]
+        panels.append((suffix, lines))
+    return panels
+
+
+def _time_to_best(runs: Sequence[Run], names: Sequence[str]) -> str:
+    """``A: 0.9927 at 416 s; B: ...``: each run's best ``metric`` and when it was reached."""
+    parts = []
+    for name, run in zip(names, runs, strict=True):
+        best = run.best()
+        if best is not None and run.metric is not None and best.seconds is not None:
+            parts.append(f"{name}: best {run.metric} {best.metrics[run.metric]:.4f} after "
+                         f"{best.seconds:.0f} s")
+    return "; ".join(parts)
+
+
 def _relative(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
 
@@ -163,6 +198,10 @@ def write_comparison(runs: Sequence[Run], out_dir: Path) -> Path:
     panels = _curve_panels(runs, names)
     if panels:
         plot_panels(panels, out_dir / CURVES_FILE, columns=3)
+    time_panels = _wall_time_panels(runs, names)
+    if time_panels:
+        plot_panels(time_panels, out_dir / WALL_TIME_FILE, columns=2,
+                    xlabel="seconds of wall time")
     differences = config_differences([run.config for run in runs])
     diff_rows = [[html.cell(key), *(html.cell(v) for v in values)] for key, values in differences]
     analysis = _analysis_rows(runs)
@@ -181,6 +220,10 @@ def write_comparison(runs: Sequence[Run], out_dir: Path) -> Path:
         ("curves", "Training curves",
          html.picture(CURVES_FILE, "overlaid training curves") if panels
          else html.paragraph("the runs share no logged series")),
+        ("wall-time", "Validation against wall time",
+         html.paragraph(_time_to_best(runs, names))
+         + html.picture(WALL_TIME_FILE, "validation metrics against wall time")
+         if time_panels else html.paragraph("no shared metric with logged times")),
     ]
     if analysis is not None:
         sections.insert(4, ("analysis", "Error analysis (reports)",

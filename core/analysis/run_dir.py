@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,21 @@ LOG_FILE = "train.log"
 LAST_CHECKPOINT = "last_checkpoint"
 VAL_PREFIX = "val/"
 VAL_EPOCH = re.compile(r"Epoch\(val\) \[(\d+)\]")
+#: The time stamp that starts every line of ``train.log``.
+LOG_TIME = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) ", re.MULTILINE)
+LOG_TIME_FORMAT = "%Y/%m/%d %H:%M:%S"
 
 
 @attrs.define
 class Validation:
-    """One validation: its iteration, its epoch (``None`` in iteration-based runs) and its
-    metrics (``name -> value`` without the ``val/`` prefix)."""
+    """One validation: its iteration, its epoch (``None`` in iteration-based runs), its
+    metrics (``name -> value`` without the ``val/`` prefix) and the wall time from the first
+    line of the training log to its ``Epoch(val)`` line (``None`` without a log)."""
 
     step: int
     epoch: int | None
     metrics: dict[str, float]
+    seconds: float | None = None
 
 
 @attrs.define
@@ -84,12 +90,33 @@ def _validations(scalars_file: Path, log_file: Path) -> list[Validation]:
             if metrics:
                 records.append((int(record["step"]), metrics))
     epochs: list[int | None] = []
+    seconds: list[float | None] = []
     if log_file.is_file():
-        epochs = [int(m.group(1)) for m in VAL_EPOCH.finditer(log_file.read_text("utf-8"))]
+        text = log_file.read_text("utf-8")
+        epochs = [int(m.group(1)) for m in VAL_EPOCH.finditer(text)]
+        seconds = _validation_seconds(text)
     if len(epochs) != len(records):
         epochs = [None] * len(records)
-    return [Validation(step, epoch, metrics)
-            for (step, metrics), epoch in zip(records, epochs, strict=True)]
+    if len(seconds) != len(records):
+        seconds = [None] * len(records)
+    return [Validation(step, epoch, metrics, elapsed) for (step, metrics), epoch, elapsed
+            in zip(records, epochs, seconds, strict=True)]
+
+
+def _validation_seconds(log_text: str) -> list[float | None]:
+    """Seconds from the log's first time stamp to each ``Epoch(val)`` line's."""
+    first = LOG_TIME.search(log_text)
+    if first is None:
+        return []
+    start = datetime.strptime(first.group(1), LOG_TIME_FORMAT)
+    out: list[float | None] = []
+    for line in log_text.splitlines():
+        if VAL_EPOCH.search(line):
+            stamp = LOG_TIME.match(line)
+            out.append(None if stamp is None else
+                       (datetime.strptime(stamp.group(1), LOG_TIME_FORMAT) - start)
+                       .total_seconds())
+    return out
 
 
 def _main_metric(config: dict[str, Any], validations: list[Validation]) -> str | None:

@@ -103,10 +103,11 @@ def curve_panels(series: dict[str, list[tuple[int, float]]]) -> list[tuple[str, 
 
 
 def plot_panels(panels: Sequence[tuple[str, list[Line]]], out_file: str | Path,
-                columns: int = 1) -> Path:
+                columns: int = 1, xlabel: str = "iteration") -> Path:
     """Save ``(title, lines)`` panels as a PNG grid of ``columns`` columns, filled by rows.
 
-    :param panels: per panel its title and ``(label, [(step, value), ...])`` lines.
+    :param panels: per panel its title and ``(label, [(x, value), ...])`` lines.
+    :param xlabel: what ``x`` is (the training iteration unless told otherwise).
     """
     rows = max(math.ceil(len(panels) / columns), 1)
     width = 7 if columns == 1 else 4 * columns
@@ -117,7 +118,7 @@ def plot_panels(panels: Sequence[tuple[str, list[Line]]], out_file: str | Path,
             steps, values = zip(*points, strict=True)
             axes.plot(steps, values, label=label, marker="o" if len(points) < 20 else None,
                       markersize=3, linewidth=1.3)
-        axes.set(title=title, xlabel="iteration", ylabel=title)
+        axes.set(title=title, xlabel=xlabel, ylabel=title)
         axes.grid(alpha=0.3)
         axes.legend(fontsize="small")
     for axes in axes_grid[len(panels):]:

@@ -62,11 +62,31 @@ def test_compare_page_shows_config_differences_deltas_and_links(reports):
     assert "epoch 2, the last one every run validated at" in page
     assert "<h2>Error analysis (reports)</h2>" in page
     assert 'href="../demo/run_a/report/index.html"' in page
+    assert "wall_time.png" in _pictures(page)
+    assert re.search(r"A: best coco/bbox_mAP \d\.\d{4} after \d+ s", page)
     for src in _pictures(page):
         assert (compare / src).is_file()
     for run in (run_a, run_b):
         links = (run / "report" / "comparisons.js").read_text()
         assert '"href": "../../../compare/index.html"' in links
+
+
+def test_validation_times_come_from_the_log_time_stamps(tmp_path):
+    from core.analysis.run_dir import _validations
+
+    (tmp_path / "scalars.json").write_text(
+        '{"val/coco/bbox_mAP": 0.1, "step": 4}\n{"train/loss": 1.0, "step": 5}\n'
+        '{"val/coco/bbox_mAP": 0.2, "step": 8}\n')
+    (tmp_path / "train.log").write_text(
+        "2026/12/07 06:00:03 - INFO - ShapesDataset: 8 images\n"
+        "2026/12/07 06:00:50 - INFO - Epoch(val) [1]  coco/bbox_mAP: 0.1000\n"
+        "2026/12/07 06:01:02 - INFO - Epoch(train) [2][4/4] loss: 1.0\n"
+        "2026/12/07 06:02:13 - INFO - Epoch(val) [2]  coco/bbox_mAP: 0.2000\n")
+    validations = _validations(tmp_path / "scalars.json", tmp_path / "train.log")
+    assert [(v.epoch, v.seconds) for v in validations] == [(1, 47.0), (2, 130.0)]
+    (tmp_path / "train.log").write_text("no time stamps\n")
+    assert [v.seconds for v in _validations(tmp_path / "scalars.json",
+                                             tmp_path / "train.log")] == [None, None]
 
 
 def test_plugdet_lists_and_runs_both_commands(capsys, tmp_path):
