@@ -58,7 +58,9 @@ def run_testing(cfg: dict[str, Any], *, config_path: str, checkpoint: str,
     """Evaluate ``checkpoint`` on the test loader; optionally write metrics + predictions.
 
     ``out`` receives ``{"checkpoint", "metrics", "predictions": [{"img_id", "img_path",
-    "boxes" (xyxy, original pixels), "scores", "labels"}]}`` as JSON.
+    "boxes" (xyxy, original pixels), "scores", "labels"}]}`` as JSON; with a model that
+    predicts masks each entry also has ``"segmentation"``: one COCO RLE
+    (``{"size": [h, w], "counts": str}``) per box.
     """
     dist.init_distributed()
     try:

@@ -50,6 +50,7 @@ from core.engine.randomness import capture_rng_state, isolated_rng, restore_rng_
 from core.engine.run_config import RunSettings
 from core.engine.schedulers import ParamSchedulers
 from core.errors import CheckpointError, ConfigError, RunFileError, describe_os_error, writing
+from core.evaluation.records import encode_masks
 from core.plugins import get_plugin_manager
 from core.structures import DetBatch, Instances
 from core.visualization import Visualizer
@@ -267,7 +268,8 @@ class Runner:
                 else f"{self.max_iters} iterations")
         self.logger.info(
             f"plugdet {core.__version__}, torch {torch.__version__}, device {self.device}, "
-            f"precision {_precision(self.settings.amp_dtype)}, "
+            f"precision {_precision(self.settings.amp_dtype)}, memory format "
+            f"{'channels-last' if _channels_last(self.model) else 'contiguous (NCHW)'}, "
             f"world size {self.world_size}; work dir {self.work_dir}; training {unit} from "
             f"epoch {self.epoch + 1} iteration {self.iter + 1}")
         manager = get_plugin_manager()
@@ -435,7 +437,8 @@ class Runner:
         """Evaluate the current weights on the test loader.
 
         :returns: the metrics and, per test image, ``{"img_id", "img_path", "boxes" (xyxy,
-            original image pixels), "scores", "labels"}`` gathered from every rank.
+            original image pixels), "scores", "labels"}`` (and ``"segmentation"``, COCO RLEs,
+            when the model predicts masks) gathered from every rank.
         """
         if self.test_loader is None:
             raise RuntimeError("no test_dataloader (or val_dataloader) in the config")
@@ -569,10 +572,22 @@ def _note_replaced(loader: DataLoader, batch: DetBatch) -> None:
 
 
 def _prediction_record(sample: Any) -> dict[str, Any]:
+    """The ``--test --out`` entry of one image; ``segmentation`` (one COCO RLE per box,
+    ``counts`` as str) when the model predicts masks."""
     pred = sample.pred
-    return {"img_id": int(sample.img_id), "img_path": sample.img_path,
-            "boxes": pred.boxes.tolist(), "scores": pred.scores.tolist(),
-            "labels": pred.labels.tolist()}
+    record = {"img_id": int(sample.img_id), "img_path": sample.img_path,
+              "boxes": pred.boxes.tolist(), "scores": pred.scores.tolist(),
+              "labels": pred.labels.tolist()}
+    if pred.masks is not None:
+        record["segmentation"] = encode_masks(pred.masks)
+    return record
+
+
+def _channels_last(model: nn.Module) -> bool:
+    """Whether the detector (bare, or in its training wrappers) keeps its weights and feature
+    maps channels-last."""
+    inner = getattr(model, "module", model)  # DistributedDataParallel
+    return bool(getattr(getattr(inner, "detector", inner), "channels_last", False))
 
 
 def _precision(amp_dtype: torch.dtype | None) -> str:

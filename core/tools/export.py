@@ -4,13 +4,17 @@
 
 The ONNX model takes ``images (B, 3, H, W)`` float32, normalised as the config's test pipeline
 does (its ``Normalize``), and returns ``boxes (B, K, 4)`` xyxy in input pixels, ``scores (B, K)``
-and ``labels (B, K)`` int64, ``K`` = the head's ``max_per_img``, rows with score 0 unused (see
-:mod:`core.tools.onnx_detector`). ``--dynamic`` leaves batch, height and width free; otherwise
-they are fixed at 1 x ``--size`` (default: the test pipeline's ``Resize`` scale).
+and ``labels (B, K)`` int64, ``K`` = the detections per image (a dense head's
+``max_per_img``), rows with score 0 unused, and, for a model with instance masks,
+``masks (B, K, H, W)`` bool at the input's size (see :mod:`core.tools.onnx_detector`, also
+for the ``export_outputs`` method a detector defines to be exported its own way).
+``--dynamic`` leaves batch, height and width free; otherwise they are fixed at 1 x ``--size``
+(default: the test pipeline's ``Resize`` scale).
 
 After writing, the file is checked with ``onnx.checker`` and run in onnxruntime on one image
 (``--image``, through the test pipeline, else a seeded random image); its detections must equal
-PyTorch's (scores within 1e-4, boxes within 1e-3 px). Needs ``pip install plugdet[export]``.
+PyTorch's (scores within 1e-4, boxes within 1e-3 px, masks with IoU >= 0.99). Needs
+``pip install plugdet[export]``.
 """
 
 from __future__ import annotations
@@ -35,8 +39,12 @@ from core.tools.onnx_detector import ExportableDetector
 OPSET = 17
 SCORE_TOL = 1e-4
 BOX_TOL = 1e-3
+#: Least IoU of an ONNX mask with PyTorch's (pixels at the 0.5 boundary may flip).
+MASK_IOU = 0.99
 INPUT_NAMES = ["images"]
+#: The outputs of a detection model; a model with masks adds :data:`MASK_OUTPUT`.
 OUTPUT_NAMES = ["boxes", "scores", "labels"]
+MASK_OUTPUT = "masks"
 
 EXAMPLES = """examples:
   {prog} CONFIG work_dirs/demo/RUN/best.pth --format onnx --size 160 160
@@ -104,55 +112,82 @@ def torch_detections(model: torch.nn.Module, images: torch.Tensor) -> list[Insta
         return [p.to("cpu") for p in model.predict(DetBatch(images, samples))]
 
 
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two ``(H, W)`` bool masks (1 when both are empty)."""
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
 def compare(reference: list[Instances], outputs: list[np.ndarray]) -> list[str]:
-    """Differences between PyTorch detections and ONNX ``(boxes, scores, labels)`` outputs:
-    the same detections (label, score within :data:`SCORE_TOL`, box within :data:`BOX_TOL`
-    px) must come out, in any order of equal scores."""
-    boxes, scores, labels = outputs
+    """Differences between PyTorch detections and ONNX ``(boxes, scores, labels[, masks])``
+    outputs: the same detections (label, score within :data:`SCORE_TOL`, box within
+    :data:`BOX_TOL` px, mask IoU at least :data:`MASK_IOU`) must come out, in any order of
+    equal scores."""
+    boxes, scores, labels = outputs[:3]
+    masks = outputs[3] if len(outputs) > 3 else None
     problems = []
     for image, ref in enumerate(reference):
-        valid = scores[image] > 0
-        got = [(int(label), float(score), box) for box, score, label in zip(
-            boxes[image][valid], scores[image][valid], labels[image][valid], strict=True)]
+        if (ref.masks is None) != (masks is None):
+            problems.append(f"image {image}: PyTorch gives {'no ' * (ref.masks is None)}masks, "
+                            f"the ONNX model {'no ' * (masks is None)}masks")
+            continue
+        valid = np.flatnonzero(scores[image] > 0)
+        got = [(int(labels[image][j]), float(scores[image][j]), boxes[image][j], j)
+               for j in valid]
         if len(got) != len(ref):
             problems.append(f"image {image}: {len(got)} detections, PyTorch {len(ref)}")
             continue
-        for box, score, label in zip(ref.boxes.numpy(), ref.scores.numpy(),
-                                     ref.labels.numpy(), strict=True):
+        for index, (box, score, label) in enumerate(zip(
+                ref.boxes.numpy(), ref.scores.numpy(), ref.labels.numpy(), strict=True)):
             match = [g for g in got if g[0] == label and abs(g[1] - score) <= SCORE_TOL
                      and np.abs(g[2] - box).max() <= BOX_TOL]
             if not match:
                 problems.append(f"image {image}: no match for label {label} score {score:.5f} "
                                 f"box {np.round(box, 3).tolist()}")
-            else:
-                got.remove(match[0])
+                continue
+            row = match[0][3]
+            got = [g for g in got if g[3] != row]  # by row: equal (label, score) pairs tie
+            if masks is not None and ref.masks is not None:
+                iou = mask_iou(masks[image][row], np.asarray(ref.masks[index], dtype=bool))
+                if iou < MASK_IOU:
+                    problems.append(f"image {image}: the mask of label {label} score "
+                                    f"{score:.5f} has IoU {iou:.4f} with PyTorch's")
     return problems
 
 
 def export_onnx(model: torch.nn.Module, out: Path, size: tuple[int, int],
                 dynamic: bool) -> Path:
     """Write ``ExportableDetector(model)`` as ONNX to ``out``, traced at 1 x 3 x ``size``
-    (with ``dynamic``, batch, height and width left free)."""
+    (with ``dynamic``, batch, height and width left free); outputs :data:`OUTPUT_NAMES`, and
+    :data:`MASK_OUTPUT` when the model's ``export_outputs`` gives masks."""
     wrapper = ExportableDetector(model).cpu().eval()
     example = torch.zeros((1, 3, *size))
+    count = len(OUTPUT_NAMES)
+    if wrapper.own_export:
+        with torch.no_grad():
+            count = len(wrapper(example))
+    names = [*OUTPUT_NAMES, MASK_OUTPUT][:count]
     axes = None
     if dynamic:
         axes = {"images": {0: "batch", 2: "height", 3: "width"},
                 **{name: {0: "batch"} for name in OUTPUT_NAMES}}
+        if count > len(OUTPUT_NAMES):
+            axes[MASK_OUTPUT] = {0: "batch", 2: "height", 3: "width"}
     out.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes on shape arithmetic, legacy exporter
         torch.onnx.export(wrapper, (example,), str(out), input_names=INPUT_NAMES,
-                          output_names=OUTPUT_NAMES, dynamic_axes=axes, opset_version=OPSET,
+                          output_names=names, dynamic_axes=axes, opset_version=OPSET,
                           dynamo=False)
     return out
 
 
 def run_onnx(path: Path, images: torch.Tensor) -> list[np.ndarray]:
-    """Run the ONNX file at ``path`` in onnxruntime (CPU) on ``images``."""
+    """Run the ONNX file at ``path`` in onnxruntime (CPU) on ``images``; every output, in the
+    order of :func:`export_onnx`."""
     _, onnxruntime = _import_onnx()
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(OUTPUT_NAMES, {INPUT_NAMES[0]: images.numpy()})
+    return session.run(None, {INPUT_NAMES[0]: images.numpy()})
 
 
 def run_export(args: argparse.Namespace) -> str:
@@ -170,12 +205,14 @@ def run_export(args: argparse.Namespace) -> str:
     export_size = size or (int(images.shape[2]), int(images.shape[3]))
     export_onnx(model, out, export_size, args.dynamic)
     onnx.checker.check_model(str(out))
-    problems = compare(torch_detections(model, images), run_onnx(out, images))
+    outputs = run_onnx(out, images)
+    problems = compare(torch_detections(model, images), outputs)
     if problems:
         raise ExportCheckError(f"{out}: onnxruntime differs from PyTorch: "
                                + "; ".join(problems[:5]))
     kind = "dynamic size" if args.dynamic else f"fixed size 1x3x{export_size[0]}x{export_size[1]}"
-    return (f"wrote {out} ({kind}); onnxruntime matches PyTorch on a "
+    masks = ", with masks" if len(outputs) > len(OUTPUT_NAMES) else ""
+    return (f"wrote {out} ({kind}{masks}); onnxruntime matches PyTorch on a "
             f"{images.shape[2]}x{images.shape[3]} image")
 
 

@@ -1,8 +1,28 @@
-"""A dense single-stage detector as one tensor function, for export (ONNX).
+"""A detector as one tensor function, for export (ONNX).
 
-:class:`ExportableDetector` runs the detector's ``extract_feat`` and ``head(...)`` and then the
-head's post-processing (sigmoid scores, per-level top ``nms_pre``, box decoding clipped to the
-input, class-wise NMS, the best ``max_per_img`` per image) with fixed output shapes:
+A detector that defines :data:`EXPORT_METHOD` (``export_outputs``) is exported through it;
+this is how detectors outside the dense single-stage pattern (two-stage, instance masks)
+export. Its contract:
+
+    ``detector.export_outputs(images)``: ``images (B, 3, H, W)`` normalised float32, each
+    taken as a whole image (``img_shape = ori_shape = (H, W)``, scale 1, no flip, no
+    padding offset) -> a tuple ``(boxes, scores, labels)`` or ``(boxes, scores, labels,
+    masks)``:
+
+    - ``boxes (B, K, 4)`` float32 xyxy input pixels, ``scores (B, K)`` float32,
+      ``labels (B, K)`` int64: ``K`` fixed (the detector's detections per image); rows not
+      used have score 0 (zero box, label 0), so ``scores > 0`` marks the detections;
+    - ``masks (B, K, H, W)`` bool at the input's size, all False on unused rows;
+    - traceable by ``torch.onnx.export`` (the TorchScript tracer, opset 17): no Python
+      branch on tensor values, sizes through ``torch._shape_as_tensor`` where they must
+      follow a dynamic input size;
+    - the same detections as ``detector.predict`` of those images (scores within 1e-4,
+      boxes within 1e-3 px, masks with IoU >= 0.99 to ``predict``'s bool masks).
+
+Otherwise :class:`ExportableDetector` runs the detector's ``extract_feat`` and ``head(...)``
+and then the head's post-processing (sigmoid scores, per-level top ``nms_pre``, box decoding
+clipped to the input, class-wise NMS, the best ``max_per_img`` per image) with fixed output
+shapes:
 
     images (B, 3, H, W) normalised float -> boxes (B, K, 4) xyxy input pixels,
                                             scores (B, K), labels (B, K) int64
@@ -21,6 +41,8 @@ from torchvision.ops import nms
 from core.models.heads import flatten_level, flatten_levels
 
 BOX_PARAMS = 4
+#: The optional detector method export traces instead of the dense-head path (see above).
+EXPORT_METHOD = "export_outputs"
 
 
 def _dim(tensor: Tensor, index: int) -> Tensor | int:
@@ -43,27 +65,34 @@ def _nms_by_key(boxes: Tensor, scores: Tensor, keys: Tensor, iou_threshold: floa
 
 
 class ExportableDetector(nn.Module):
-    """Wrap a detector with ``extract_feat`` and a dense ``head`` (``forward``,
-    ``num_classes``, ``prior_generator``, ``bbox_coder``, ``postprocess`` settings).
+    """Wrap a detector with an ``export_outputs`` method (:data:`EXPORT_METHOD`), or with
+    ``extract_feat`` and a dense ``head`` (``forward``, ``num_classes``, ``prior_generator``,
+    ``bbox_coder``, ``postprocess`` settings).
 
     :param detector: the trained detector (put in eval mode).
     """
 
     def __init__(self, detector: nn.Module) -> None:
         super().__init__()
+        self.detector = detector
+        self.own_export = callable(getattr(detector, EXPORT_METHOD, None))
+        self.eval()
+        if self.own_export:
+            return
         head = getattr(detector, "head", None)
         needed = ("num_classes", "prior_generator", "bbox_coder", "postprocess")
         if not hasattr(detector, "extract_feat") or head is None or not all(
                 hasattr(head, name) for name in needed):
-            raise TypeError(f"{type(detector).__name__}: export needs extract_feat() and a "
-                            f"dense head with {', '.join(needed)}")
-        self.detector = detector
+            raise TypeError(f"{type(detector).__name__}: export needs {EXPORT_METHOD}(), or "
+                            f"extract_feat() and a dense head with {', '.join(needed)}")
         self.max_per_img = head.postprocess.max_per_img
-        self.eval()
 
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
         """:param images: ``(B, 3, H, W)`` normalised images.
-        :returns: ``boxes (B, K, 4)``, ``scores (B, K)``, ``labels (B, K)`` (see module doc)."""
+        :returns: ``boxes (B, K, 4)``, ``scores (B, K)``, ``labels (B, K)`` and, from an
+            ``export_outputs`` with masks, ``masks (B, K, H, W)`` (see module doc)."""
+        if self.own_export:
+            return tuple(getattr(self.detector, EXPORT_METHOD)(images))
         head = self.detector.head
         nms = head.postprocess
         num_classes = head.num_classes

@@ -3,23 +3,27 @@
     python -m core.tools.predict CONFIG CKPT SOURCE [SOURCE ...] --out DIR
 
 Images go through the config's test pipeline (``test_dataloader``, else ``val_dataloader``)
-in batches. ``DIR`` receives every image drawn with its boxes, class names and scores
-(``<stem>.png``) and ``predictions.json``::
+in batches. ``DIR`` receives every image drawn with its boxes, class names, scores and, for a
+model that predicts instance masks, its masks (``<stem>.png``) and ``predictions.json``::
 
     {"config", "checkpoint", "classes", "score_thr",
      "images": [{"id", "file", "width", "height",
-                 "detections": [{"box": [x1, y1, x2, y2], "score", "label", "class"}]}],
+                 "detections": [{"box": [x1, y1, x2, y2], "score", "label", "class",
+                                 "segmentation": {"size": [h, w], "counts": str}}]}],
      "skipped": [{"file", "error"}]}
 
-with boxes in original image pixels. ``--coco`` also writes ``predictions_coco.json`` in the
-COCO results format (``image_id`` = the image's ``id`` above, ``category_id`` = label + 1,
-``bbox`` = ``[x, y, w, h]``). ``--slice N`` predicts tiles of N x N pixels of each image
+with boxes in original image pixels and ``segmentation`` (only with masks) the detection's
+mask as a COCO RLE of the original image (``pycocotools.mask.decode`` reads it).
+``--coco`` also writes ``predictions_coco.json`` in the COCO results format (``image_id`` =
+the image's ``id`` above, ``category_id`` = label + 1, ``bbox`` = ``[x, y, w, h]``, and
+``segmentation`` with masks). ``--slice N`` predicts tiles of N x N pixels of each image
 (overlapping by ``--overlap``, ``--batch-size`` tiles per forward pass) and merges their
 detections (``--merge``; see ``docs/slicing.md``); ``predictions.json`` then also holds the
-``slice`` settings. Files that cannot be read are named on stderr and skipped, as
-are images whose header announces more pixels than ``PLUGDET_MAX_IMAGE_PIXELS`` (default
-100 megapixels; see :mod:`core.data.pixel_limit`), before they are decoded. A file reached by
-several paths (symlinks, globs) is predicted once.
+``slice`` settings. Slicing merges boxes only: a model that predicts masks is refused.
+Files that cannot be read are named on stderr and skipped, as are images whose header
+announces more pixels than ``PLUGDET_MAX_IMAGE_PIXELS`` (default 100 megapixels; see
+:mod:`core.data.pixel_limit`), before they are decoded. A file reached by several paths
+(symlinks, globs) is predicted once.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from core.engine.full_config import load_full_config
 from core.engine.progress import ProgressBar
 from core.engine.run_config import TTA_DEFAULTS, resolve_device
 from core.errors import ConfigError, DataError
+from core.evaluation.records import encode_masks
 from core.structures import DetBatch, DetSample, Instances
 from core.tools.cli import (
     add_override_arguments,
@@ -214,7 +219,13 @@ class Predictor:
         return sample
 
     def _predict_batch(self, batch: DetBatch) -> list[Instances]:
-        return [p.to("cpu") for p in self.model.predict(batch.to(self.device))]
+        """The tiles' detections; :class:`ConfigError` for a model that predicts masks (the
+        tiles' merge joins boxes, not masks)."""
+        preds = [p.to("cpu") for p in self.model.predict(batch.to(self.device))]
+        if any(p.masks is not None for p in preds):
+            raise ConfigError("--slice: the model predicts instance masks and sliced "
+                              "prediction merges boxes only; predict without --slice")
+        return preds
 
     @torch.no_grad()
     def predict_sliced(self, index: int, path: Path, settings: SliceSettings) -> ImageResult:
@@ -230,19 +241,32 @@ class Predictor:
 
 def detection_records(result: ImageResult, classes: Sequence[str],
                       score_thr: float) -> list[dict[str, Any]]:
-    """The detections of ``result`` scoring at least ``score_thr``, highest score first."""
+    """The detections of ``result`` scoring at least ``score_thr``, highest score first; with
+    masks each has its ``segmentation`` (COCO RLE, ``counts`` as str)."""
     det = result.detections
     order = torch.argsort(det.scores, descending=True, stable=True)
-    return [{"box": [round(float(v), 3) for v in det.boxes[i]], "score": float(det.scores[i]),
-             "label": int(det.labels[i]), "class": classes[int(det.labels[i])]}
-            for i in order.tolist() if float(det.scores[i]) >= score_thr]
+    kept = [i for i in order.tolist() if float(det.scores[i]) >= score_thr]
+    records = [{"box": [round(float(v), 3) for v in det.boxes[i]], "score": float(det.scores[i]),
+                "label": int(det.labels[i]), "class": classes[int(det.labels[i])]}
+               for i in kept]
+    if det.masks is not None:
+        if not isinstance(det.masks, torch.Tensor) or det.masks.shape[1:] != (
+                result.height, result.width):
+            raise DataError(f"{result.file}: predicted masks must be (N, {result.height}, "
+                            f"{result.width}) bitmaps of the original image")
+        for record, rle in zip(records, encode_masks(det.masks[kept]), strict=True):
+            record["segmentation"] = rle
+    return records
 
 
 def coco_records(image_id: int, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """COCO results entries (``bbox`` as ``[x, y, w, h]``, ``category_id`` = label + 1)."""
+    """COCO results entries (``bbox`` as ``[x, y, w, h]``, ``category_id`` = label + 1, and
+    the ``segmentation`` of records that have one)."""
     return [{"image_id": image_id, "category_id": r["label"] + 1,
              "bbox": [r["box"][0], r["box"][1], r["box"][2] - r["box"][0],
-                      r["box"][3] - r["box"][1]], "score": r["score"]} for r in records]
+                      r["box"][3] - r["box"][1]], "score": r["score"],
+             **({"segmentation": r["segmentation"]} if "segmentation" in r else {})}
+            for r in records]
 
 
 def _output_names(files: Sequence[Path]) -> dict[Path, str]:

@@ -18,9 +18,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
+from torch import Tensor, nn
 
 from core.errors import ConfigError
+from core.masks import PolygonMasks
 from core.structures import DetSample, Instances
 from core.visualization.backends.base import BaseVisBackend
 from core.visualization.canvas import Canvas, as_image, to_numpy
@@ -30,6 +31,8 @@ from core.visualization.featmap import draw_featmap
 _LABEL_BOX = {"facecolor": "black", "alpha": 0.85, "pad": 1.0, "edgecolor": "none"}
 #: White pixels between the ground-truth and the prediction panel of add_datasample.
 PANEL_GAP_PX = 4
+#: Opacity of instance masks (bitmaps and polygon fills) in the class colour.
+MASK_ALPHA = 0.5
 
 
 def _scalar(value: Any) -> float:
@@ -204,10 +207,13 @@ class Visualizer(Canvas):
         score_thr: float = 0.0,
         line_width: float = 2,
     ) -> np.ndarray:
-        """Draw boxes with ``class score`` labels in class colours; returns the image.
+        """Draw masks, boxes and ``class score`` labels in class colours; returns the image.
 
         :param instances: ``boxes (N, 4)`` xyxy in the pixels of ``image``, ``labels (N,)``,
-            optional ``scores (N,)``; instances scoring below ``score_thr`` are left out.
+            optional ``scores (N,)`` and ``masks``: ``(N, H, W)`` bool bitmaps of ``image``'s
+            size (predictions), blended in, or :class:`~core.masks.PolygonMasks` in its
+            pixels (ground truth), filled and outlined. Instances scoring below ``score_thr``
+            are left out.
         """
         self.set_image(image)
         instances = instances.to("cpu")
@@ -222,6 +228,8 @@ class Visualizer(Canvas):
             if not 0 <= label < len(classes):
                 raise ValueError(f"label {label} is outside the {len(classes)} classes {classes}")
         colors = [class_color(label) for label in labels]
+        if instances.masks is not None:
+            self._draw_masks(instances.masks, colors, line_width)
         self.draw_bboxes(instances.boxes, edge_colors=colors, line_widths=line_width)
         texts = [classes[label] for label in labels]
         if instances.scores is not None:
@@ -239,6 +247,24 @@ class Visualizer(Canvas):
         )
         return self.get_image()
 
+    def _draw_masks(self, masks: Tensor | PolygonMasks, colors: list[tuple[int, int, int]],
+                    line_width: float) -> None:
+        """Bitmaps blended in at :data:`MASK_ALPHA`; polygons filled at :data:`MASK_ALPHA`
+        and outlined (half ``line_width``), each part of an instance in its colour."""
+        if isinstance(masks, Tensor):
+            self.draw_binary_masks(masks, colors=colors, alphas=MASK_ALPHA)
+            return
+        parts = [(part, color) for instance, color in zip(masks.polygons, colors, strict=True)
+                 for part in instance if len(part) >= 3]
+        if not parts:
+            return
+        polygons = [part for part, _ in parts]
+        part_colors = [color for _, color in parts]
+        self.draw_polygons(polygons, edge_colors="none", face_colors=part_colors,
+                           alpha=MASK_ALPHA)
+        self.draw_polygons(polygons, edge_colors=part_colors, line_widths=line_width / 2,
+                           alpha=1.0)
+
     def add_datasample(
         self,
         name: str,
@@ -255,8 +281,9 @@ class Visualizer(Canvas):
 
         :param image: the ORIGINAL image (``sample.ori_shape``), ``(H, W, 3)`` uint8 RGB or
             ``(3, H, W)`` uint8 tensor; ``sample.gt`` is mapped back to it
-            (:meth:`DetSample.instances_to_original`), ``sample.pred`` is in original
-            coordinates already.
+            (:meth:`DetSample.instances_to_original`, polygon masks included), ``sample.pred``
+            is in original coordinates already; masks are drawn where the instances have
+            them (see :meth:`draw_instances`).
         :param score_thr: predictions scoring below it are not drawn.
         :param out_file: also save the drawn image there as PNG.
         :returns: ``(H, W * panels + gap, 3)`` uint8 RGB, ``panels`` = number of drawn parts,

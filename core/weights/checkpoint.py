@@ -7,6 +7,8 @@
   MMDetection / MMYOLO ``.pth`` (``mmdet``): ``torch.load(weights_only=True)``; MMEngine files
   with numpy scalars or a ``ConfigDict`` in ``meta``: the restricted unpickler, plain values
   kept;
+* a checkpoint of the original RT-DETR code (``rtdetr``): ``torch.load(weights_only=True)``,
+  the EMA model's state under ``ema`` -> ``module`` (else ``model``);
 * an ultralytics ``.pt`` (``ultralytics``) or a YOLOv5 release ``.pt`` (``yolov5``): the
   restricted unpickler (:mod:`core.weights.safe_pickle`);
 * ``.safetensors`` (``safetensors``, or ``plugdet`` when plugdet wrote it): no pickle at all.
@@ -116,6 +118,22 @@ def _load_torch_file(path: Path) -> Any:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
 
 
+#: A key only the original RT-DETR code's detector has (its decoder's class heads).
+RTDETR_KEY_PREFIX = "decoder.dec_score_head."
+
+
+def _rtdetr_state(contents: dict[Any, Any]) -> dict[str, Tensor] | None:
+    """The detector's tensors of a file the original RT-DETR code saved (the EMA model under
+    ``ema`` -> ``module`` when there, else ``model``); None for any other layout."""
+    ema = contents.get("ema")
+    for state in (ema.get("module") if isinstance(ema, dict) else None, contents.get("model")):
+        if (isinstance(state, dict) and state
+                and all(isinstance(value, Tensor) for value in state.values())
+                and any(str(key).startswith(RTDETR_KEY_PREFIX) for key in state)):
+            return {str(key): widen_half(value) for key, value in state.items()}
+    return None
+
+
 def _state_of(contents: dict[Any, Any], path: Path) -> dict[str, Tensor]:
     """The tensors of a checkpoint dict: its ``state_dict`` (or ``model``) entry, or the
     dict itself."""
@@ -178,6 +196,9 @@ def _from_contents(contents: Any, path: Path) -> PeerCheckpoint:
     if pickled is not None:
         return pickled
     meta = plain(contents.get("meta")) if isinstance(contents.get("meta"), dict) else {}
+    rtdetr = _rtdetr_state(contents)
+    if rtdetr is not None:
+        return PeerCheckpoint("rtdetr", rtdetr, None, "", meta, str(path))
     state = _state_of(contents, path)
     if "plugdet_version" in meta:
         return _plugdet(state, meta, path)

@@ -80,11 +80,13 @@ def looks_like_torchvision(keys: Iterable[str]) -> bool:
 
 def architecture(keys: Iterable[str]) -> str:
     """The torchvision model a state dict's keys belong to (v1 and v2 differ in their head
-    norms and box head), or ``""``."""
+    norms and box head; a mask predictor makes it Mask R-CNN), or ``""``."""
     names = set(keys)
     if "head.classification_head.cls_logits.weight" in names:
         v2 = "head.classification_head.conv.0.1.weight" in names  # GroupNorm after each conv
         return "retinanet_resnet50_fpn_v2" if v2 else "retinanet_resnet50_fpn"
+    if "roi_heads.mask_predictor.mask_fcn_logits.weight" in names:
+        return "maskrcnn_resnet50_fpn"
     if "roi_heads.box_predictor.cls_score.weight" in names:
         v2 = "roi_heads.box_head.5.weight" in names  # conv box head, then a linear layer
         return "fasterrcnn_resnet50_fpn_v2" if v2 else "fasterrcnn_resnet50_fpn"

@@ -33,7 +33,7 @@ def test_misspelled_component_exits_2_naming_the_closest(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         "error: model.backbone.type: unknown backbone 'ResNett'; "
-        "did you mean 'ResNet' (from plugdet)?"
+        "did you mean 'ResNet' (from plugdet), 'ResNetVd' (from plugdet-detr)?"
     )
     assert "Traceback" not in result.stderr
 

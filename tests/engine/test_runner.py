@@ -286,3 +286,4 @@ def test_amp_auto_uses_bf16_only_on_a_cpu_that_computes_it_natively(tmp_path, mo
     runner.train()
     start = (tmp_path / "r" / "train.log").read_text()
     assert ("precision bfloat16 autocast" if native else "precision float32") in start
+    assert "memory format contiguous (NCHW)" in start

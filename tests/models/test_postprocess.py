@@ -67,3 +67,29 @@ def test_detections_rescaled_to_original():
     )
     out = sample.instances_to_original(instances, clip=True)
     torch.testing.assert_close(out.boxes, torch.tensor([[10.0, 10.0, 100.0, 49.5]]))
+
+
+def test_nms_with_indices_names_the_kept_candidates():
+    """Each detection is the candidate its index names (box, score, label); an image without
+    detections gets an empty index; the detections equal ``__call__``'s."""
+    generator = torch.Generator().manual_seed(1)
+    scores = [torch.rand(3, 200, NUM_CLASSES, generator=generator)]
+    scores[0][2] = 0.0
+    xy = torch.rand(3, 200, 2, generator=generator) * 100
+    all_boxes = torch.cat([xy, xy + 5 + torch.rand(3, 200, 2, generator=generator) * 40], -1)
+    nms = MultiClassNMS(score_thr=0.3, nms_pre=100, iou_threshold=0.5, max_per_img=30)
+    candidates = nms.select(scores)
+    boxes = all_boxes.gather(1, candidates.prior_inds[..., None].expand(-1, -1, 4))
+    results, indices = nms.nms_with_indices(boxes, candidates)
+    assert [len(r) for r in results] == [len(i) for i in indices] == [30, 30, 0]
+    for image, (result, index, plain) in enumerate(
+        zip(results, indices, nms(boxes, candidates), strict=True)
+    ):
+        assert bool(candidates.valid[image, index].all())
+        assert torch.equal(boxes[image, index], result.boxes)
+        assert torch.equal(candidates.scores[image, index], result.scores)
+        assert torch.equal(candidates.labels[image, index], result.labels)
+        prior_boxes = all_boxes[image, candidates.prior_inds[image, index]]
+        assert torch.equal(prior_boxes, result.boxes)
+        for field in ("boxes", "scores", "labels"):
+            assert torch.equal(getattr(plain, field), getattr(result, field))

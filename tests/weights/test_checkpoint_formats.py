@@ -28,6 +28,9 @@ TORCHVISION_KEYS = {
     "fasterrcnn_resnet50_fpn_v2": ["backbone.body.conv1.weight",
                                    "roi_heads.box_head.5.weight",
                                    "roi_heads.box_predictor.cls_score.weight"],
+    "maskrcnn_resnet50_fpn": ["backbone.body.conv1.weight", "roi_heads.box_head.fc6.weight",
+                              "roi_heads.box_predictor.cls_score.weight",
+                              "roi_heads.mask_predictor.mask_fcn_logits.weight"],
 }
 
 

@@ -1,4 +1,4 @@
-"""COCO-format detection dataset (``instances_*.json``)."""
+"""COCO-format detection and instance segmentation dataset (``instances_*.json``)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import numpy as np
 
 from core.data.datasets.base import DetDataset, resolve_path
 from core.data.datasets.coco_columns import (
+    BAD_MASK,
     CLIPPED,
     DEGENERATE,
     MALFORMED,
@@ -29,8 +30,10 @@ from core.data.datasets.coco_columns import (
     path_joiner,
     xyxy_from_xywh,
 )
+from core.data.datasets.coco_masks import inside_image, read_segmentation
 from core.data.datasets.image_size import ExifMode, MismatchMode
 from core.data.datasets.index_cache import IndexCache
+from core.data.datasets.mask_columns import InstancePolygons
 from core.data.datasets.records import RecordIndex
 from core.data.datasets.skips import SkipLog
 from core.errors import DataError
@@ -143,6 +146,10 @@ class CocoDataset(DetDataset):
         ``exif_orientation``/``size_mismatch`` then have no effect.
     :param cache_index: reuse the index cached by an earlier build with the same file and
         options (and, with ``check_images``, unchanged image files), else save it.
+    :param with_mask: read each annotation's ``segmentation`` as the instance's polygon mask
+        (RLE traced to polygons, see :mod:`core.data.datasets.coco_masks`; crowd regions too,
+        as masks of the ignore regions); an annotation without a usable mask is skipped
+        (``bad_mask``).
     """
 
     def __init__(
@@ -159,8 +166,10 @@ class CocoDataset(DetDataset):
         pipeline: Annotated[list[Any], component("transform")] = [],  # noqa: B006
         check_images: bool = True,
         cache_index: bool = True,
+        with_mask: bool = False,
     ) -> None:
         super().__init__(pipeline, strict, exif_orientation, size_mismatch)
+        self.with_mask = with_mask
         self.ann_file = resolve_path(ann_file, data_root)
         self.img_dir = resolve_path(img_dir, data_root)
         self.filter_empty_gt = filter_empty_gt
@@ -173,6 +182,7 @@ class CocoDataset(DetDataset):
             "classes": classes, "filter_empty_gt": filter_empty_gt, "min_size": min_size,
             "strict": strict, "exif_orientation": exif_orientation,
             "size_mismatch": size_mismatch, "check_images": check_images,
+            "with_mask": with_mask,
         }, [self.ann_file]) if cache_index else None
         if self.restore_index(cache, str(self.ann_file)):
             return
@@ -246,6 +256,11 @@ class CocoDataset(DetDataset):
         crowd = np.fromiter((bool(anns[i].get("iscrowd", 0)) for i in rows.tolist()),
                             dtype=bool, count=len(rows))
         kept = (status == OK) | (status == CLIPPED)
+        masks: list[InstancePolygons] = []
+        if self.with_mask:
+            masks, bad = self._read_masks(entries, anns, rows, pos, kept, table)
+            status[bad] = BAD_MASK
+            kept &= ~bad
         gt, ignored = kept & ~crowd, kept & crowd
         empty = np.zeros(len(entries), dtype=bool)
         if self.filter_empty_gt:
@@ -268,8 +283,47 @@ class CocoDataset(DetDataset):
             ignore_image=new_index[pos[ignored]],
             ignore_boxes=clipped[ignored],
             ignore_labels=labels[ignored],
+            masks=[masks[i] for i in np.flatnonzero(gt).tolist()] if self.with_mask else None,
+            ignore_masks=[masks[i] for i in np.flatnonzero(ignored).tolist()]
+            if self.with_mask else None,
         )
         self.set_records(index, where)
+
+    def _read_masks(self, entries: list[dict[str, Any]], anns: list[Any], rows: np.ndarray,
+                    pos: np.ndarray, kept: np.ndarray, table: ImageTable,
+                    ) -> tuple[list[InstancePolygons], np.ndarray]:
+        """The polygons of the ``kept`` annotations in original pixels, cut to the image
+        (``[]`` for the others), and the ``(R,)`` bool mask of the kept ones whose
+        segmentation is unusable (counted and named as ``bad_mask``).
+
+        :param rows: ``(R,)`` indices in ``anns``; ``pos``, ``kept``: ``(R,)`` their image
+            positions and whether their boxes are kept.
+        """
+        masks: list[InstancePolygons] = [[] for _ in range(len(rows))]
+        bad = np.zeros(len(rows), dtype=bool)
+        for row in np.flatnonzero(kept).tolist():
+            ann, image_pos = anns[int(rows[row])], int(pos[row])
+            image = entries[image_pos]
+            polygons = read_segmentation(ann.get("segmentation"), int(image["height"]),
+                                         int(image["width"]))
+            if isinstance(polygons, str):
+                bad[row] = True
+                self._skips.skip("bad_mask", f"{self._sample(image)}, annotation "
+                                             f"{ann.get('id')}: {polygons}")
+                continue
+            scale = table.scale[image_pos]
+            if not (scale == 1.0).all():
+                polygons = [(p * scale).astype(np.float32) for p in polygons]
+            size = (int(table.widths[image_pos]), int(table.heights[image_pos]))
+            polygons = inside_image(polygons, *size)
+            if not polygons:
+                bad[row] = True
+                self._skips.skip("bad_mask", f"{self._sample(image)}, annotation "
+                                             f"{ann.get('id')}: the mask lies outside the "
+                                             f"{size[0]}x{size[1]} image")
+                continue
+            masks[row] = polygons
+        return masks, bad
 
     def _sample(self, image: dict[str, Any]) -> str:
         return f"{self.ann_file}: image {image['file_name']!r} (id {image['id']})"

@@ -19,6 +19,8 @@ import numpy as np
 #: annotation statuses: kept as is, kept clipped, then the reasons to drop one (a later
 #: check only sees what the earlier ones kept).
 OK, CLIPPED, UNKNOWN_CATEGORY, UNSELECTED, MALFORMED, DEGENERATE, OUTSIDE = range(7)
+#: the status of an annotation dropped for its mask (named when its mask is read).
+BAD_MASK = 7
 #: statuses that are counted and named (the others are kept or dropped silently).
 REPORTED = (CLIPPED, UNKNOWN_CATEGORY, MALFORMED, DEGENERATE, OUTSIDE)
 #: ``label`` of an annotation whose category is known but not selected / unknown.

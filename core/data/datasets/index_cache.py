@@ -33,7 +33,7 @@ from core.data.datasets.records import RecordIndex
 from core.data.datasets.skips import LOGGER
 
 #: bump when the parse or the stored arrays change meaning.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CACHE_ENV = "PLUGDET_CACHE_DIR"
 DEFAULT_DIR = "~/.cache/plugdet/index"
 #: the array of the JSON metadata in the ``.npz`` file.

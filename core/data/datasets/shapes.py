@@ -68,6 +68,8 @@ class ShapesDataset(CocoDataset):
     :param filter_empty_gt: as in :class:`CocoDataset`.
     :param strict: as in :class:`CocoDataset`.
     :param pipeline: transforms applied to every sample.
+    :param with_mask: write and read each shape's polygon as its instance mask (the same
+        images and boxes, generated into a folder of their own).
     """
 
     #: The class names, known without generating the data.
@@ -85,6 +87,7 @@ class ShapesDataset(CocoDataset):
         filter_empty_gt: bool = False,
         strict: bool = False,
         pipeline: Annotated[list[Any], component("transform")] = [],  # noqa: B006
+        with_mask: bool = False,
     ) -> None:
         if num_images <= 0 or image_size <= 0 or max_objects <= 0:
             raise ValueError("num_images, image_size and max_objects must be positive")
@@ -99,6 +102,7 @@ class ShapesDataset(CocoDataset):
             "split": split,
             "object_size": tuple(object_size),
             "max_objects": max_objects,
+            **({"with_mask": True} if with_mask else {}),
         }
         folder = generated_folder("shapes", "shapes dataset", split, data_root, generate, params)
         self.folder = folder
@@ -108,4 +112,5 @@ class ShapesDataset(CocoDataset):
             filter_empty_gt=filter_empty_gt,
             strict=strict,
             pipeline=pipeline,
+            with_mask=with_mask,
         )

@@ -3,7 +3,9 @@
 Every image is a function of ``(seed, split, index)`` only: a muted, textured background
 (gradient, noise, stripes or checkerboard) and a few saturated shapes of random size,
 rotation, fill (solid, outlined or striped) and colour (within a hue band per class),
-overlapping each other at most moderately. Boxes are the tight bounds of each drawn shape.
+overlapping each other at most moderately. Boxes are the tight bounds of each drawn shape;
+with masks, each shape's polygon is written too (a circle as the regular
+:data:`CIRCLE_VERTICES`-gon inscribed in its disc, within a tenth of a pixel of the circle).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ PLACEMENT_TRIES = 30
 ANNOTATION_FILE = "annotations.json"
 IMAGE_DIR = "images"
 JPEG_QUALITY = 92
+#: vertices of the polygon written for a circle.
+CIRCLE_VERTICES = 64
 
 
 def _polygon(shape: str, cx: float, cy: float, radius: float, angle: float) -> list[tuple]:
@@ -69,6 +73,13 @@ def _polygon(shape: str, cx: float, cy: float, radius: float, angle: float) -> l
     else:
         raise ValueError(f"unknown shape {shape!r}")
     return [(cx + r * math.cos(a + angle), cy + r * math.sin(a + angle)) for r, a in points]
+
+
+def _circle(cx: float, cy: float, radius: float) -> list[tuple[float, float]]:
+    """The :data:`CIRCLE_VERTICES`-gon inscribed in a circle (its extreme vertices on the
+    circle's bounds)."""
+    steps = [2 * math.pi * k / CIRCLE_VERTICES for k in range(CIRCLE_VERTICES)]
+    return [(cx + radius * math.cos(a), cy + radius * math.sin(a)) for a in steps]
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -125,13 +136,14 @@ def draw_image(
     image_size: int,
     object_size: tuple[int, int],
     max_objects: int,
-) -> tuple[Image.Image, list[tuple[list[float], int]]]:
-    """One image and its ``(xyxy box, class index)`` list."""
+) -> tuple[Image.Image, list[tuple[list[float], int, list[tuple[float, float]]]]]:
+    """One image and its ``(xyxy box, class index, polygon)`` list (the polygon of the drawn
+    shape, ``(x, y)`` vertices in pixels)."""
     background = _background(rng, image_size)
     avoid = background.reshape(-1, 3).mean(0)
     canvas = Image.fromarray(background)
     draw = ImageDraw.Draw(canvas)
-    objects: list[tuple[list[float], int]] = []
+    objects: list[tuple[list[float], int, list[tuple[float, float]]]] = []
     for _ in range(int(rng.integers(1, max_objects + 1))):
         label = int(rng.integers(len(SHAPE_CLASSES)))
         shape = SHAPE_CLASSES[label]
@@ -153,7 +165,7 @@ def draw_image(
                 min(float(image_size), box[2]),
                 min(float(image_size), box[3]),
             ]
-            if all(_overlap(box, other) < MAX_OVERLAP for other, _ in objects):
+            if all(_overlap(box, other) < MAX_OVERLAP for other, _, _ in objects):
                 break
         else:
             continue
@@ -168,7 +180,7 @@ def draw_image(
             draw.polygon(points, fill=fill, outline=outline, width=max(width, 1))
         if style == 2:
             _stripe(canvas, shape, box, points, dark, rng)
-        objects.append((box, label))
+        objects.append((box, label, _circle(cx, cy, radius) if shape == "circle" else points))
     return canvas, objects
 
 
@@ -206,8 +218,11 @@ def generate(
     split: str,
     object_size: tuple[int, int] = (24, 96),
     max_objects: int = 5,
+    with_mask: bool = False,
 ) -> None:
-    """Write ``out_dir/images/*.jpg`` and ``out_dir/annotations.json`` (COCO format)."""
+    """Write ``out_dir/images/*.jpg`` and ``out_dir/annotations.json`` (COCO format); with
+    ``with_mask`` each annotation has its shape's polygon as ``segmentation`` and the
+    polygon's area as ``area`` (the images and boxes are the same either way)."""
     images_dir = out_dir / IMAGE_DIR
     images_dir.mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
@@ -219,21 +234,30 @@ def generate(
         images.append(
             {"id": index + 1, "file_name": file_name, "width": image_size, "height": image_size}
         )
-        for box, label in objects:
+        for box, label, polygon in objects:
             x1, y1, x2, y2 = (round(v, 2) for v in box)
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": index + 1,
-                    "category_id": label + 1,
-                    "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
-                    "area": round((x2 - x1) * (y2 - y1), 2),
-                    "iscrowd": 0,
-                }
-            )
+            annotation = {
+                "id": len(annotations) + 1,
+                "image_id": index + 1,
+                "category_id": label + 1,
+                "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
+                "area": round((x2 - x1) * (y2 - y1), 2),
+                "iscrowd": 0,
+            }
+            if with_mask:
+                vertices = [round(v, 2) for point in polygon for v in point]
+                annotation["segmentation"] = [vertices]
+                annotation["area"] = round(_area(vertices), 2)
+            annotations.append(annotation)
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(SHAPE_CLASSES)]
     content = {"images": images, "annotations": annotations, "categories": categories}
     (out_dir / ANNOTATION_FILE).write_text(json.dumps(content))
+
+
+def _area(vertices: list[float]) -> float:
+    """Shoelace area of a polygon given as ``[x0, y0, x1, y1, ...]``."""
+    xs, ys = vertices[0::2], vertices[1::2]
+    return abs(sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(xs)))) / 2
 
 
 def ensure_generated(folder: Path, generator: Callable[..., None] = generate,

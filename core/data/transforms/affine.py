@@ -8,8 +8,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.data.transforms.boxes import map_instances
+from core.data.transforms.boxes import (
+    check_masks,
+    clip_masks,
+    has_polygon,
+    map_instances,
+    polygon_masks,
+)
 from core.errors import DataError
+from core.masks import PolygonMasks
 from core.structures import PAD_OFFSET_KEY, DetSample, Instances
 
 #: guards the divisions of the box filters (as in the references).
@@ -25,6 +32,16 @@ def transform_boxes(boxes: torch.Tensor, matrix: np.ndarray) -> torch.Tensor:
     m = torch.from_numpy(matrix)
     mapped = corners @ m[:2, :2].T + m[:2, 2]
     return torch.cat([mapped.amin(1), mapped.amax(1)], 1).to(boxes.dtype)
+
+
+def transform_masks(masks: PolygonMasks, matrix: np.ndarray, out_shape: tuple[int, int],
+                    ) -> PolygonMasks:
+    """Every vertex mapped by the 3x3 affine ``matrix`` (in float64), then clipped to the
+    output frame ``out_shape = (h, w)`` (exact: an affine map keeps polygons polygons)."""
+    linear, shift = matrix[:2, :2].T, matrix[:2, 2]
+    warped = masks.map_points(lambda points: points.astype(np.float64) @ linear + shift,
+                              out_shape)
+    return clip_masks(warped, out_shape)
 
 
 def box_candidates(before: torch.Tensor, after: torch.Tensor, scale: float, min_size: float,
@@ -73,8 +90,12 @@ class RandomAffine:
     Boxes are the enclosing boxes of their 4 warped corners, clipped to the output; a box is
     dropped (with its label) unless it is wider and higher than ``min_bbox_size``, keeps more
     than ``min_area_ratio`` of its scaled area and has an aspect ratio below
-    ``max_aspect_ratio``. A training transform: the result has ``ori_shape = img_shape``
-    and ``scale_factor = (1, 1)``, like ``Mosaic``'s. Input and output are uint8.
+    ``max_aspect_ratio``. Polygon masks are warped vertex by vertex and clipped to the output;
+    the box of an instance with a polygon is then the bounding box of its warped, clipped
+    polygons instead (tighter than the warped corners under rotation and shear), and an
+    instance whose polygons leave the output entirely is dropped. A training transform: the
+    result has ``ori_shape = img_shape`` and ``scale_factor = (1, 1)``, like ``Mosaic``'s.
+    Input and output are uint8.
 
     :param max_rotate_degree: largest rotation (degrees).
     :param max_translate_ratio: largest shift, as a fraction of the output size.
@@ -148,9 +169,17 @@ class RandomAffine:
         warped = transform_boxes(instances.boxes, matrix)
         limits = warped.new_tensor([out_w, out_h, out_w, out_h])
         warped = torch.minimum(warped.clamp(min=0), limits)
-        keep = box_candidates(instances.boxes, warped, scale, self.min_bbox_size,
-                              self.min_area_ratio, self.max_aspect_ratio)
-        return map_instances(instances, warped)[keep]
+        masks = polygon_masks(instances)
+        if masks is None:
+            keep = box_candidates(instances.boxes, warped, scale, self.min_bbox_size,
+                                  self.min_area_ratio, self.max_aspect_ratio)
+            return map_instances(instances, warped)[keep]
+        moved = transform_masks(masks, matrix, out_shape)
+        had, has = torch.from_numpy(has_polygon(masks)), torch.from_numpy(has_polygon(moved))
+        boxes = torch.where(had[:, None], moved.bounding_boxes().to(warped.dtype), warped)
+        keep = box_candidates(instances.boxes, boxes, scale, self.min_bbox_size,
+                              self.min_area_ratio, self.max_aspect_ratio) & (has | ~had)
+        return map_instances(instances, boxes, moved)[keep]
 
     def __call__(self, sample: DetSample, rng: np.random.Generator) -> DetSample:
         image = sample.image
@@ -160,6 +189,7 @@ class RandomAffine:
                             "Normalize)")
         shape = (int(image.shape[1]), int(image.shape[2]))
         out_shape = self.output_shape(shape)
+        check_masks(sample, shape, "RandomAffine")
         matrix, scale = self.draw_matrix(rng, shape)
         sample.image = warp_image(image, matrix, out_shape, self.pad_value)
         sample.gt = self._instances(sample.gt, matrix, scale, out_shape)

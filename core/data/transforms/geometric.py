@@ -1,8 +1,9 @@
-"""Geometric transforms: resize, flip, crop and pad, moving boxes with the pixels.
+"""Geometric transforms: resize, flip, crop and pad, moving boxes and masks with the pixels.
 
-Every transform keeps ``sample.gt`` and ``sample.ignore`` in ``img_shape`` coordinates and
-updates the meta data the model needs to map predictions back: ``scale_factor`` (``img = ori *
-scale``), ``flip``/``flip_direction``, ``img_shape`` and ``pad_shape``. Sizes are ``(h, w)``.
+Every transform keeps ``sample.gt`` and ``sample.ignore`` (boxes and, where present, polygon
+masks) in ``img_shape`` coordinates and updates the meta data the model needs to map
+predictions back: ``scale_factor`` (``img = ori * scale``), ``flip``/``flip_direction``,
+``img_shape`` and ``pad_shape``. Sizes are ``(h, w)``.
 """
 
 from __future__ import annotations
@@ -10,16 +11,20 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+import attrs
 import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
 from core.data.transforms.boxes import (
+    check_masks,
     clip_and_filter,
+    clip_masks,
     map_instances,
+    polygon_masks,
     scale_boxes,
-    translate_boxes,
+    translate_instances,
 )
 from core.errors import DataError
 from core.structures import DetSample, FlipDirection, Instances, clip_boxes, flip_boxes
@@ -47,31 +52,55 @@ def fit_size(shape: tuple[int, int], scale: tuple[int, int], keep_ratio: bool) -
     return max(1, int(h * ratio + 0.5)), max(1, int(w * ratio + 0.5))
 
 
+def _scaled(instances: Instances, sx: float, sy: float, size: tuple[int, int]) -> Instances:
+    boxes = clip_boxes(scale_boxes(instances.boxes, sx, sy), size)
+    masks = polygon_masks(instances)
+    if masks is None:
+        return map_instances(instances, boxes)
+    return map_instances(instances, boxes, clip_masks(masks.rescale(sx, sy, size), size))
+
+
 def resize_sample(sample: DetSample, size: tuple[int, int]) -> DetSample:
-    """Resize image and boxes to ``size = (h, w)`` (bilinear, antialiased); update meta."""
+    """Resize image, boxes and masks to ``size = (h, w)`` (bilinear, antialiased); update
+    meta.
+
+    :raises DataError: no image, or masks that are not polygons in the image's frame.
+    """
     image = _require_image(sample, "Resize")
     h, w = int(image.shape[1]), int(image.shape[2])
+    check_masks(sample, (h, w), "Resize")
     new_h, new_w = size
     if (new_h, new_w) != (h, w):
         sample.image = TF.resize(image, [new_h, new_w], antialias=True)
     sx, sy = new_w / w, new_h / h
-    sample.gt = map_instances(sample.gt, clip_boxes(scale_boxes(sample.gt.boxes, sx, sy), size))
-    sample.ignore = map_instances(
-        sample.ignore, clip_boxes(scale_boxes(sample.ignore.boxes, sx, sy), size)
-    )
+    sample.gt = _scaled(sample.gt, sx, sy, size)
+    sample.ignore = _scaled(sample.ignore, sx, sy, size)
     sample.scale_factor = (sample.scale_factor[0] * sx, sample.scale_factor[1] * sy)
     sample.img_shape = sample.pad_shape = size
     return sample
 
 
+def _flipped(instances: Instances, shape: tuple[int, int], direction: FlipDirection,
+             ) -> Instances:
+    boxes = flip_boxes(instances.boxes, shape, direction)
+    masks = polygon_masks(instances)
+    if masks is None:
+        return map_instances(instances, boxes)
+    return map_instances(instances, boxes, attrs.evolve(masks, shape=shape).flip(direction))
+
+
 def flip_sample(sample: DetSample, direction: FlipDirection) -> DetSample:
-    """Mirror image and boxes; record ``flip`` and ``flip_direction``."""
+    """Mirror image, boxes and masks; record ``flip`` and ``flip_direction``.
+
+    :raises DataError: no image, or masks that are not polygons in the image's frame.
+    """
     image = _require_image(sample, "RandomFlip")
     shape = (int(image.shape[1]), int(image.shape[2]))
+    check_masks(sample, shape, "RandomFlip")
     dims = {"horizontal": [2], "vertical": [1], "diagonal": [1, 2]}[direction]
     sample.image = image.flip(dims)
-    sample.gt = map_instances(sample.gt, flip_boxes(sample.gt.boxes, shape, direction))
-    sample.ignore = map_instances(sample.ignore, flip_boxes(sample.ignore.boxes, shape, direction))
+    sample.gt = _flipped(sample.gt, shape, direction)
+    sample.ignore = _flipped(sample.ignore, shape, direction)
     sample.flip = True
     sample.flip_direction = direction
     return sample
@@ -165,7 +194,8 @@ class RandomFlip:
 
 
 class RandomCrop:
-    """Crop a random window of ``crop_size``; boxes are shifted, clipped and dropped together.
+    """Crop a random window of ``crop_size``; boxes are shifted, clipped and dropped together,
+    masks are cropped to the window (an instance whose box is dropped loses its mask).
 
     :param crop_size: ``(h, w)`` of the window (an image smaller than that keeps its size).
     :param min_box_size: boxes narrower or lower than this after clipping are dropped (with
@@ -193,6 +223,7 @@ class RandomCrop:
         image = _require_image(sample, "RandomCrop")
         h, w = int(image.shape[1]), int(image.shape[2])
         crop_h, crop_w = min(self.crop_size[0], h), min(self.crop_size[1], w)
+        check_masks(sample, (h, w), "RandomCrop")
         for _ in range(max(1, self.max_tries)):
             top = int(rng.integers(0, h - crop_h + 1))
             left = int(rng.integers(0, w - crop_w + 1))
@@ -208,12 +239,14 @@ class RandomCrop:
     def _crop_instances(
         self, instances: Instances, top: int, left: int, shape: tuple[int, int]
     ) -> Instances:
-        shifted = map_instances(instances, translate_boxes(instances.boxes, -left, -top))
+        shifted = translate_instances(instances, -left, -top, shape)
         return clip_and_filter(shifted, shape, self.min_box_size)
 
 
 class Pad:
     """Pad bottom and right, to a multiple of ``size_divisor`` or to a fixed ``size``.
+
+    Boxes and masks stay as they are: they refer to ``img_shape``, which padding keeps.
 
     :param size_divisor: pad ``h`` and ``w`` up to multiples of this (ignored if ``size``).
     :param size: fixed ``(h, w)`` to pad to (must not be smaller than the image).

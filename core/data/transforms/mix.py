@@ -2,7 +2,8 @@
 
 Both receive the other samples from the pipeline (see :class:`~core.data.transforms.base.
 MixTransform`), already passed through the non-mixing transforms placed before them
-(typically just LoadImage). Images must still be uint8 ``(3, H, W)``.
+(typically just LoadImage). Images must still be uint8 ``(3, H, W)``. Polygon masks move,
+are clipped and are dropped with their boxes; all samples mixed must have masks, or none.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ import torch
 
 from core.data.transforms.base import MixTransform, clone_sample
 from core.data.transforms.boxes import (
+    cat_instances,
+    check_masks,
     clip_and_filter,
     map_instances,
+    polygon_masks,
     translate_boxes,
+    translate_instances,
 )
 from core.data.transforms.geometric import fit_size, resize_sample
 from core.errors import DataError
@@ -30,8 +35,6 @@ def _uint8_image(sample: DetSample, transform: str) -> torch.Tensor:
     return sample.image
 
 
-def _shifted(instances: Instances, dx: float, dy: float) -> Instances:
-    return map_instances(instances, translate_boxes(instances.boxes, dx, dy))
 
 
 class Mosaic(MixTransform):
@@ -74,11 +77,13 @@ class Mosaic(MixTransform):
         canvas = torch.full((3, canvas_h, canvas_w), round(self.pad_value), dtype=torch.uint8)
         cx = int(rng.uniform(*self.center_ratio_range) * tile_w)
         cy = int(rng.uniform(*self.center_ratio_range) * tile_h)
-        gts, ignores = [], []
+        gts: list[Instances] = []
+        ignores: list[Instances] = []
         for quadrant, part in enumerate([sample, *others]):
             image = _uint8_image(part, "Mosaic")
             part = clone_sample(part)
             shape = (int(image.shape[1]), int(image.shape[2]))
+            check_masks(part, shape, "Mosaic")
             part = resize_sample(part, fit_size(shape, (tile_h, tile_w), keep_ratio=True))
             image = part.image
             h, w = int(image.shape[1]), int(image.shape[2])
@@ -96,17 +101,19 @@ class Mosaic(MixTransform):
                 x1, y1, x2, y2 = cx, cy, min(cx + w, canvas_w), min(cy + h, canvas_h)
                 tx1, ty1 = 0, 0
             canvas[:, y1:y2, x1:x2] = image[:, ty1 : ty1 + (y2 - y1), tx1 : tx1 + (x2 - x1)]
-            # Pixels of the tile outside its canvas region are cut: clip boxes to the region.
+            # Pixels of the tile outside its canvas region are cut: clip boxes and masks
+            # to the region.
             region = (y2 - y1, x2 - x1)
             dx, dy = -tx1, -ty1
-            gt = clip_and_filter(_shifted(part.gt, dx, dy), region, self.min_box_size)
-            ignore = clip_and_filter(_shifted(part.ignore, dx, dy), region, self.min_box_size)
-            gts.append(_shifted(gt, x1, y1))
-            ignores.append(_shifted(ignore, x1, y1))
+            for placed, instances in ((gts, part.gt), (ignores, part.ignore)):
+                cut = clip_and_filter(translate_instances(instances, dx, dy, region), region,
+                                      self.min_box_size)
+                placed.append(translate_instances(cut, x1, y1, (canvas_h, canvas_w)))
         out = clone_sample(sample)
         out.image = canvas
-        out.gt = Instances.cat(gts)
-        out.ignore = Instances.cat(ignores)
+        where = f"Mosaic: sample img_id={sample.img_id} ({sample.img_path})"
+        out.gt = cat_instances(gts, (canvas_h, canvas_w), where)
+        out.ignore = cat_instances(ignores, (canvas_h, canvas_w), where)
         out.ori_shape = out.img_shape = out.pad_shape = (canvas_h, canvas_w)
         out.scale_factor = (1.0, 1.0)
         out.flip, out.flip_direction = False, None
@@ -161,7 +168,9 @@ class MixUp(MixTransform):
         other = others[0]
         other_image = _uint8_image(other, "MixUp")
         height, width = int(base.shape[1]), int(base.shape[2])
+        check_masks(sample, (height, width), "MixUp")
         oh, ow = int(other_image.shape[1]), int(other_image.shape[2])
+        check_masks(other, (oh, ow), "MixUp")
         jitter = float(rng.uniform(*self.ratio_range))
         fitted_h, fitted_w = fit_size((oh, ow), self.img_scale, keep_ratio=True)
         new_h, new_w = max(1, int(fitted_h * jitter)), max(1, int(fitted_w * jitter))
@@ -182,14 +191,19 @@ class MixUp(MixTransform):
 
         def moved(instances: Instances) -> Instances:
             boxes = instances.boxes
+            masks = polygon_masks(instances)
             if flip:
                 boxes = flip_boxes(boxes, (new_h, new_w), "horizontal")
-            placed = map_instances(instances, translate_boxes(boxes, -left, -top))
+                masks = None if masks is None else masks.flip("horizontal")
+            boxes = translate_boxes(boxes, -left, -top)
+            placed = (map_instances(instances, boxes) if masks is None else map_instances(
+                instances, boxes, masks.translate(-left, -top, (height, width))))
             return clip_and_filter(placed, (height, width), self.min_box_size)
 
         out = clone_sample(sample)
         out.image = mixed.round_().clamp_(0, 255).to(torch.uint8)
-        out.gt = Instances.cat([sample.gt, moved(other.gt)])
-        out.ignore = Instances.cat([sample.ignore, moved(other.ignore)])
+        where = f"MixUp: sample img_id={sample.img_id} ({sample.img_path})"
+        out.gt = cat_instances([sample.gt, moved(other.gt)], (height, width), where)
+        out.ignore = cat_instances([sample.ignore, moved(other.ignore)], (height, width), where)
         out.meta["mixup"] = True
         return out

@@ -123,7 +123,8 @@ def merge_tta_predictions(
 
 
 def _with_unit_scores(pred: Instances) -> Instances:
-    return Instances(boxes=pred.boxes, labels=pred.labels, scores=torch.ones(len(pred)))
+    return Instances(boxes=pred.boxes, labels=pred.labels, scores=torch.ones(len(pred)),
+                     masks=pred.masks)
 
 
 def tta_pipeline(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import ClassVar, Unpack
+from typing import Any, ClassVar, Unpack
 
 import attrs
 import torch
@@ -507,6 +507,19 @@ class DenseHead(nn.Module):
             (e.g. a proposal head's training-time settings).
         """
         postprocess = self.postprocess if postprocess is None else postprocess
+        boxes, candidates = self.decoded_candidates(cls_scores, bbox_preds, samples, aux_preds,
+                                                    postprocess)
+        return postprocess(boxes, candidates)
+
+    def decoded_candidates(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+                           samples: list[DetSample], aux_preds: list[Tensor] | None = None,
+                           postprocess: PostProcess | None = None) -> tuple[Tensor, Any]:
+        """The steps of :meth:`predict_by_feat` before NMS: ``postprocess.select``'s
+        candidates (``prior_inds (B, K)`` among them) and their ``(B, K, 4)`` decoded boxes
+        clipped to each ``img_shape``.
+
+        :returns: ``(boxes, candidates)``, the arguments of ``postprocess(...)``."""
+        postprocess = self.postprocess if postprocess is None else postprocess
         priors = self.priors_of(cls_scores)
         obj_levels = self.objectness_levels(aux_preds, len(cls_scores))
         level_scores = [self.scores_from_logits(flatten_level(c, self.num_classes), obj)
@@ -517,7 +530,7 @@ class DenseHead(nn.Module):
         values = reg.gather(1, index[:, :, None].expand(-1, -1, reg.shape[-1]))
         img_shapes = torch.tensor([s.img_shape for s in samples], device=reg.device)
         boxes = self.decode(priors, values, index, max_shape=img_shapes[:, None, :])
-        return postprocess(boxes, candidates)
+        return boxes, candidates
 
     # ---- insight -----------------------------------------------------------------------
 

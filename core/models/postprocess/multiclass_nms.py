@@ -91,6 +91,18 @@ class MultiClassNMS:
         :param candidates: from :meth:`select`.
         :returns: B instance sets with at most ``max_per_img`` boxes, scores descending.
         """
+        return self.nms_with_indices(boxes, candidates)[0]
+
+    def nms_with_indices(self, boxes: Tensor, candidates: Candidates
+                         ) -> tuple[list[Instances], list[Tensor]]:
+        """:meth:`__call__`'s detections and, per image, which candidates they are.
+
+        :param boxes: ``(B, K, 4)`` decoded xyxy boxes of the candidates.
+        :param candidates: from :meth:`select`.
+        :returns: the B instance sets of :meth:`__call__` and per image the ``(N,)`` int64
+            index of each detection into the K candidates (``candidates.prior_inds[b,
+            index]`` are the detections' priors).
+        """
         num_images, _, _ = boxes.shape
         image_index = torch.arange(num_images, device=boxes.device)[:, None].expand_as(
             candidates.labels
@@ -100,6 +112,7 @@ class MultiClassNMS:
         flat_scores = candidates.scores[valid]
         flat_labels = candidates.labels[valid]
         flat_images = image_index[valid]
+        flat_candidates = valid.nonzero()[:, 1]
         num_classes_seen = int(flat_labels.max()) + 1 if flat_labels.numel() else 1
         keep = batched_nms(
             flat_boxes,
@@ -115,9 +128,10 @@ class MultiClassNMS:
         rank = torch.arange(len(keep), device=boxes.device) - starts[kept_images]
         keep = keep[rank < self.max_per_img]
         kept_counts: list[int] = counts.clamp(max=self.max_per_img).tolist()
-        results = []
+        results, indices = [], []
         for image_keep in torch.split(keep, kept_counts):
             results.append(
                 Instances(flat_boxes[image_keep], flat_labels[image_keep], flat_scores[image_keep])
             )
-        return results
+            indices.append(flat_candidates[image_keep])
+        return results, indices

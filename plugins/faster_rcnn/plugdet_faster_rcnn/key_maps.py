@@ -1,10 +1,11 @@
-"""Parameter names of torchvision's and MMDetection's Faster R-CNN against ours.
+"""Parameter names of torchvision's and MMDetection's Faster R-CNN (and torchvision's Mask
+R-CNN) against ours.
 
 Each table maps a prefix of the source's names to a prefix of ours and is applied by the
 longest matching prefix; a table is read in both directions (a name of ours gives the
 source's). torchvision's box predictor has the background first (class row 0 and its box
 deltas, rows 0-3), ours and MMDetection's have it last (class row ``C``) and no background
-box.
+box; torchvision's mask predictor has a background channel (0), ours has none.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ Value = TypeVar("Value")
 CLS_KEYS = ("roi_head.bbox_head.fc_cls.weight", "roi_head.bbox_head.fc_cls.bias")
 REG_KEYS = ("roi_head.bbox_head.fc_reg.weight", "roi_head.bbox_head.fc_reg.bias")
 BOX_SIZE = 4
+#: Our class-specific mask logits (``C`` channels, no background).
+MASK_KEYS = ("roi_head.mask_head.conv_logits.weight", "roi_head.mask_head.conv_logits.bias")
 
 FPN_LEVELS = 4  # C2-C5
 BOX_HEAD_CONVS = 4  # fasterrcnn_resnet50_fpn_v2
+MASK_HEAD_CONVS = 4
 
 
 _TORCHVISION_COMMON = {
@@ -58,6 +62,15 @@ TORCHVISION_FASTER_RCNN_V2 = {
                        BOX_HEAD_CONVS, step=3, offset=1),
     f"roi_heads.box_head.{BOX_HEAD_CONVS + 1}.": "roi_head.bbox_head.shared_fcs.1.",
 }
+#: ``maskrcnn_resnet50_fpn``: the v1 Faster R-CNN and ``MaskRCNNHeads`` (4 conv + ReLU blocks,
+#: the conv ``.0`` of each) with ``MaskRCNNPredictor`` (transposed conv, 1x1 logits).
+TORCHVISION_MASK_RCNN = {
+    **TORCHVISION_FASTER_RCNN,
+    **indexed_prefixes("roi_heads.mask_head.{}.0.", "roi_head.mask_head.convs.{}.",
+                       MASK_HEAD_CONVS),
+    "roi_heads.mask_predictor.conv5_mask.": "roi_head.mask_head.upsample.",
+    "roi_heads.mask_predictor.mask_fcn_logits.": "roi_head.mask_head.conv_logits.",
+}
 #: Files of torchvision < 0.13 (the published v1 weights): the RPN conv unwrapped
 #: (``rpn.head.conv.weight``), renamed by torchvision on load; exact keys.
 TORCHVISION_LEGACY_KEYS = {f"rpn.head.conv.{param}": f"rpn.head.conv.0.0.{param}"
@@ -76,7 +89,10 @@ MMDET_FASTER_RCNN = {
 
 
 def torchvision_table(state: Mapping[str, Value]) -> dict[str, str]:
-    """The table of a torchvision Faster R-CNN state: v2 when its box head has convs."""
+    """The table of a torchvision Faster R-CNN state: v2 when its box head has convs, Mask
+    R-CNN when it has a mask predictor."""
+    if "roi_heads.mask_predictor.mask_fcn_logits.weight" in state:
+        return TORCHVISION_MASK_RCNN
     v2 = "roi_heads.box_head.0.0.weight" in state
     return TORCHVISION_FASTER_RCNN_V2 if v2 else TORCHVISION_FASTER_RCNN
 
@@ -87,9 +103,11 @@ def torchvision_legacy_renamed(state: Mapping[str, Value]) -> dict[str, Value]:
 
 
 def background_last(key: str, value: Tensor) -> Tensor:
-    """A torchvision box predictor tensor (our name ``key``) in our layout: the background's
-    class row moved from first to last, its box rows (the first :data:`BOX_SIZE`) dropped;
-    other tensors as they are."""
+    """A torchvision predictor tensor (our name ``key``) in our layout: the background's
+    class row moved from first to last, its box rows (the first :data:`BOX_SIZE`) and its
+    mask channel (the first) dropped; other tensors as they are."""
+    if key in MASK_KEYS:
+        return value[1:]
     if key in CLS_KEYS:
         return value[[*range(1, len(value)), 0]]
     if key in REG_KEYS:
@@ -98,8 +116,8 @@ def background_last(key: str, value: Tensor) -> Tensor:
 
 
 def torchvision_state(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """A torchvision Faster R-CNN state (v1 of any torchvision version, or v2) under our
-    names and in our predictor layout (:func:`background_last`).
+    """A torchvision Faster R-CNN state (v1 of any torchvision version, or v2) or Mask R-CNN
+    state under our names and in our predictor layout (:func:`background_last`).
 
     :raises KeyError: for a parameter without counterpart."""
     state = torchvision_legacy_renamed(state)

@@ -1,5 +1,5 @@
-"""Interoperation with torchvision's Faster R-CNN: matching config, weight conversion, and
-running torchvision's model on already-batched tensors.
+"""Interoperation with torchvision's Faster R-CNN and Mask R-CNN: matching config, weight
+conversion, and running torchvision's model on already-batched tensors.
 
 torchvision's ``GeneralizedRCNN.forward`` resizes and normalises images with its
 ``GeneralizedRCNNTransform``. To compare like with like, :class:`TorchvisionRunner` skips that
@@ -30,21 +30,25 @@ TV_FPN_CHANNELS = 256
 TV_FC_CHANNELS = 1024
 TV_SMOOTH_L1_BETA = 1 / 9
 TV_ROI_SAMPLING_RATIO = 2
+TV_MASK_ROI_SIZE = 14
 RESNET_IN_CHANNELS = [256, 512, 1024, 2048]
 
 
-def torchvision_like_config(num_classes: int, detections_per_img: int = 100
-                            ) -> dict[str, Any]:
+def torchvision_like_config(num_classes: int, detections_per_img: int = 100,
+                            masks: bool = False) -> dict[str, Any]:
     """Model table of our Faster R-CNN built like torchvision's ``fasterrcnn_resnet50_fpn``
     (v1): C2-C5 into the FPN, P6 by max pooling, one anchor size per level, its matchers
     (low-quality rule: the prior's best gt), smooth L1 with beta 1/9, RoIAlign with sampling
     ratio 2 and ``aligned=False``, and trainable BatchNorm (torchvision without weights).
+    With ``masks``, our Mask R-CNN built like ``maskrcnn_resnet50_fpn``: the same with a
+    mask branch on 14x14 RoIAlign features (sampling ratio 2, ``aligned=False``).
 
     :param num_classes: foreground classes (torchvision's ``num_classes - 1``).
     :param detections_per_img: detections kept per image.
+    :param masks: Mask R-CNN instead of Faster R-CNN.
     """
     smooth_l1 = {"type": "SmoothL1Loss", "beta": TV_SMOOTH_L1_BETA}
-    return {
+    config: dict[str, Any] = {
         "type": "FasterRCNN",
         "backbone": {"type": "ResNet", "depth": 50, "out_indices": [0, 1, 2, 3]},
         "neck": {"type": "FPN", "in_channels": RESNET_IN_CHANNELS,
@@ -74,6 +78,16 @@ def torchvision_like_config(num_classes: int, detections_per_img: int = 100
             "postprocess": {"type": "MultiClassNMS", "max_per_img": detections_per_img},
         },
     }
+    if masks:
+        config["type"] = "MaskRCNN"
+        config["roi_head"] = {
+            **config["roi_head"], "type": "MaskRoIHead",
+            "mask_roi_extractor": {"type": "MultiLevelRoIAlign",
+                                   "featmap_strides": TV_ROI_STRIDES,
+                                   "out_size": TV_MASK_ROI_SIZE,
+                                   "sampling_ratio": TV_ROI_SAMPLING_RATIO, "aligned": False},
+        }
+    return config
 
 
 def load_torchvision_weights(ours: nn.Module, tv_model: TVFasterRCNN) -> None:
@@ -83,8 +97,8 @@ def load_torchvision_weights(ours: nn.Module, tv_model: TVFasterRCNN) -> None:
 
 
 class TorchvisionRunner:
-    """Runs a torchvision Faster R-CNN on a pre-batched, pre-normalised ``(B, 3, H, W)``
-    tensor; labels are ours (foreground ``0..C-1``) on the way in and out."""
+    """Runs a torchvision Faster R-CNN (or Mask R-CNN) on a pre-batched, pre-normalised
+    ``(B, 3, H, W)`` tensor; labels are ours (foreground ``0..C-1``) on the way in and out."""
 
     def __init__(self, model: TVFasterRCNN) -> None:
         self.model = model
@@ -137,7 +151,8 @@ class TorchvisionRunner:
 
     def predict(self, images: Tensor, image_sizes: list[tuple[int, int]],
                 feats: OrderedDict[str, Tensor] | None = None) -> list[dict[str, Tensor]]:
-        """Detections (``boxes``, ``scores``, ``labels`` ours) in ``image_sizes`` pixels.
+        """Detections (``boxes``, ``scores``, ``labels`` ours) in ``image_sizes`` pixels; a Mask
+        R-CNN's with ``masks``, ``(N, 1, 28, 28)`` probabilities on the boxes' grids.
 
         :param feats: the pyramid levels of ``images`` when already computed."""
         feats = self.features(images) if feats is None else feats
@@ -147,9 +162,10 @@ class TorchvisionRunner:
         return [{**d, "labels": d["labels"] - 1} for d in detections]
 
     def loss(self, images: Tensor, targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
-        """Training losses of the RPN and RoI heads (targets' labels ours), the heads in
-        training mode and the backbone as it is."""
-        tv_targets = [{"boxes": t["boxes"], "labels": t["labels"] + 1} for t in targets]
+        """Training losses of the RPN and RoI heads (targets' labels ours; a Mask R-CNN's
+        targets with ``masks``, ``(M, H, W)`` bitmaps), the heads in training mode and the
+        backbone as it is."""
+        tv_targets = [{**t, "labels": t["labels"] + 1} for t in targets]
         feats = self.features(images)
         image_list = self._image_list(images)
         with _training(self.model.rpn, self.model.roi_heads):

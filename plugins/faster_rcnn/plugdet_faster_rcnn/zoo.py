@@ -1,12 +1,14 @@
 """Converters (stage ``weight_converter``) of torchvision's and MMDetection's Faster R-CNN
-checkpoints: the key tables of :mod:`plugdet_faster_rcnn.key_maps` applied to a file and
-checked against the model the config builds."""
+and torchvision's Mask R-CNN checkpoints: the key tables of
+:mod:`plugdet_faster_rcnn.key_maps` applied to a file and checked against the model the config
+builds."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import ClassVar
 
+import attrs
 from torch import Tensor, nn
 
 from core.api import (
@@ -19,7 +21,13 @@ from core.api import (
     TableConverter,
 )
 from plugdet_faster_rcnn import key_maps
-from plugdet_faster_rcnn.key_maps import BOX_SIZE, CLS_KEYS, REG_KEYS, background_last
+from plugdet_faster_rcnn.key_maps import (
+    BOX_SIZE,
+    CLS_KEYS,
+    MASK_KEYS,
+    REG_KEYS,
+    background_last,
+)
 
 CONFIGS = "plugins/faster_rcnn/configs/pretrained"
 
@@ -29,13 +37,15 @@ class FasterRCNNConverter(TableConverter):
     :class:`~core.api.TableConverter`); the box predictor's class rows and box blocks are
     fitted to the dataset's classes."""
 
-    class_row_keys = CLS_KEYS + REG_KEYS
+    class_row_keys: ClassVar[tuple[str, ...]] = CLS_KEYS + REG_KEYS
     #: The file's box predictor has the background first, with box deltas (torchvision).
     background_first: ClassVar[bool] = False
+    #: The class name of the RoI head this architecture converts into.
+    roi_head_type: ClassVar[str] = "StandardRoIHead"
 
     def fits_model(self, model: nn.Module) -> bool:
-        """A model with an RoI head of ours."""
-        return type(getattr(model, "roi_head", None)).__name__ == "StandardRoIHead"
+        """A model with an RoI head of ours of :attr:`roi_head_type`."""
+        return type(getattr(model, "roi_head", None)).__name__ == self.roi_head_type
 
     def convert(self, checkpoint: PeerCheckpoint, model: nn.Module) -> ConvertedState:
         """Our state of ``model``'s architecture from the file.
@@ -82,6 +92,28 @@ class TorchvisionConverter(FasterRCNNConverter):
         return key_maps.torchvision_legacy_renamed(state)
 
 
+class TorchvisionMaskConverter(TorchvisionConverter):
+    """torchvision's Mask R-CNN files: Faster R-CNN's, and class-specific mask logits whose
+    background channel (the first) is dropped; the mask channels are fitted to the dataset's
+    classes like the box predictor's rows."""
+
+    class_row_keys = CLS_KEYS + REG_KEYS + MASK_KEYS
+    roi_head_type = "MaskRoIHead"
+
+    def accepts(self, checkpoint: PeerCheckpoint, model: nn.Module) -> bool:
+        """A torchvision file with a mask predictor (:attr:`signature`), whatever Faster
+        R-CNN architecture its box keys suggest, for a model with our mask RoI head."""
+        return (checkpoint.source == self.source and self.fits_model(model)
+                and self.signature in self.normalized(checkpoint.state))
+
+    def convert(self, checkpoint: PeerCheckpoint, model: nn.Module) -> ConvertedState:
+        """Our state of ``model``'s architecture from the file (see
+        :meth:`FasterRCNNConverter.convert`)."""
+        converted = super().convert(checkpoint, model)
+        return attrs.evolve(converted, class_rows={**converted.class_rows,
+                                                   **dict.fromkeys(MASK_KEYS, ClassRows())})
+
+
 class MMDetConverter(FasterRCNNConverter):
     """MMDetection's files: 80 COCO classes unless the file names others."""
 
@@ -103,6 +135,11 @@ CONVERTERS: tuple[FasterRCNNConverter, ...] = (
         f"{CONFIGS}/faster_rcnn_r50_fpn_v2_torchvision_coco.toml",
         key_maps.TORCHVISION_FASTER_RCNN_V2, ("fasterrcnn_resnet50_fpn_v2",),
         "roi_heads.box_head.5.weight"),
+    TorchvisionMaskConverter(  # COCO_V1: 37.9 box, 34.6 mask
+        "torchvision/maskrcnn_resnet50_fpn",
+        f"{CONFIGS}/mask_rcnn_r50_fpn_torchvision_coco.toml",
+        key_maps.TORCHVISION_MASK_RCNN, ("maskrcnn_resnet50_fpn",),
+        "roi_heads.mask_predictor.mask_fcn_logits.weight"),
     MMDetConverter(  # faster-rcnn_r50_fpn_1x_coco: 37.4
         "mmdet/faster_rcnn_r50_fpn", f"{CONFIGS}/faster_rcnn_r50_fpn_mmdet_coco.toml",
         key_maps.MMDET_FASTER_RCNN, ("FasterRCNN",), "roi_head.bbox_head.shared_fcs.0.weight"),

@@ -1,6 +1,7 @@
 """Entry point of the ``plugdet-yolo`` distribution: registers the YOLO backbones, necks,
-heads, the detector, the letterbox and HSV transforms, YOLOX's coder and mode-switch hook,
-RTMDet's parts, and the weight converters of ultralytics', YOLOv5's and MMYOLO's checkpoints."""
+heads (YOLOv8-seg's with masks), the detector, the letterbox and HSV transforms, YOLOX's
+coder and mode-switch hook, RTMDet's parts, and the weight converters of ultralytics',
+YOLOv5's and MMYOLO's checkpoints."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from plugdet_yolo.yolov5_assigner import YOLOv5ShapeMatchAssigner
 from plugdet_yolo.yolov5_coder import YOLOv5BoxCoder
 from plugdet_yolo.yolov5_head import YOLOv5Head
 from plugdet_yolo.yolov8_head import YOLOv8Head
+from plugdet_yolo.yolov8_seg_head import YOLOv8SegHead
 from plugdet_yolo.yolox_backbone import YOLOXCSPDarknet
 from plugdet_yolo.yolox_coder import YOLOXBoxCoder
 from plugdet_yolo.yolox_head import YOLOXHead
@@ -36,7 +38,7 @@ def register_necks(register: Register) -> None:
 
 @impl
 def register_heads(register: Register) -> None:
-    register_each(register, YOLOv8Head, YOLOv5Head, YOLOXHead, RTMDetHead)
+    register_each(register, YOLOv8Head, YOLOv8SegHead, YOLOv5Head, YOLOXHead, RTMDetHead)
 
 
 @impl

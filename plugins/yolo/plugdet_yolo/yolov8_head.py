@@ -13,6 +13,7 @@ from core.api import (
     ConfigError,
     DenseHead,
     DenseHeadParts,
+    DenseLossInputs,
     DetSample,
     LossPart,
     build_part,
@@ -154,17 +155,26 @@ class YOLOv8Head(DenseHead):
         if aux_preds is None:
             raise ValueError("YOLOv8Head: loss_by_feat needs forward's bin logits (aux_preds)")
         inputs = self.loss_inputs(cls_scores, bbox_preds, samples, aux_preds)
+        return self.detection_losses(inputs, aux_preds, len(samples))
+
+    def detection_losses(self, inputs: DenseLossInputs, bin_logits: list[Tensor],
+                         num_images: int) -> dict[str, Tensor]:
+        """The three losses and the logged scalars of :meth:`loss_by_feat` from its
+        :meth:`loss_inputs` (a head that adds losses reuses the assignment).
+
+        :param bin_logits: per level ``(B, 4 * reg_max, H_l, W_l)``.
+        :param num_images: B, the factor of ``loss_scale_by_batch``."""
         targets = inputs.targets
         loss_cls, pos_quality, soft_sum = self.soft_label_cls_loss(inputs)
         loss_bbox = self.box_loss(inputs, weight=pos_quality, avg_factor=soft_sum)
         distances = self.bbox_coder.encode(targets.pos_prior_rows(), targets.pos_gt_boxes,
                                            strides=targets.pos_strides())
         distances = distances.clamp(min=0.0, max=self.reg_max - 1 - DFL_TARGET_MARGIN)
-        bins = flatten_levels(aux_preds, NUM_SIDES * self.reg_max)
+        bins = flatten_levels(bin_logits, NUM_SIDES * self.reg_max)
         pos_bins = inputs.at_positives(bins).reshape(-1, self.reg_max)
         loss_dfl = self.loss_dfl(pos_bins, distances.reshape(-1),
                                  weight=pos_quality.repeat_interleave(NUM_SIDES),
                                  avg_factor=NUM_SIDES * soft_sum)
-        scale = float(len(samples)) if self.loss_scale_by_batch else 1.0
+        scale = float(num_images) if self.loss_scale_by_batch else 1.0
         return {"loss_cls": loss_cls * scale, "loss_bbox": loss_bbox * scale,
                 "loss_dfl": loss_dfl * scale, **self.scalars(targets)}

@@ -9,10 +9,21 @@ from core.api import (
     PAD_OFFSET_KEY,
     DataError,
     DetSample,
+    Instances,
+    PolygonMasks,
     map_instances,
     resize_sample,
     translate_boxes,
 )
+
+
+def _shifted(instances: Instances, left: int, top: int, shape: tuple[int, int]) -> Instances:
+    """Boxes and polygon masks (resized already) moved by the letterbox padding into the
+    ``shape`` frame."""
+    boxes = translate_boxes(instances.boxes, left, top)
+    if isinstance(instances.masks, PolygonMasks):
+        return map_instances(instances, boxes, instances.masks.translate(left, top, shape))
+    return map_instances(instances, boxes)
 
 
 class LetterResize:
@@ -20,13 +31,14 @@ class LetterResize:
 
     The factor is ``min(H / h, W / w)`` (at most 1 unless ``allow_scale_up``); the resized
     image (sides rounded) sits in the middle, the padding split evenly (the odd pixel goes
-    to the bottom/right) and filled with ``pad_value``. Boxes follow. ``img_shape`` and
-    ``pad_shape`` become ``(H, W)``, ``scale_factor`` the per-axis factors actually applied,
-    and ``meta["pad_offset"]`` the ``(left, top)`` shift, so that boxes map back exactly with
-    ``DetSample.boxes_to_original`` (``ori = (img - pad_offset) / scale_factor`` after the
-    flip is undone inside ``(H, W)``). On an axis the sample was flipped along before this
-    transform (``TestTimeAug``'s mirrored views), the recorded shift is the right / bottom
-    padding instead: where the image sits before that flip, mirrored inside ``(H, W)``.
+    to the bottom/right) and filled with ``pad_value``. Boxes and polygon masks follow.
+    ``img_shape`` and ``pad_shape`` become ``(H, W)``, ``scale_factor`` the per-axis factors
+    actually applied, and ``meta["pad_offset"]`` the ``(left, top)`` shift, so that boxes map
+    back exactly with ``DetSample.boxes_to_original`` (``ori = (img - pad_offset) /
+    scale_factor`` after the flip is undone inside ``(H, W)``). On an axis the sample was
+    flipped along before this transform (``TestTimeAug``'s mirrored views), the recorded
+    shift is the right / bottom padding instead: where the image sits before that flip,
+    mirrored inside ``(H, W)``.
 
     :param scale: ``(H, W)`` of the output.
     :param pad_value: value of the padding pixels.
@@ -59,9 +71,8 @@ class LetterResize:
         if top or bottom or left or right:
             assert sample.image is not None  # checked above; resize_sample keeps it
             sample.image = F.pad(sample.image, (left, right, top, bottom), value=self.pad_value)
-        sample.gt = map_instances(sample.gt, translate_boxes(sample.gt.boxes, left, top))
-        sample.ignore = map_instances(sample.ignore,
-                                      translate_boxes(sample.ignore.boxes, left, top))
+        sample.gt = _shifted(sample.gt, left, top, self.scale)
+        sample.ignore = _shifted(sample.ignore, left, top, self.scale)
         sx, sy = new_w / w, new_h / h
         flipped = sample.flip_direction if sample.flip else None
         shift_x = right if flipped in ("horizontal", "diagonal") else left

@@ -71,6 +71,12 @@ def dfl_head(row: str) -> dict[str, str]:
 ULTRALYTICS_YOLOV8 = KeyMap(
     {**ULTRALYTICS_BACKBONE, **ULTRALYTICS_YOLOV8_NECK, **dfl_head(YOLOV8_DETECT_ROW)},
     C2F_NAMES)
+#: YOLOv8-seg: the detect row adds ``cv4`` (mask coefficient branches) and ``proto``
+#: (``cv1``, ``upsample``, ``cv2``, ``cv3``).
+ULTRALYTICS_YOLOV8_SEG = KeyMap(
+    {**ULTRALYTICS_BACKBONE, **ULTRALYTICS_YOLOV8_NECK, **dfl_head(YOLOV8_DETECT_ROW),
+     "head.mask_branches": f"{YOLOV8_DETECT_ROW}.cv4", "head.proto": f"{YOLOV8_DETECT_ROW}.proto"},
+    {**C2F_NAMES, "conv3": "cv3"})
 ULTRALYTICS_YOLOV5U = KeyMap(
     {**ULTRALYTICS_BACKBONE, **ULTRALYTICS_YOLOV5_NECK, **dfl_head(YOLOV5_DETECT_ROW)},
     C3_NAMES)

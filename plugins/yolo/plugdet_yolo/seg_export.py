@@ -1,0 +1,117 @@
+"""YOLOv8-seg as one tensor function for ONNX export: fixed-size detections with their masks
+at the input's size, traceable by ``torch.onnx.export`` (no branch on tensor values, sizes
+that follow a dynamic input read as graph values).
+
+The steps are the head's ``predict`` on a whole image (``img_shape = ori_shape`` = the
+input, scale 1): per level the ``nms_pre`` best (prior, class) pairs, their boxes decoded and
+clipped to the input, class-wise NMS, the ``max_per_img`` best; each kept detection's mask is
+its coefficients . the prototypes read bilinearly at the input's pixel centres, cropped to its
+box and thresholded at logit 0 (:func:`~plugdet_yolo.proto.paste_masks`).
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.ops import nms
+
+BOX_PARAMS = 4
+
+
+def dim(tensor: Tensor, index: int) -> int:
+    """Size ``index`` of ``tensor``: an int, while exporting a 0-d graph value used as one
+    (so that the size follows a dynamic input)."""
+    if torch.onnx.is_in_onnx_export():
+        return cast(int, torch._shape_as_tensor(tensor)[index])
+    return tensor.shape[index]
+
+
+def level_points(level_outputs: list[Tensor], strides: list[int], offset: float
+                 ) -> tuple[Tensor, Tensor]:
+    """The prior points of per-level ``(B, C, H_l, W_l)`` outputs, as a ``PointGenerator``
+    with ``strides`` and ``offset`` gives them (row-major cells, levels in order).
+
+    :returns: ``points (N, 2)`` ``(x, y)`` pixels and ``strides (N,)``."""
+    points, point_strides = [], []
+    for output, stride in zip(level_outputs, strides, strict=True):
+        device = output.device
+        xs = (torch.arange(dim(output, 3), device=device, dtype=torch.float32) + offset) * stride
+        ys = (torch.arange(dim(output, 2), device=device, dtype=torch.float32) + offset) * stride
+        xx = (xs[None, :] + ys[:, None] * 0).reshape(-1)
+        yy = (ys[:, None] + xs[None, :] * 0).reshape(-1)
+        points.append(torch.stack([xx, yy], dim=1))
+        point_strides.append(torch.full_like(xx, float(stride)))
+    return torch.cat(points), torch.cat(point_strides)
+
+
+def top_candidates(level_scores: list[Tensor], nms_pre: int
+                   ) -> tuple[Tensor, Tensor, Tensor]:
+    """The ``nms_pre`` best (prior, class) pairs of each level (zero-score padding keeps
+    ``nms_pre`` on small maps; it never passes a score threshold).
+
+    :param level_scores: per level ``(B, N_l, C)`` probabilities.
+    :returns: ``scores (B, M)``, ``labels (B, M)``, ``prior_inds (B, M)`` into the
+        concatenated priors, ``M = levels * nms_pre``."""
+    scores, labels, prior_inds, offset = [], [], [], 0
+    for level in level_scores:
+        num_classes = level.shape[-1]
+        flat = level.flatten(1)
+        num_priors = dim(flat, 1) // num_classes
+        flat = torch.cat([flat, flat.new_zeros(flat.shape[0], nms_pre)], dim=1)
+        top_scores, top_idx = flat.topk(nms_pre, dim=1)
+        prior = torch.div(top_idx, num_classes, rounding_mode="floor")
+        scores.append(top_scores)
+        labels.append(top_idx % num_classes)
+        prior_inds.append(torch.clamp(prior, max=num_priors - 1) + offset)
+        offset = offset + num_priors
+    return torch.cat(scores, 1), torch.cat(labels, 1), torch.cat(prior_inds, 1)
+
+
+def keep_best(boxes: Tensor, scores: Tensor, labels: Tensor, num_classes: int,
+              score_thr: float, iou_threshold: float, count: int) -> tuple[Tensor, Tensor]:
+    """Class-wise NMS per image over ``(B, M)`` candidates, then the ``count`` best per
+    image (candidates at or below ``score_thr`` take part in the NMS but are dropped after
+    it: they score below every kept one, so they suppress nothing kept).
+
+    :param boxes: ``(B, M, 4)`` xyxy.
+    :returns: ``order (B, count)`` candidate indices and their ``scores (B, count)``, 0 on
+        rows without a detection (their index is that of some candidate)."""
+    image = torch.arange(scores.shape[0], device=scores.device)[:, None].expand_as(labels)
+    flat_boxes = boxes.reshape(-1, BOX_PARAMS)
+    keys = (image * num_classes + labels).reshape(-1)
+    # batched NMS by coordinate offsets, without torchvision's branch for empty inputs
+    offsets = keys.to(flat_boxes) * (flat_boxes.max() + 1)
+    keep = nms(flat_boxes + offsets[:, None], scores.reshape(-1), iou_threshold)
+    kept = torch.zeros_like(scores.reshape(-1)).index_fill(0, keep, 1.0).reshape(scores.shape)
+    final = torch.where((kept > 0) & (scores > score_thr), scores, torch.zeros_like(scores))
+    final = torch.cat([final, final.new_zeros(final.shape[0], count)], dim=1)
+    top, order = final.topk(count, dim=1)
+    return torch.clamp(order, max=dim(scores, 1) - 1), top
+
+
+def masks_at_input(logits: Tensor, boxes: Tensor, valid: Tensor, images: Tensor,
+                   logit_shape: tuple[int, int]) -> Tensor:
+    """``(B, K, H, W)`` bool masks at the input's pixels from prototype-resolution logits.
+
+    :param logits: ``(B, K, h, w)`` mask logits spanning a network input of ``logit_shape``
+        ``(H', W')`` pixels (the input, up to its padding to the largest stride).
+    :param boxes: ``(B, K, 4)`` xyxy input pixels; a mask is kept inside its box.
+    :param valid: ``(B, K)`` bool, False on unused rows (all-False masks).
+    :param images: ``(B, 3, H, W)``, for the output size."""
+    xs = torch.arange(dim(images, 3), device=images.device, dtype=torch.float32) + 0.5
+    ys = torch.arange(dim(images, 2), device=images.device, dtype=torch.float32) + 0.5
+    grid_x = xs * (2.0 / logit_shape[1]) - 1.0
+    grid_y = ys * (2.0 / logit_shape[0]) - 1.0
+    grid = torch.stack([grid_x[None, :] + grid_y[:, None] * 0,
+                        grid_y[:, None] + grid_x[None, :] * 0], dim=-1)
+    values = F.grid_sample(logits.flatten(0, 1)[None], grid[None], mode="bilinear",
+                           padding_mode="border", align_corners=False)[0]
+    values = values.reshape(logits.shape[0], logits.shape[1], values.shape[-2],
+                            values.shape[-1])
+    inside_x = (xs >= boxes[..., 0:1]) & (xs <= boxes[..., 2:3])  # (B, K, W)
+    inside_y = (ys >= boxes[..., 1:2]) & (ys <= boxes[..., 3:4])  # (B, K, H)
+    return ((values > 0) & inside_y[..., :, None] & inside_x[..., None, :]
+            & valid[..., None, None])
