@@ -73,16 +73,15 @@ class DecoderLayer(nn.Module):
         return out
 
 
-def make_anchors(spatial_shapes: Sequence[tuple[int, int]], grid_size: float = 0.05,
-                 eps: float = 0.01, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
-    """One anchor per cell of every level, in logit space.
+def anchor_boxes(spatial_shapes: Sequence[tuple[int, int]], grid_size: float = 0.05,
+                 device: torch.device | None = None) -> Tensor:
+    """One anchor per cell of every level, normalised by the padded input.
 
     Level ``l``'s anchors are centred on the cells, ``(x + 0.5) / W_l, (y + 0.5) / H_l``, with
-    width and height ``grid_size * 2 ** l``. An anchor with a coordinate outside
-    ``(eps, 1 - eps)`` is invalid: its logit anchor is ``inf``.
+    width and height ``grid_size * 2 ** l``.
 
-    :returns: ``(1, N, 4)`` anchors ``inverse_sigmoid(cx, cy, w, h)`` and ``(1, N, 1)`` bool
-        valid mask, ``N = sum H_l W_l``, levels in order, cells row-major.
+    :returns: ``(1, N, 4)`` ``cx, cy, w, h``, ``N = sum H_l W_l``, levels in order, cells
+        row-major (the order of the flattened memory).
     """
     anchors = []
     for level, (height, width) in enumerate(spatial_shapes):
@@ -92,7 +91,18 @@ def make_anchors(spatial_shapes: Sequence[tuple[int, int]], grid_size: float = 0
                                                                    dtype=torch.float32)
         sizes = torch.full_like(centres, grid_size * 2.0 ** level)
         anchors.append(torch.cat([centres, sizes], -1).reshape(1, height * width, 4))
-    boxes = torch.cat(anchors, 1).to(device)
+    return torch.cat(anchors, 1).to(device)
+
+
+def make_anchors(spatial_shapes: Sequence[tuple[int, int]], grid_size: float = 0.05,
+                 eps: float = 0.01, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
+    """The anchors of :func:`anchor_boxes` in logit space. An anchor with a coordinate outside
+    ``(eps, 1 - eps)`` is invalid: its logit anchor is ``inf``.
+
+    :returns: ``(1, N, 4)`` anchors ``inverse_sigmoid(cx, cy, w, h)`` and ``(1, N, 1)`` bool
+        valid mask, ``N = sum H_l W_l``, levels in order, cells row-major.
+    """
+    boxes = anchor_boxes(spatial_shapes, grid_size, device)
     valid = ((boxes > eps) & (boxes < 1 - eps)).all(-1, keepdim=True)
     logits = torch.log(boxes / (1 - boxes))
     return torch.where(valid, logits, torch.inf), valid
@@ -176,12 +186,13 @@ class RTDETRDecoder(nn.Module):
         return torch.cat(flat, 1), shapes
 
     def select_queries(self, memory: Tensor, shapes: list[tuple[int, int]]
-                       ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                       ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Top-``Q`` memory positions by their best class logit.
 
         :returns: detached query contents ``(B, Q, C)`` and reference boxes in logit space
-            ``(B, Q, 4)``, and the proposals' logits ``(B, Q, num_classes)`` and boxes
-            ``(B, Q, 4)`` (with gradients, for their own loss)."""
+            ``(B, Q, 4)``, the proposals' logits ``(B, Q, num_classes)`` and boxes
+            ``(B, Q, 4)`` (with gradients, for their own loss), and ``(B, Q)`` int64 the
+            selected positions, indices into the ``N`` flattened memory positions (anchors)."""
         anchors, valid = make_anchors(shapes, eps=self.anchor_eps, device=memory.device)
         output = self.enc_output(valid.to(memory.dtype) * memory)
         logits = self.enc_score_head(output)
@@ -192,7 +203,8 @@ class RTDETRDecoder(nn.Module):
             return x.gather(1, top[..., None].expand(-1, -1, x.shape[-1]))
 
         ref_unact = gather(boxes_unact)
-        return gather(output).detach(), ref_unact.detach(), gather(logits), ref_unact.sigmoid()
+        return (gather(output).detach(), ref_unact.detach(), gather(logits), ref_unact.sigmoid(),
+                top)
 
     def forward(self, feats: tuple[Tensor, ...], denoising: DenoisingQueries | None = None
                 ) -> DetrOutputs:
@@ -201,7 +213,7 @@ class RTDETRDecoder(nn.Module):
         :returns: every layer's outputs in training; in eval mode only the ``eval_idx``
             layer's (``L = 1``)."""
         memory, shapes = self.flatten_memory(feats)
-        target, ref_unact, enc_logits, enc_boxes = self.select_queries(memory, shapes)
+        target, ref_unact, enc_logits, enc_boxes, selected = self.select_queries(memory, shapes)
         attn_mask = None
         if denoising is not None:
             target = torch.cat([denoising.content, target], 1)
@@ -228,8 +240,8 @@ class RTDETRDecoder(nn.Module):
             ref_detached = refined.detach() if self.training else refined
         logits, boxes = torch.stack(all_logits), torch.stack(all_boxes)
         if denoising is None:
-            return DetrOutputs(logits, boxes, enc_logits, enc_boxes)
+            return DetrOutputs(logits, boxes, enc_logits, enc_boxes, query_inds=selected)
         num_dn = denoising.groups.num_queries
         return DetrOutputs(logits[:, :, num_dn:], boxes[:, :, num_dn:], enc_logits, enc_boxes,
                            dn_logits=logits[:, :, :num_dn], dn_boxes=boxes[:, :, :num_dn],
-                           dn=denoising.groups)
+                           dn=denoising.groups, query_inds=selected)

@@ -47,6 +47,9 @@ class DetrOutputs:
     :ivar dn_logits: ``(L, B, Qd, C)`` class logits of the denoising queries, or None.
     :ivar dn_boxes: ``(L, B, Qd, 4)`` boxes of the denoising queries, or None.
     :ivar dn: the denoising pairs, or None (training with denoising only).
+    :ivar query_inds: ``(B, Q)`` int64 the memory position (anchor) each matching query was
+        selected from, an index into the ``N = sum H_l W_l`` flattened levels; None when
+        unknown.
     """
 
     logits: Tensor
@@ -56,3 +59,4 @@ class DetrOutputs:
     dn_logits: Tensor | None = None
     dn_boxes: Tensor | None = None
     dn: DenoisingGroups | None = None
+    query_inds: Tensor | None = None

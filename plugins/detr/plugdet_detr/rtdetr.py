@@ -6,13 +6,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import attrs
 import torch
 from torch import Tensor, nn
-from torchvision.ops import box_convert
+from torchvision.ops import box_convert, box_iou
 
-from core.api import ConfigError, DetSample, Instances, SingleStageDetector
+from core.api import (
+    NEGATIVE,
+    Assignments,
+    AssignResult,
+    ConfigError,
+    DetSample,
+    Instances,
+    Priors,
+    SampleResult,
+    SingleStageDetector,
+    assignments_by_level,
+)
 from plugdet_detr.criterion import DEFAULT_WEIGHTS, RTDETRCriterion
-from plugdet_detr.decoder import RTDETRDecoder
+from plugdet_detr.decoder import RTDETRDecoder, anchor_boxes
 from plugdet_detr.denoising import contrastive_denoising
 from plugdet_detr.outputs import DetrOutputs, DetrTargets
 
@@ -53,6 +65,42 @@ def detr_targets(samples: Sequence[DetSample], device: torch.device) -> DetrTarg
     return DetrTargets(labels=labels, boxes=boxes)
 
 
+@attrs.frozen
+class LevelStrides:
+    """The strides of the encoder levels, input pixels per cell (finest first): what the
+    positive-sample tools read of a head's prior generator."""
+
+    strides: tuple[int, ...]
+
+
+def selected_assignment(pairs: Sequence[tuple[Tensor, Tensor]], query_inds: Tensor,
+                        boxes: Tensor, samples: Sequence[DetSample], num_priors: int
+                        ) -> AssignResult:
+    """The matching of the queries put on the anchors they were selected from.
+
+    :param pairs: per image the matched ``(query_idx, gt_idx)``.
+    :param query_inds: ``(B, Q)`` anchor of each query (index into the ``N`` anchors).
+    :param boxes: ``(B, Q, 4)`` the queries' boxes, xyxy input pixels.
+    :param samples: the ``B`` samples (``gt`` in input pixels).
+    :param num_priors: ``N``.
+    :returns: ``(B, N)``: ``gt_inds`` ``i + 1`` on the anchor of the query matched to gt box
+        ``i``, 0 elsewhere; ``max_overlaps`` and ``quality`` that query's IoU with its gt box;
+        ``labels`` the matched class (-1 elsewhere).
+    """
+    device = query_inds.device
+    gt_inds = torch.full((len(samples), num_priors), NEGATIVE, dtype=torch.long, device=device)
+    labels = torch.full_like(gt_inds, -1)
+    overlaps = torch.zeros(gt_inds.shape, dtype=torch.float32, device=device)
+    for image, ((query, gt), sample) in enumerate(zip(pairs, samples, strict=True)):
+        anchors = query_inds[image, query]
+        gt_boxes = sample.gt.boxes.to(device=device, dtype=torch.float32)[gt]
+        gt_inds[image, anchors] = gt + 1
+        labels[image, anchors] = sample.gt.labels.to(device=device, dtype=torch.long)[gt]
+        overlaps[image, anchors] = box_iou(boxes[image, query].float(), gt_boxes).diagonal()
+    num_gts = torch.tensor([len(sample.gt) for sample in samples], device=device)
+    return AssignResult(gt_inds, overlaps, labels, num_gts, quality=overlaps.clone())
+
+
 class RTDETRHead(nn.Module):
     """RT-DETR's decoder with its criterion and test-time selection (a ``head`` component).
 
@@ -82,6 +130,8 @@ class RTDETRHead(nn.Module):
         ``alpha``, ``gamma``).
     :param vfl_alpha: varifocal weight of the negatives.
     :param vfl_gamma: varifocal exponent.
+    :param strides: input pixels per cell of the encoder levels (finest first), the
+        ``prior_generator.strides`` of the positive-sample tools.
     """
 
     def __init__(self, num_classes: int = 80, in_channels: tuple[int, ...] = (256, 256, 256),
@@ -91,8 +141,12 @@ class RTDETRHead(nn.Module):
                  box_noise_scale: float = 1.0, eval_idx: int = -1, num_top_queries: int = 300,
                  loss_weights: dict[str, float] = DEFAULT_WEIGHTS,
                  matcher: dict[str, float] = DEFAULT_MATCHER, vfl_alpha: float = 0.75,
-                 vfl_gamma: float = 2.0) -> None:
+                 vfl_gamma: float = 2.0, strides: Sequence[int] = (8, 16, 32)) -> None:
         super().__init__()
+        if len(strides) != len(in_channels):
+            raise ConfigError(f"RTDETRHead: {len(strides)} strides for {len(in_channels)} "
+                              "encoder levels")
+        self.prior_generator = LevelStrides(tuple(int(stride) for stride in strides))
         self.num_classes = num_classes
         self.num_queries = num_queries
         self.num_denoising = num_denoising
@@ -140,6 +194,42 @@ class RTDETRHead(nn.Module):
             results.append(Instances(image_boxes * input_scale(sample, image_boxes),
                                      labels[image], top.values[image].float()))
         return results
+
+
+    @torch.no_grad()
+    def get_assignments(self, feats: tuple[Tensor, ...], samples: list[DetSample]
+                        ) -> Assignments:
+        """The anchors the matched queries were selected from, per image and level.
+
+        The decoder runs in eval mode (restored afterwards) without denoising queries; its
+        last layer's queries are matched to the gt boxes as the criterion matches them, and
+        each matched query's positive is the anchor (memory position) it was selected from.
+
+        :param feats: encoder levels ``(B, C_l, H_l, W_l)``.
+        :param samples: the samples (``gt`` in input pixels, ``pad_shape`` the batch input).
+        :returns: the priors of level ``l`` are its ``(H_l * W_l, 4)`` query-selection anchors,
+            xyxy input pixels, in the flattened memory order; ``sample_result`` ``(B, N)``.
+        """
+        training = self.decoder.training
+        self.decoder.eval()
+        try:
+            outputs = self.decoder(feats)
+        finally:
+            self.decoder.train(training)
+        if outputs.query_inds is None:
+            raise ValueError("RTDETRDecoder returned no query indices")
+        device = feats[0].device
+        pairs = self.criterion.match(outputs.logits[-1], outputs.boxes[-1],
+                                     detr_targets(samples, device))
+        shapes = [(int(feat.shape[-2]), int(feat.shape[-1])) for feat in feats]
+        scale = input_scale(samples[0], outputs.boxes)
+        anchors = box_convert(anchor_boxes(shapes, device=device)[0], "cxcywh", "xyxy") * scale
+        sizes = [height * width for height, width in shapes]
+        priors = Priors.from_levels(list(anchors.split(sizes)), self.prior_generator.strides)
+        boxes = box_convert(outputs.boxes[-1], "cxcywh", "xyxy") * scale
+        assigned = selected_assignment(pairs, outputs.query_inds, boxes, samples, sum(sizes))
+        sampling = SampleResult(assigned.pos_mask, assigned.neg_mask, assigned, priors)
+        return assignments_by_level(priors, sampling)
 
 
 class RTDETR(SingleStageDetector):
