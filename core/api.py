@@ -114,6 +114,7 @@ from core.plugins import PluginManager, get_registries
 from core.registry import component, register_each
 from core.structures import PAD_OFFSET_KEY, DetBatch, DetSample, Instances
 from core.tools.cli import add_override_arguments
+from core.tools.onnx_detector import nms_top_k
 from core.visualization import Visualizer
 from core.visualization.backends.base import BaseVisBackend
 from core.visualization.hooks.samples import load_original_image
@@ -242,6 +243,7 @@ __all__ = [
     "map_key",
     "missing_members",
     "model_state_from",
+    "nms_top_k",
     "one_hot_without_background",
     "read_checkpoint",
     "register_each",

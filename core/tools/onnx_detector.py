@@ -64,6 +64,29 @@ def _nms_by_key(boxes: Tensor, scores: Tensor, keys: Tensor, iou_threshold: floa
     return nms(boxes + offsets[:, None], scores, iou_threshold)
 
 
+def nms_top_k(boxes: Tensor, score: Tensor, label: Tensor, num_classes: int,
+              score_thr: float, iou_threshold: float, count: int) -> tuple[Tensor, Tensor]:
+    """Class-wise NMS per image over all ``(B, M)`` candidates, then the best ``count`` per
+    image, at fixed sizes (traceable for export).
+
+    Candidates at or below ``score_thr`` take part in the NMS but are dropped after it: their
+    scores are below every kept one, so they suppress nothing kept.
+
+    :param boxes: ``(B, M, 4)`` xyxy. :param score: ``(B, M)``. :param label: ``(B, M)``.
+    :returns: ``order (B, count)``: indices into the ``M`` candidates followed by ``count``
+        padding rows (a row without a detection points into the padding or to a dropped
+        candidate), and their scores ``(B, count)``, 0 on rows without a detection.
+    """
+    image = torch.arange(score.shape[0], device=score.device)[:, None].expand_as(label)
+    keep = _nms_by_key(boxes.reshape(-1, BOX_PARAMS), score.reshape(-1),
+                       (image * num_classes + label).reshape(-1), iou_threshold)
+    kept = torch.zeros_like(score.reshape(-1)).index_fill(0, keep, 1.0).reshape(score.shape)
+    final = torch.where((kept > 0) & (score > score_thr), score, torch.zeros_like(score))
+    final = torch.cat([final, final.new_zeros(final.shape[0], count)], dim=1)
+    top, order = final.topk(count, dim=1)
+    return order, top
+
+
 class ExportableDetector(nn.Module):
     """Wrap a detector with an ``export_outputs`` method (:data:`EXPORT_METHOD`), or with
     ``extract_feat`` and a dense ``head`` (``forward``, ``num_classes``, ``prior_generator``,
@@ -123,21 +146,13 @@ class ExportableDetector(nn.Module):
 
     def _select(self, boxes: Tensor, score: Tensor, label: Tensor, num_classes: int,
                 nms: nn.Module) -> tuple[Tensor, Tensor, Tensor]:
-        """Class-wise NMS per image over all ``(B, M)`` candidates, then the best K per image.
-
-        Candidates at or below the score threshold take part in the NMS but are dropped
-        after it: their scores are below every kept one, so they suppress nothing kept.
-        """
-        image = torch.arange(score.shape[0], device=score.device)[:, None].expand_as(label)
-        keep = _nms_by_key(boxes.reshape(-1, BOX_PARAMS), score.reshape(-1),
-                           (image * num_classes + label).reshape(-1), nms.iou_threshold)
-        kept = torch.zeros_like(score.reshape(-1)).index_fill(0, keep, 1.0).reshape(score.shape)
-        final = torch.where((kept > 0) & (score > nms.score_thr), score, torch.zeros_like(score))
+        """:func:`nms_top_k` with ``nms``'s settings and :attr:`max_per_img`; the kept
+        boxes, scores and labels, zeros on rows without a detection."""
         count = self.max_per_img
-        final = torch.cat([final, final.new_zeros(final.shape[0], count)], dim=1)
+        order, top = nms_top_k(boxes, score, label, num_classes, nms.score_thr,
+                               nms.iou_threshold, count)
         boxes = torch.cat([boxes, boxes.new_zeros(boxes.shape[0], count, BOX_PARAMS)], dim=1)
         label = torch.cat([label, label.new_zeros(label.shape[0], count)], dim=1)
-        top, order = final.topk(count, dim=1)
         valid = top > 0
         out_boxes = boxes.gather(1, order[:, :, None].expand(-1, -1, BOX_PARAMS))
         out_boxes = torch.where(valid[:, :, None], out_boxes, torch.zeros_like(out_boxes))

@@ -16,7 +16,6 @@ from typing import cast
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision.ops import nms
 
 BOX_PARAMS = 4
 
@@ -68,28 +67,6 @@ def top_candidates(level_scores: list[Tensor], nms_pre: int
         prior_inds.append(torch.clamp(prior, max=num_priors - 1) + offset)
         offset = offset + num_priors
     return torch.cat(scores, 1), torch.cat(labels, 1), torch.cat(prior_inds, 1)
-
-
-def keep_best(boxes: Tensor, scores: Tensor, labels: Tensor, num_classes: int,
-              score_thr: float, iou_threshold: float, count: int) -> tuple[Tensor, Tensor]:
-    """Class-wise NMS per image over ``(B, M)`` candidates, then the ``count`` best per
-    image (candidates at or below ``score_thr`` take part in the NMS but are dropped after
-    it: they score below every kept one, so they suppress nothing kept).
-
-    :param boxes: ``(B, M, 4)`` xyxy.
-    :returns: ``order (B, count)`` candidate indices and their ``scores (B, count)``, 0 on
-        rows without a detection (their index is that of some candidate)."""
-    image = torch.arange(scores.shape[0], device=scores.device)[:, None].expand_as(labels)
-    flat_boxes = boxes.reshape(-1, BOX_PARAMS)
-    keys = (image * num_classes + labels).reshape(-1)
-    # batched NMS by coordinate offsets, without torchvision's branch for empty inputs
-    offsets = keys.to(flat_boxes) * (flat_boxes.max() + 1)
-    keep = nms(flat_boxes + offsets[:, None], scores.reshape(-1), iou_threshold)
-    kept = torch.zeros_like(scores.reshape(-1)).index_fill(0, keep, 1.0).reshape(scores.shape)
-    final = torch.where((kept > 0) & (scores > score_thr), scores, torch.zeros_like(scores))
-    final = torch.cat([final, final.new_zeros(final.shape[0], count)], dim=1)
-    top, order = final.topk(count, dim=1)
-    return torch.clamp(order, max=dim(scores, 1) - 1), top
 
 
 def masks_at_input(logits: Tensor, boxes: Tensor, valid: Tensor, images: Tensor,

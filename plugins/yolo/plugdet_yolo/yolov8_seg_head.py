@@ -19,13 +19,13 @@ from core.api import (
     PointGenerator,
     flatten_level,
     flatten_levels,
+    nms_top_k,
 )
 from plugdet_yolo.layers import make_divisible
 from plugdet_yolo.proto import Proto, mask_loss, paste_masks
 from plugdet_yolo.seg_export import (
     BOX_PARAMS,
     dim,
-    keep_best,
     level_points,
     masks_at_input,
     top_candidates,
@@ -214,8 +214,9 @@ class YOLOv8SegHead(YOLOv8Head):
         max_shape = torch._shape_as_tensor(images)[2:].reshape(1, 1, 2)
         boxes = self.bbox_coder.decode(points[index], values, max_shape=max_shape,
                                        strides=strides[index])
-        order, top = keep_best(boxes, scores, labels, self.num_classes, nms.score_thr,
+        order, top = nms_top_k(boxes, scores, labels, self.num_classes, nms.score_thr,
                                nms.iou_threshold, nms.max_per_img)
+        order = torch.clamp(order, max=dim(scores, 1) - 1)  # padding rows: any candidate
         valid = top > 0
         boxes = boxes.gather(1, order[:, :, None].expand(-1, -1, BOX_PARAMS))
         boxes = torch.where(valid[:, :, None], boxes, torch.zeros_like(boxes))

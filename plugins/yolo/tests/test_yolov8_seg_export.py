@@ -6,8 +6,8 @@ from importlib import resources
 import numpy as np
 import pytest
 import torch
-from plugdet_yolo.seg_export import keep_best
 
+from core.api import nms_top_k
 from core.cli import main as plugdet
 from core.engine.full_config import load_full_config
 from core.plugins import get_registries
@@ -107,15 +107,15 @@ def test_a_detection_head_keeps_the_dense_export_path():
     assert distinct_score_model().export_outputs is not None
 
 
-def test_keep_best_suppresses_per_image_and_class():
+def test_nms_top_k_suppresses_per_image_and_class():
     """Two images: in image 0 the second box overlaps the first (same class, suppressed),
     the third has another class (kept); image 1 has one candidate under the threshold."""
     boxes = torch.tensor([[[0.0, 0, 10, 10], [1, 1, 10, 10], [1, 1, 10, 10]],
                           [[0.0, 0, 10, 10], [20, 20, 30, 30], [0, 0, 5, 5]]])
     scores = torch.tensor([[0.9, 0.8, 0.7], [0.6, 0.01, 0.5]])
     labels = torch.tensor([[1, 1, 0], [1, 1, 1]])
-    order, top = keep_best(boxes, scores, labels, num_classes=2, score_thr=0.05,
+    order, top = nms_top_k(boxes, scores, labels, num_classes=2, score_thr=0.05,
                            iou_threshold=0.5, count=4)
     assert torch.equal(top, torch.tensor([[0.9, 0.7, 0, 0], [0.6, 0.5, 0, 0]]))
     assert order[:, :2].tolist() == [[0, 2], [0, 2]]
-    assert bool((order < 3).all())
+    assert bool((order < 3 + 4).all())  # the 3 candidates, then the 4 padding rows
