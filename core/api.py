@@ -114,7 +114,7 @@ from core.plugins import PluginManager, get_registries
 from core.registry import component, register_each
 from core.structures import PAD_OFFSET_KEY, DetBatch, DetSample, Instances
 from core.tools.cli import add_override_arguments
-from core.tools.onnx_detector import nms_top_k
+from core.tools.onnx_detector import export_dim, nms_top_k, top_candidates
 from core.visualization import Visualizer
 from core.visualization.backends.base import BaseVisBackend
 from core.visualization.hooks.samples import load_original_image
@@ -225,6 +225,7 @@ __all__ = [
     "contracts",
     "dense_head_of",
     "dump_config",
+    "export_dim",
     "fit_to_model",
     "flatten_level",
     "flatten_levels",
@@ -254,6 +255,7 @@ __all__ = [
     "save_checkpoint",
     "set_random_seed",
     "sum_losses",
+    "top_candidates",
     "translate_boxes",
     "weight_reduce_loss",
     "zero_loss",

@@ -34,6 +34,8 @@ shapes:
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 from torchvision.ops import nms
@@ -45,11 +47,35 @@ BOX_PARAMS = 4
 EXPORT_METHOD = "export_outputs"
 
 
-def _dim(tensor: Tensor, index: int) -> Tensor | int:
-    """Size ``index`` of ``tensor``: a graph value while exporting, else an int."""
+def export_dim(tensor: Tensor, index: int) -> int:
+    """Size ``index`` of ``tensor``: an int, while exporting a 0-d graph value used as one
+    (so that the size follows a dynamic input)."""
     if torch.onnx.is_in_onnx_export():
-        return torch._shape_as_tensor(tensor)[index]
+        return cast(int, torch._shape_as_tensor(tensor)[index])
     return tensor.shape[index]
+
+
+def top_candidates(level_scores: list[Tensor], nms_pre: int
+                   ) -> tuple[Tensor, Tensor, Tensor]:
+    """The ``nms_pre`` best (prior, class) pairs of each level, at fixed sizes (zero-score
+    padding keeps ``nms_pre`` on small maps; it never passes a score threshold).
+
+    :param level_scores: per level ``(B, N_l, C)`` probabilities.
+    :returns: ``scores (B, M)``, ``labels (B, M)``, ``prior_inds (B, M)`` into the
+        concatenated priors, ``M = levels * nms_pre``."""
+    scores, labels, prior_inds, offset = [], [], [], 0
+    for level in level_scores:
+        num_classes = level.shape[-1]
+        flat = level.flatten(1)
+        num_priors = export_dim(flat, 1) // num_classes
+        flat = torch.cat([flat, flat.new_zeros(flat.shape[0], nms_pre)], dim=1)
+        top_scores, top_idx = flat.topk(nms_pre, dim=1)
+        prior = torch.div(top_idx, num_classes, rounding_mode="floor")
+        scores.append(top_scores)
+        labels.append(top_idx % num_classes)
+        prior_inds.append(torch.clamp(prior, max=num_priors - 1) + offset)
+        offset = offset + num_priors
+    return torch.cat(scores, 1), torch.cat(labels, 1), torch.cat(prior_inds, 1)
 
 
 def _nms_by_key(boxes: Tensor, scores: Tensor, keys: Tensor, iou_threshold: float) -> Tensor:
@@ -120,23 +146,12 @@ class ExportableDetector(nn.Module):
         nms = head.postprocess
         num_classes = head.num_classes
         cls_scores, bbox_preds = head(self.detector.extract_feat(images))
-        scores, labels, prior_inds, offset = [], [], [], 0
-        for cls in cls_scores:
-            flat = head.scores_from_logits(flatten_level(cls, num_classes)).flatten(1)
-            num_priors = _dim(flat, 1) // num_classes
-            # zero-score padding keeps top-k at nms_pre on small maps; it is never valid
-            flat = torch.cat([flat, flat.new_zeros(flat.shape[0], nms.nms_pre)], dim=1)
-            top_scores, top_idx = flat.topk(nms.nms_pre, dim=1)
-            prior = torch.div(top_idx, num_classes, rounding_mode="floor")
-            scores.append(top_scores)
-            labels.append(top_idx % num_classes)
-            prior_inds.append(torch.clamp(prior, max=num_priors - 1) + offset)
-            offset = offset + num_priors
-        score, label, index = (torch.cat(scores, 1), torch.cat(labels, 1),
-                               torch.cat(prior_inds, 1))
+        score, label, index = top_candidates(
+            [head.scores_from_logits(flatten_level(cls, num_classes)) for cls in cls_scores],
+            nms.nms_pre)
         priors = torch.cat([
-            head.prior_generator.single_level_grid_priors((_dim(c, 2), _dim(c, 3)), level,
-                                                          images.device)
+            head.prior_generator.single_level_grid_priors(
+                (export_dim(c, 2), export_dim(c, 3)), level, images.device)
             for level, c in enumerate(cls_scores)])
         deltas = flatten_levels(bbox_preds, head.bbox_coder.encode_size)
         deltas = deltas.gather(1, index[:, :, None].expand(-1, -1, deltas.shape[-1]))

@@ -11,21 +11,13 @@ box and thresholded at logit 0 (:func:`~plugdet_yolo.proto.paste_masks`).
 
 from __future__ import annotations
 
-from typing import cast
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from core.api import export_dim
+
 BOX_PARAMS = 4
-
-
-def dim(tensor: Tensor, index: int) -> int:
-    """Size ``index`` of ``tensor``: an int, while exporting a 0-d graph value used as one
-    (so that the size follows a dynamic input)."""
-    if torch.onnx.is_in_onnx_export():
-        return cast(int, torch._shape_as_tensor(tensor)[index])
-    return tensor.shape[index]
 
 
 def level_points(level_outputs: list[Tensor], strides: list[int], offset: float
@@ -37,36 +29,14 @@ def level_points(level_outputs: list[Tensor], strides: list[int], offset: float
     points, point_strides = [], []
     for output, stride in zip(level_outputs, strides, strict=True):
         device = output.device
-        xs = (torch.arange(dim(output, 3), device=device, dtype=torch.float32) + offset) * stride
-        ys = (torch.arange(dim(output, 2), device=device, dtype=torch.float32) + offset) * stride
+        xs = torch.arange(export_dim(output, 3), device=device, dtype=torch.float32)
+        ys = torch.arange(export_dim(output, 2), device=device, dtype=torch.float32)
+        xs, ys = (xs + offset) * stride, (ys + offset) * stride
         xx = (xs[None, :] + ys[:, None] * 0).reshape(-1)
         yy = (ys[:, None] + xs[None, :] * 0).reshape(-1)
         points.append(torch.stack([xx, yy], dim=1))
         point_strides.append(torch.full_like(xx, float(stride)))
     return torch.cat(points), torch.cat(point_strides)
-
-
-def top_candidates(level_scores: list[Tensor], nms_pre: int
-                   ) -> tuple[Tensor, Tensor, Tensor]:
-    """The ``nms_pre`` best (prior, class) pairs of each level (zero-score padding keeps
-    ``nms_pre`` on small maps; it never passes a score threshold).
-
-    :param level_scores: per level ``(B, N_l, C)`` probabilities.
-    :returns: ``scores (B, M)``, ``labels (B, M)``, ``prior_inds (B, M)`` into the
-        concatenated priors, ``M = levels * nms_pre``."""
-    scores, labels, prior_inds, offset = [], [], [], 0
-    for level in level_scores:
-        num_classes = level.shape[-1]
-        flat = level.flatten(1)
-        num_priors = dim(flat, 1) // num_classes
-        flat = torch.cat([flat, flat.new_zeros(flat.shape[0], nms_pre)], dim=1)
-        top_scores, top_idx = flat.topk(nms_pre, dim=1)
-        prior = torch.div(top_idx, num_classes, rounding_mode="floor")
-        scores.append(top_scores)
-        labels.append(top_idx % num_classes)
-        prior_inds.append(torch.clamp(prior, max=num_priors - 1) + offset)
-        offset = offset + num_priors
-    return torch.cat(scores, 1), torch.cat(labels, 1), torch.cat(prior_inds, 1)
 
 
 def masks_at_input(logits: Tensor, boxes: Tensor, valid: Tensor, images: Tensor,
@@ -78,8 +48,8 @@ def masks_at_input(logits: Tensor, boxes: Tensor, valid: Tensor, images: Tensor,
     :param boxes: ``(B, K, 4)`` xyxy input pixels; a mask is kept inside its box.
     :param valid: ``(B, K)`` bool, False on unused rows (all-False masks).
     :param images: ``(B, 3, H, W)``, for the output size."""
-    xs = torch.arange(dim(images, 3), device=images.device, dtype=torch.float32) + 0.5
-    ys = torch.arange(dim(images, 2), device=images.device, dtype=torch.float32) + 0.5
+    xs = torch.arange(export_dim(images, 3), device=images.device, dtype=torch.float32) + 0.5
+    ys = torch.arange(export_dim(images, 2), device=images.device, dtype=torch.float32) + 0.5
     grid_x = xs * (2.0 / logit_shape[1]) - 1.0
     grid_y = ys * (2.0 / logit_shape[0]) - 1.0
     grid = torch.stack([grid_x[None, :] + grid_y[:, None] * 0,

@@ -17,18 +17,18 @@ from core.api import (
     LossPart,
     MultiClassNMS,
     PointGenerator,
+    export_dim,
     flatten_level,
     flatten_levels,
     nms_top_k,
+    top_candidates,
 )
 from plugdet_yolo.layers import make_divisible
 from plugdet_yolo.proto import Proto, mask_loss, paste_masks
 from plugdet_yolo.seg_export import (
     BOX_PARAMS,
-    dim,
     level_points,
     masks_at_input,
-    top_candidates,
 )
 from plugdet_yolo.yolov8_head import DEFAULT_LOSS_DFL, YOLOv8Head
 
@@ -216,7 +216,7 @@ class YOLOv8SegHead(YOLOv8Head):
                                        strides=strides[index])
         order, top = nms_top_k(boxes, scores, labels, self.num_classes, nms.score_thr,
                                nms.iou_threshold, nms.max_per_img)
-        order = torch.clamp(order, max=dim(scores, 1) - 1)  # padding rows: any candidate
+        order = torch.clamp(order, max=export_dim(scores, 1) - 1)  # padding rows: any candidate
         valid = top > 0
         boxes = boxes.gather(1, order[:, :, None].expand(-1, -1, BOX_PARAMS))
         boxes = torch.where(valid[:, :, None], boxes, torch.zeros_like(boxes))
@@ -226,5 +226,5 @@ class YOLOv8SegHead(YOLOv8Head):
             -1, -1, self.num_masks))
         logits = torch.einsum("bkm,bmhw->bkhw", coefs, protos)
         stride = int(self.prior_generator.strides[0])
-        logit_shape = (dim(cls_scores[0], 2) * stride, dim(cls_scores[0], 3) * stride)
+        logit_shape = (export_dim(cls_scores[0], 2) * stride, export_dim(cls_scores[0], 3) * stride)
         return boxes, top, labels, masks_at_input(logits, boxes, valid, images, logit_shape)
