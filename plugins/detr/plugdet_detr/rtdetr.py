@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import attrs
 import torch
 from torch import Tensor, nn
-from torchvision.ops import box_convert, box_iou
+from torchvision.ops import box_convert
 
 from core.api import (
     NEGATIVE,
@@ -26,6 +26,7 @@ from core.api import (
 from plugdet_detr.criterion import DEFAULT_WEIGHTS, RTDETRCriterion
 from plugdet_detr.decoder import RTDETRDecoder, anchor_boxes
 from plugdet_detr.denoising import contrastive_denoising
+from plugdet_detr.losses import matched_iou
 from plugdet_detr.outputs import DetrOutputs, DetrTargets
 
 #: The ``DetSample.meta`` key that marks a view of test-time augmentation.
@@ -74,30 +75,32 @@ class LevelStrides:
 
 
 def selected_assignment(pairs: Sequence[tuple[Tensor, Tensor]], query_inds: Tensor,
-                        boxes: Tensor, samples: Sequence[DetSample], num_priors: int
+                        boxes: Tensor, targets: DetrTargets, num_priors: int
                         ) -> AssignResult:
     """The matching of the queries put on the anchors they were selected from.
 
     :param pairs: per image the matched ``(query_idx, gt_idx)``.
     :param query_inds: ``(B, Q)`` anchor of each query (index into the ``N`` anchors).
-    :param boxes: ``(B, Q, 4)`` the queries' boxes, xyxy input pixels.
-    :param samples: the ``B`` samples (``gt`` in input pixels).
+    :param boxes: ``(B, Q, 4)`` the queries' boxes, normalised ``cx, cy, w, h``.
+    :param targets: the ``B`` images' ground truth, normalised like ``boxes``.
     :param num_priors: ``N``.
     :returns: ``(B, N)``: ``gt_inds`` ``i + 1`` on the anchor of the query matched to gt box
-        ``i``, 0 elsewhere; ``max_overlaps`` and ``quality`` that query's IoU with its gt box;
-        ``labels`` the matched class (-1 elsewhere).
+        ``i``, 0 elsewhere; ``max_overlaps`` and ``quality`` that query's IoU with its gt box
+        (the same in pixels: both are scaled alike); ``labels`` the matched class (-1
+        elsewhere).
     """
     device = query_inds.device
-    gt_inds = torch.full((len(samples), num_priors), NEGATIVE, dtype=torch.long, device=device)
+    gt_inds = torch.full((len(pairs), num_priors), NEGATIVE, dtype=torch.long, device=device)
     labels = torch.full_like(gt_inds, -1)
     overlaps = torch.zeros(gt_inds.shape, dtype=torch.float32, device=device)
-    for image, ((query, gt), sample) in enumerate(zip(pairs, samples, strict=True)):
+    for image, (query, gt) in enumerate(pairs):
         anchors = query_inds[image, query]
-        gt_boxes = sample.gt.boxes.to(device=device, dtype=torch.float32)[gt]
         gt_inds[image, anchors] = gt + 1
-        labels[image, anchors] = sample.gt.labels.to(device=device, dtype=torch.long)[gt]
-        overlaps[image, anchors] = box_iou(boxes[image, query].float(), gt_boxes).diagonal()
-    num_gts = torch.tensor([len(sample.gt) for sample in samples], device=device)
+        labels[image, anchors] = targets.labels[image][gt]
+        overlaps[image, anchors] = matched_iou(boxes[image, query].float(),
+                                               targets.boxes[image][gt].float())
+    num_gts = torch.tensor([len(image_labels) for image_labels in targets.labels],
+                           device=device)
     return AssignResult(gt_inds, overlaps, labels, num_gts, quality=overlaps.clone())
 
 
@@ -219,15 +222,15 @@ class RTDETRHead(nn.Module):
         if outputs.query_inds is None:
             raise ValueError("RTDETRDecoder returned no query indices")
         device = feats[0].device
-        pairs = self.criterion.match(outputs.logits[-1], outputs.boxes[-1],
-                                     detr_targets(samples, device))
+        targets = detr_targets(samples, device)
+        pairs = self.criterion.match(outputs.logits[-1], outputs.boxes[-1], targets)
         shapes = [(int(feat.shape[-2]), int(feat.shape[-1])) for feat in feats]
         scale = input_scale(samples[0], outputs.boxes)
         anchors = box_convert(anchor_boxes(shapes, device=device)[0], "cxcywh", "xyxy") * scale
         sizes = [height * width for height, width in shapes]
         priors = Priors.from_levels(list(anchors.split(sizes)), self.prior_generator.strides)
-        boxes = box_convert(outputs.boxes[-1], "cxcywh", "xyxy") * scale
-        assigned = selected_assignment(pairs, outputs.query_inds, boxes, samples, sum(sizes))
+        assigned = selected_assignment(pairs, outputs.query_inds, outputs.boxes[-1], targets,
+                                       sum(sizes))
         sampling = SampleResult(assigned.pos_mask, assigned.neg_mask, assigned, priors)
         return assignments_by_level(priors, sampling)
 
