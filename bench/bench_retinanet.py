@@ -1,27 +1,34 @@
-"""Speed of our RetinaNet against torchvision's on the same CPU input (2 threads).
+"""Speed of our RetinaNet against torchvision's on the same CPU input, each framework in its
+own process (2 threads each).
 
-Cases (each: best (least) seconds per training step and per inference batch, ratio ours/theirs):
+Cases (each: best (least) seconds per training step and per inference batch, ratio
+ours/theirs against the target 0.9):
 
 * ``r50``: RetinaNet-R50-FPN, 512x512, batch 2, vs ``retinanet_resnet50_fpn``;
 * ``r18``: RetinaNet-R18-FPN, 320x320, batch 4, vs torchvision's RetinaNet on
   ``resnet_fpn_backbone("resnet18", returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7)``.
 
-Variants: ``torchvision``; ``ours`` (same memory layout, so the same arithmetic); ``ours
-channels_last`` (the detector's ``channels_last = true`` option).
-All have the same architecture and weights (copied from torchvision's), trainable
-BatchNorm, and get the same normalised tensor: torchvision's resize/normalise transform is
-skipped (``TorchvisionRunner``) because our data pipeline does that work before the model.
-Head weights get a wider random spread so that inference keeps many candidates, as a trained
-model does (the post-processing then does its full work). A training step is forward, loss,
-backward and an SGD step.
+Processes (:mod:`bench_process`): per case, ``--rounds`` alternating worker processes of each
+side; ours runs with plugdet's default settings for RetinaNet (float32, ``channels_last =
+true``, the engine's CPU settings applied first in its process), torchvision as its users run
+it (float32, no process settings). ``--amp`` (ours under bf16 autocast on a CPU with native
+bf16), ``--ours-contiguous`` (ours in NCHW) and ``--no-cpu-settings`` show the effect of each.
+Both sides have the same architecture and weights (each process builds torchvision's model
+from the same seed; ours copies its weights), trainable BatchNorm, and get the same normalised
+tensor: torchvision's resize/normalise transform is skipped (``TorchvisionRunner``) because our
+data pipeline does that work before the model. Head weights get a wider random spread so that
+inference keeps many candidates, as a trained model does (the post-processing then does its
+full work). A training step is forward, loss, backward and an SGD step.
 
-``--profile`` adds, per case, the time of the loss computed from given head outputs, the time
-of one training step spent in convolutions (forward and backward, from ``torch.profiler``) and
-the floor: the ratio ours/theirs that would remain
-with the same convolutions if every other operation of ours took no time at all. Faster
-Python, assignment or loss code cannot go below it.
+``--profile`` adds, per case, the time of the loss computed from given head outputs (ours:
+decoding, assignment and losses in float32, as the engine runs them), the time of one training
+step spent in convolutions (forward and backward, from ``torch.profiler``) and the floor: the
+ratio ours/theirs that would remain with the same convolutions if every other operation of
+ours took no time at all. Faster Python, assignment or loss code cannot go below it. Each
+profiled number is the least over the rounds.
 
     python bench/bench_retinanet.py [--case r50 r18] [--repeats 5] [--warmup 2] [--profile]
+        [--rounds 2] [--amp] [--ours-contiguous] [--no-cpu-settings]
 """
 
 from __future__ import annotations
@@ -29,8 +36,23 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import torch
+from bench_process import (
+    SIDES,
+    add_arguments,
+    autocast_dtype,
+    best_of_rounds,
+    finish_worker,
+    load_average,
+    precision,
+    print_header,
+    print_sides,
+    ratio_line,
+    shared_flags,
+    start_worker,
+)
 from plugdet_retinanet.torchvision_compat import (
     TV_FPN_CHANNELS,
     TorchvisionRunner,
@@ -38,7 +60,7 @@ from plugdet_retinanet.torchvision_compat import (
     torchvision_like_config,
 )
 from random_boxes import random_gt
-from timing import interleaved_best
+from timing import best_seconds
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 from torchvision.models.detection import RetinaNet as TVRetinaNet
@@ -49,16 +71,15 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 from core.plugins import get_registries
 from core.structures import DetBatch, DetSample, Instances
 
-NUM_THREADS = 2
 NUM_CLASSES = 80
 HEAD_STD = 0.01
 SGD_LR = 1e-4  # small: weights barely move, so every step does comparable work
 #: Profiler events that are convolution arithmetic (self time, forward and backward).
 CONV_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::thnn_conv2d")
 CASES = {
-    # name: (depth, image size, batch size, target ratio ours/theirs)
-    "r50": (50, 512, 2, 1.0),
-    "r18": (18, 320, 4, 0.8),
+    # name: (depth, image size, batch size)
+    "r50": (50, 512, 2),
+    "r18": (18, 320, 4),
 }
 
 
@@ -91,7 +112,6 @@ def random_targets(batch: int, size: int, generator: torch.Generator) -> list[In
     return [Instances(*random_gt(size, NUM_CLASSES, generator)) for _ in range(batch)]
 
 
-
 def train_step(
     optimizer: torch.optim.Optimizer, loss_fn: Callable[[], dict[str, torch.Tensor]]
 ) -> None:
@@ -114,23 +134,24 @@ def convolution_share(step: Callable[[], None]) -> tuple[float, float]:
     return conv / 1e6, total / 1e6
 
 
-def run_case(
-    name: str, warmup: int, repeats: int, with_profile: bool = False
-) -> dict[str, dict[str, float]]:
-    """Seconds per training step and per inference batch of each model variant; with
-    ``with_profile`` also ``"train_conv"`` and ``"train_profiled"`` (one profiled step) and
+def measure_case(args: argparse.Namespace, name: str, dtype: torch.dtype | None
+                 ) -> dict[str, float]:
+    """Seconds per training step (``"train"``) and per inference batch (``"infer"``) of case
+    ``name`` on this worker's side (ours under autocast to ``dtype`` unless ``None``); with
+    ``--profile`` also ``"train_conv"`` and ``"train_profiled"`` (one profiled step) and
     ``"loss_only"`` (the loss of a batch from given head outputs, forward only)."""
-    depth, size, batch, _ = CASES[name]
+    depth, size, batch = CASES[name]
     torch.manual_seed(0)
     tv_model = torchvision_model(depth)
     spread_head_weights(tv_model, seed=1)
-    models: dict[str, nn.Module] = {}
-    for variant, channels_last in (("ours", False), ("ours_cl", True)):
-        cfg = {**torchvision_like_config(NUM_CLASSES, depth=depth), "channels_last": channels_last}
-        models[variant] = get_registries().build("detector", cfg, path="model")
-        load_torchvision_weights(models[variant], tv_model)
-    models["torchvision"] = tv_model
-    runner = TorchvisionRunner(tv_model)
+    model: nn.Module = tv_model
+    if args.side == "ours":
+        cfg = {**torchvision_like_config(NUM_CLASSES, depth=depth),
+               "channels_last": not args.ours_contiguous}
+        model = get_registries().build("detector", cfg, path="model")
+        load_torchvision_weights(model, tv_model)
+        del tv_model
+    runner = TorchvisionRunner(model)
 
     generator = torch.Generator().manual_seed(2)
     images = torch.randn(batch, 3, size, size, generator=generator)
@@ -143,65 +164,63 @@ def run_case(
     tv_targets = [{"boxes": gt.boxes, "labels": gt.labels} for gt in gts]
     image_sizes = [(size, size)] * batch
 
-    def loss_fn(variant: str) -> Callable[[], dict[str, torch.Tensor]]:
-        if variant == "torchvision":
-            return lambda: runner.loss(images, tv_targets)
-        return lambda: models[variant].loss(our_batch)
+    def loss_fn() -> dict[str, torch.Tensor]:
+        if args.side == "torchvision":
+            return runner.loss(images, tv_targets)
+        with precision(dtype):
+            return model.loss(our_batch)
 
-    def predict_fn(variant: str) -> Callable[[], object]:
-        if variant == "torchvision":
-            return lambda: runner.predict(images, image_sizes)
-        return lambda: models[variant].predict(our_batch)
+    def predict_fn() -> object:
+        if args.side == "torchvision":
+            return runner.predict(images, image_sizes)
+        with precision(dtype):
+            return model.predict(our_batch)
 
-    optimizers = {
-        v: torch.optim.SGD(m.parameters(), lr=SGD_LR, momentum=0.9) for v, m in models.items()
-    }
-    for model in models.values():
-        model.train()
-    steps = {v: partial(train_step, optimizers[v], loss_fn(v)) for v in models}
-    results = {"train": interleaved_best(steps, warmup, repeats)}
-    if with_profile:
-        shares = {v: convolution_share(step) for v, step in steps.items()}
-        results["train_conv"] = {v: conv for v, (conv, _) in shares.items()}
-        results["train_profiled"] = {v: total for v, (_, total) in shares.items()}
-        tv_feats = runner.features(images)
-        tv_heads = tv_model.head(tv_feats)
-        our_heads = models["ours"].head(models["ours"].extract_feat(images))
-        results["loss_only"] = interleaved_best(
-            {
-                "torchvision": lambda: tv_model.compute_loss(
-                    tv_targets, tv_heads, runner.anchors(images, tv_feats)
-                ),
-                "ours": lambda: models["ours"].head.loss_by_feat(*our_heads, samples),
-            },
-            warmup,
-            repeats,
-        )
-    for model in models.values():
-        model.eval()
+    optimizer = torch.optim.SGD(model.parameters(), lr=SGD_LR, momentum=0.9)
+    model.train()
+    step = partial(train_step, optimizer, loss_fn)
+    seconds = {"train": best_seconds(step, args.warmup, args.repeats)}
+    if args.profile:
+        seconds["train_conv"], seconds["train_profiled"] = convolution_share(step)
+        seconds["loss_only"] = loss_only_seconds(args, model, images, samples, tv_targets, dtype)
+    model.eval()
     with torch.no_grad():
-        results["infer"] = interleaved_best({v: predict_fn(v) for v in models}, warmup, repeats)
-    return results
+        seconds["infer"] = best_seconds(predict_fn, args.warmup, args.repeats)
+    return seconds
 
 
-def print_convolution_floor(results: dict[str, dict[str, float]]) -> None:
-    """The convolution share of a profiled training step of each variant, and the floor: the
+def loss_only_seconds(args: argparse.Namespace, model: nn.Module, images: torch.Tensor,
+                      samples: list[DetSample], tv_targets: list[dict[str, torch.Tensor]],
+                      dtype: torch.dtype | None) -> float:
+    """Best seconds of the loss of a batch from given head outputs (anchors, assignment,
+    targets, losses; forward only); ours from float32 outputs with autocast off, as its
+    ``loss`` computes it."""
+    if args.side == "torchvision":
+        runner = TorchvisionRunner(model)
+        feats = runner.features(images)
+        heads = model.head(feats)
+        anchors = runner.anchors(images, feats)
+        return best_seconds(lambda: model.compute_loss(tv_targets, heads, anchors),
+                            args.warmup, args.repeats)
+    with precision(dtype):
+        feats = model.extract_feat(images)
+        with model.head.float32_outputs(feats) as outputs:
+            return best_seconds(lambda: model.head.loss_by_feat(*outputs, samples),
+                                args.warmup, args.repeats)
+
+
+def print_convolution_floor(best: dict[str, dict[str, Any]]) -> None:
+    """The convolution share of a profiled training step of each side, and the floor: the
     ratio ours/theirs if our convolutions took as long as torchvision's and everything else
     took no time (torchvision's convolution share of its own step)."""
-    for variant, conv in results["train_conv"].items():
-        total = results["train_profiled"][variant]
-        print(
-            f"  profiled train step, {variant:<11}: convolutions {conv:.3f} s of {total:.3f} s "
-            f"({100 * conv / total:.0f}%)"
-        )
-    theirs = results["train_conv"]["torchvision"] / results["train_profiled"]["torchvision"]
-    print(f"  floor ratio for a train step with the same convolutions: {theirs:.2f}")
-    loss = results["loss_only"]
-    print(
-        f"  loss from head outputs (anchors, assign, targets, losses; forward): torchvision "
-        f"{loss['torchvision']:.3f} s  ours {loss['ours']:.3f} s "
-        f"(ratio {loss['ours'] / loss['torchvision']:.2f})"
-    )
+    for side in SIDES:
+        seconds = best[side]["seconds"]
+        conv, total = seconds["train_conv"], seconds["train_profiled"]
+        print(f"  profiled train step, {best[side]['label']}: convolutions {conv:.3f} s of "
+              f"{total:.3f} s ({100 * conv / total:.0f}%)")
+    theirs = best["torchvision"]["seconds"]
+    print(f"  floor ratio for a train step with the same convolutions: "
+          f"{theirs['train_conv'] / theirs['train_profiled']:.2f}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -210,31 +229,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument(
-        "--profile", action="store_true", help="also profile one training step per variant"
+        "--profile", action="store_true", help="also profile one training step per side"
     )
+    add_arguments(parser)
     args = parser.parse_args(argv)
-    torch.set_num_threads(NUM_THREADS)
-    print(
-        f"torch {torch.__version__}, {NUM_THREADS} threads, best of {args.repeats} "
-        f"after {args.warmup} warm-up runs"
-    )
+    if args.worker:
+        settings = start_worker(args)
+        dtype = autocast_dtype(args)
+        finish_worker(args, settings, dtype, measure_case(args, args.case[0], dtype))
+        return
+    print_header("RetinaNet: plugdet against torchvision", args)
     for name in args.case:
-        results = run_case(name, args.warmup, args.repeats, args.profile)
-        depth, size, batch, target = CASES[name]
-        print(
-            f"[{name}] RetinaNet-R{depth}-FPN {size}x{size} batch {batch} (target ratio "
-            f"<= {target})"
-        )
-        for phase in ("train", "infer"):
-            seconds = results[phase]
-            theirs = seconds["torchvision"]
-            print(
-                f"  {phase:<5}  torchvision {theirs:.3f} s  ours {seconds['ours']:.3f} s "
-                f"(ratio {seconds['ours'] / theirs:.2f})  ours channels_last "
-                f"{seconds['ours_cl']:.3f} s (ratio {seconds['ours_cl'] / theirs:.2f})"
-            )
+        worker_argv = ["--case", name, "--repeats", str(args.repeats), "--warmup",
+                       str(args.warmup), *(["--profile"] if args.profile else []),
+                       *shared_flags(args)]
+        best = best_of_rounds(__file__, worker_argv, args.rounds)
+        depth, size, batch = CASES[name]
+        print(f"[{name}] RetinaNet-R{depth}-FPN {size}x{size} batch {batch}")
+        print_sides(best)
+        for measure in ("train", "infer"):
+            print(ratio_line(measure, best))
         if args.profile:
-            print_convolution_floor(results)
+            print_convolution_floor(best)
+            print(ratio_line("loss_only", best))
+    print(f"after: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,13 @@ Measures (the best, i.e. least disturbed, of the repeats; ratio ours / ultralyti
   warms caches);
 * precision: ours as the raccoon config sets it (``amp = "auto"``: bf16 autocast on a CPU
   with native bf16, and channels-last weights), in all three measures; ``--fp32`` measures
-  ours in float32. Ultralytics trains in float32 on a CPU (its AMP is CUDA-only);
+  ours in float32 (the same arithmetic as ultralytics, ours still in its config's memory
+  format). Ultralytics trains in float32 on a CPU (its AMP is CUDA-only). Our process applies
+  the engine's CPU settings (:mod:`core.engine.cpu_tuning`) as every plugdet run does;
+* ``--profile``: where the time of epoch 2 goes, per phase (loading and collating the batch,
+  forward with the loss, backward, optimizer step with the EMA update, the rest), ours from
+  a runner built in the worker, ultralytics' from its trainer's callbacks; and the share of
+  convolutions in one profiled training step of each;
 * ``accuracy`` (``--accuracy``): both trained from scratch on raccoon for the same epochs and
   image size; COCO-style mAP50 (101-point, IoU 0.5) of each on the val split.
 
@@ -24,7 +30,7 @@ its worker resets the thread count to ``--threads`` in an ``on_train_start`` cal
 that selection) and for the step and inference measures; ours uses the same count.
 
     python bench/bench_yolo.py [--threads 2] [--imgsz 256] [--batch 8] [--accuracy]
-        [--epochs 64] [--repeats 5] [--fp32] [--raccoon ../shared/data/raccoon]
+        [--epochs 64] [--repeats 5] [--fp32] [--profile] [--raccoon ../shared/data/raccoon]
 
 Run it in the ``bench-yolo`` tox env (``tox -e bench-yolo``), the only place ultralytics is
 installed; it is never a dependency of plugdet.
@@ -42,6 +48,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SPEED_CONFIG = REPO / "plugins/yolo/configs/yolov8_n_500e_coco.toml"
@@ -74,6 +81,75 @@ def best_of(fn: Callable[[], object], warmup: int, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+#: profiler events that are convolution arithmetic (self time, forward and backward)
+CONV_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::thnn_conv2d",
+            "aten::_convolution", "aten::convolution")
+#: the phases of an epoch, in print order
+PHASES = ("data", "forward+loss", "backward", "optimizer+ema", "rest")
+
+
+def conv_share(step: Callable[[], object]) -> dict[str, float]:
+    """Seconds of one profiled ``step`` in convolutions (self time) and in total (the
+    profiler slows a step down: read the share, not the seconds)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    events = prof.key_averages()
+    conv = sum(e.self_cpu_time_total for e in events if e.key in CONV_OPS) / 1e6
+    return {"conv": conv, "total": sum(e.self_cpu_time_total for e in events) / 1e6}
+
+
+class PhaseClock:
+    """Seconds per timed call and of the iterations and the loader's gaps between them, in the
+    epoch being counted (epoch 2 of 2)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.counting = False
+        self._start = 0.0
+        self._end: float | None = None
+
+    def add(self, key: str, seconds: float) -> None:
+        if self.counting:
+            self.seconds[key] = self.seconds.get(key, 0.0) + seconds
+
+    def timed(self, key: str, fn: Callable) -> Callable:
+        def call(*args: object, **kwargs: object) -> object:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.add(key, time.perf_counter() - start)
+        return call
+
+    def new_epoch(self, counted: bool) -> None:
+        self.counting, self._end = counted, None
+
+    def iteration_start(self) -> None:
+        self._start = time.perf_counter()
+        if self._end is not None:
+            self.add("loader", self._start - self._end)
+
+    def iteration_end(self) -> None:
+        self._end = time.perf_counter()
+        self.add("iterations", self._end - self._start)
+
+    def phases(self, backward_timed: bool) -> dict[str, float]:
+        """:data:`PHASES` and ``epoch``; without ``backward_timed``, backward is what the
+        iterations leave after the timed calls (it then includes the rest)."""
+        get = self.seconds.get
+        timed = get("preprocess", 0.0) + get("forward+loss", 0.0) + get("optimizer+ema", 0.0)
+        left = get("iterations", 0.0) - timed - (get("backward", 0.0) if backward_timed else 0.0)
+        result = {"data": get("loader", 0.0) + get("preprocess", 0.0),
+                  "forward+loss": get("forward+loss", 0.0),
+                  "backward": get("backward", 0.0) if backward_timed else left,
+                  "optimizer+ema": get("optimizer+ema", 0.0),
+                  "rest": left if backward_timed else 0.0}
+        result["epoch"] = sum(result.values())
+        return result
 
 
 # ---- ultralytics side ------------------------------------------------------------------
@@ -127,10 +203,11 @@ def ultralytics_speed(args: argparse.Namespace) -> dict[str, float]:
 
     model.train()
     train = best_of(step, args.warmup, args.repeats)
+    profiled = conv_share(step) if args.profile else None
     model.eval()
     return {"train_step": train, "infer_batch": best_of(infer, args.warmup, args.repeats),
             "params": sum(p.numel() for p in model.parameters()),
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "profiled_step": profiled}
 
 
 def ultralytics_train(args: argparse.Namespace, epochs: int) -> dict[str, object]:
@@ -163,6 +240,35 @@ def ultralytics_train(args: argparse.Namespace, epochs: int) -> dict[str, object
     metrics = model.trainer.metrics
     return {"epoch_times": epoch_times, "map50": float(metrics.get("metrics/mAP50(B)", -1.0)),
             "threads": threads[-1] if threads else -1}
+
+
+def ultralytics_phases(args: argparse.Namespace) -> dict[str, float]:
+    """Phases of epoch 2 of a 2-epoch run (as the epoch measure), from the trainer's batch
+    callbacks and its timed ``preprocess_batch`` (data), ``model.loss`` and
+    ``optimizer_step`` (with the EMA update); backward includes its per-batch logging."""
+    import torch
+    from ultralytics import YOLO
+
+    clock = PhaseClock()
+
+    def on_train_start(trainer: Any) -> None:
+        torch.set_num_threads(args.threads)
+        trainer.optimizer_step = clock.timed("optimizer+ema", trainer.optimizer_step)
+        trainer.preprocess_batch = clock.timed("preprocess", trainer.preprocess_batch)
+        trainer.model.loss = clock.timed("forward+loss", trainer.model.loss)
+
+    model = YOLO("yolov8n.yaml")
+    for event, callback in (
+            ("on_train_start", on_train_start),
+            ("on_train_epoch_start", lambda trainer: clock.new_epoch(trainer.epoch == 1)),
+            ("on_train_batch_start", lambda trainer: clock.iteration_start()),
+            ("on_train_batch_end", lambda trainer: clock.iteration_end())):
+        model.add_callback(event, callback)
+    model.train(data=args.yolo_data, epochs=2, imgsz=args.imgsz, batch=args.batch, workers=0,
+                device="cpu", amp=False, plots=False, val=False, seed=0, deterministic=True,
+                project=str(Path(args.scratch) / "ultralytics_phases"), name="run",
+                exist_ok=True, verbose=False)
+    return clock.phases(backward_timed=False)
 
 
 # ---- our side --------------------------------------------------------------------------
@@ -206,25 +312,25 @@ def ours_speed(args: argparse.Namespace) -> dict[str, float]:
 
     model.train()
     train = best_of(step, args.warmup, args.repeats)
+    profiled = conv_share(step) if args.profile else None
     model.eval()
     return {"train_step": train, "infer_batch": best_of(infer, args.warmup, args.repeats),
             "params": sum(p.numel() for p in model.parameters()),
-            "threads": torch.get_num_threads(), "precision": precision_name(amp, channels_last)}
+            "threads": torch.get_num_threads(), "precision": precision_name(amp, channels_last),
+            "profiled_step": profiled}
 
 
 def ours_precision(args: argparse.Namespace) -> tuple[bool, bool]:
-    """``(amp, channels_last)`` of our raccoon config (both false with ``--fp32``); the step
+    """``(amp, channels_last)`` of our raccoon config (amp false with ``--fp32``); the step
     and inference measures use them too, so all three measure what the config trains with."""
     import torch
 
     from core.engine.full_config import load_full_config
     from core.engine.run_config import resolve_amp
 
-    if args.fp32:
-        return False, False
     cfg = load_full_config(str(RACCOON_CONFIG))
     amp = resolve_amp(cfg.get("amp", False), torch.device("cpu")) is not None
-    return amp, bool(cfg["model"].get("channels_last", False))
+    return amp and not args.fp32, bool(cfg["model"].get("channels_last", False))
 
 
 def precision_name(amp: bool, channels_last: bool) -> str:
@@ -273,7 +379,7 @@ def ours_train(args: argparse.Namespace, epochs: int) -> dict[str, object]:
                "--set", f"train_dataloader.batch_size={args.batch}",
                "--set", "train_dataloader.num_workers=0"]
     if args.fp32:
-        command += ["--set", "amp=false", "--set", "model.channels_last=false"]
+        command += ["--set", "amp=false"]
     if epochs < 3:  # the epoch measure: no validation, no test
         command += ["--set", f"train.val_interval={epochs + 1}", "--set",
                     "train.test_at_end=false", "--set", "train.test_tta=false"]
@@ -303,17 +409,81 @@ def ours_train(args: argparse.Namespace, epochs: int) -> dict[str, object]:
             "wall": wall}
 
 
+def ours_phases(args: argparse.Namespace) -> dict[str, float]:
+    """Phases of epoch 2 of a 2-epoch run of the epoch measure's config, from a runner built
+    here with its loader, forward, backward, optimizer step and EMA hook timed."""
+    import torch
+
+    from core.engine.full_config import load_full_config
+    from core.engine.runner import Runner
+
+    torch.set_num_threads(args.threads)
+    work_dir = Path(args.scratch) / "ours_phases"
+    config = yolo_format_config(args, work_dir, fixed_size=True, epochs=2)
+    overrides = [f"train_dataloader.batch_size={args.batch}", "train_dataloader.num_workers=0",
+                 "train.val_interval=3", "train.test_at_end=false", "train.test_tta=false"]
+    overrides += ["amp=false"] if args.fp32 else []
+    cfg = load_full_config(str(config), overrides=overrides, counts_from_data=True)
+    runner = Runner.from_config(cfg, work_dir=str(work_dir / "run"))
+    clock = PhaseClock()
+    assert runner.train_step is not None and runner.optim_wrapper is not None
+    runner.train_step.forward = clock.timed("forward+loss", runner.train_step.forward)
+    runner.optim_wrapper.backward = clock.timed("backward", runner.optim_wrapper.backward)
+    runner.optim_wrapper.step = clock.timed("optimizer+ema", runner.optim_wrapper.step)
+    call_hook, train_iter = runner.call_hook, runner._train_iter
+
+    def hook(event: str, *hook_args: object) -> None:
+        if event == "before_train_epoch":
+            clock.new_epoch(runner.epoch == 1)
+        if event == "after_train_iter":  # the EMA update
+            clock.timed("optimizer+ema", call_hook)(event, *hook_args)
+        else:
+            call_hook(event, *hook_args)
+
+    def iteration(*iter_args: object) -> None:
+        clock.iteration_start()
+        train_iter(*iter_args)
+        clock.iteration_end()
+
+    runner.call_hook, runner._train_iter = hook, iteration
+    runner.train()
+    return clock.phases(backward_timed=True)
+
+
+def print_profile(args: argparse.Namespace, speed: dict[str, dict]) -> None:
+    """Phases of a training epoch and convolution shares of a step, ours beside
+    ultralytics'."""
+    phases = {side: run_worker(args, side, "phases") for side in ("ours", "ultralytics")}
+    print("epoch 2 by phase (seconds, share of the epoch):")
+    for side, result in phases.items():
+        cells = "  ".join(f"{phase} {result[phase]:.2f} ({result[phase] / result['epoch']:.0%})"
+                          for phase in PHASES)
+        print(f"  {side:12s} {cells}  epoch {result['epoch']:.2f}")
+    print("  (ultralytics' backward includes its per-batch logging: it is what its batch "
+          "callbacks leave after the timed calls)")
+    for side, result in speed.items():
+        share = result.get("profiled_step")
+        if share:
+            print(f"  {side:12s} profiled train step: convolutions {share['conv']:.3f} s of "
+                  f"{share['total']:.3f} s ({share['conv'] / share['total']:.0%})")
+
+
 # ---- orchestration ---------------------------------------------------------------------
 
 
 def worker(args: argparse.Namespace) -> None:
     if args.side == "ultralytics":
         ultralytics_environment(Path(args.scratch) / "ultralytics_config")
-        speed, train = ultralytics_speed, ultralytics_train
+        speed, train, phases = ultralytics_speed, ultralytics_train, ultralytics_phases
     else:
-        speed, train = ours_speed, ours_train
+        from core.engine.cpu_tuning import apply_cpu_settings
+
+        apply_cpu_settings(flush_denormal=True)  # what every plugdet run does first
+        speed, train, phases = ours_speed, ours_train, ours_phases
     if args.measure == "speed":
         result = speed(args)
+    elif args.measure == "phases":
+        result = phases(args)
     else:
         result = train(args, 2 if args.measure == "epoch" else args.epochs)
     print("RESULT " + json.dumps(result))
@@ -326,6 +496,7 @@ def run_worker(args: argparse.Namespace, side: str, measure: str) -> dict:
                "--warmup", str(args.warmup), "--scratch", args.scratch, "--yolo-data",
                args.yolo_data] + [f"--ours-set={item}" for item in args.ours_set]
     command += ["--fp32"] if args.fp32 else []
+    command += ["--profile"] if args.profile else []
     out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO)
     line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])
@@ -360,11 +531,15 @@ def main() -> None:
     parser.add_argument("--ours-set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for our model in the step and inference measures")
     parser.add_argument("--fp32", action="store_true",
-                        help="ours in float32 without channels-last, whatever the config says")
+                        help="ours in float32 (its config's memory format), whatever the "
+                             "config's amp says")
+    parser.add_argument("--profile", action="store_true",
+                        help="also the phases of a training epoch and the convolution share "
+                             "of a training step, ours beside ultralytics'")
     parser.add_argument("--raccoon", default=str(REPO.parent / "shared/data/raccoon"))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--side", choices=["ours", "ultralytics"], help=argparse.SUPPRESS)
-    parser.add_argument("--measure", choices=["speed", "epoch", "accuracy"],
+    parser.add_argument("--measure", choices=["speed", "epoch", "accuracy", "phases"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--scratch", help=argparse.SUPPRESS)
     parser.add_argument("--yolo-data", default="", help=argparse.SUPPRESS)
@@ -399,6 +574,8 @@ def main() -> None:
               f"{speed['ours']['infer_batch'] / speed['ultralytics']['infer_batch']:.3f}")
         print(f"ratio train epoch with data ours/ultralytics: "
               f"{epoch['ours']['epoch_times'][-1] / epoch['ultralytics']['epoch_times'][-1]:.3f}")
+        if args.profile:
+            print_profile(args, speed)
         if args.accuracy:
             for side in ("ours", "ultralytics"):
                 result = run_worker(args, side, "accuracy")

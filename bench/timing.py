@@ -1,4 +1,4 @@
-"""Timing shared by the benchmarks: the best of interleaved runs."""
+"""Timing shared by the benchmarks: the best of repeated runs."""
 
 from __future__ import annotations
 
@@ -6,19 +6,14 @@ import time
 from collections.abc import Callable
 
 
-def interleaved_best(
-    fns: dict[str, Callable[[], object]], warmup: int, repeats: int
-) -> dict[str, float]:
-    """Best (least) seconds of each function over ``repeats`` runs, run in turn so that load
-    changes on a shared machine hit all of them alike; the least time is the one least
-    disturbed by other processes."""
+def best_seconds(fn: Callable[[], object], warmup: int, repeats: int) -> float:
+    """Best (least) seconds of ``fn`` over ``repeats`` runs after ``warmup`` untimed ones; the
+    least time is the one least disturbed by other processes on a shared machine."""
     for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
+        fn()
+    times = []
     for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: min(values) for name, values in times.items()}
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)

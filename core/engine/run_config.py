@@ -15,7 +15,7 @@ from core.data.slicing.settings import SliceSettings
 from core.errors import ConfigError
 
 TOP_LEVEL_KEYS = {
-    "_base_", "default_scope", "seed", "deterministic", "amp", "load_from",
+    "_base_", "default_scope", "seed", "deterministic", "amp", "flush_denormal", "load_from",
     "load_from_class_map", "device", "sync_bn",
     "find_unused_parameters", "model", "train_dataloader", "val_dataloader", "test_dataloader",
     "val_evaluator", "test_evaluator", "optim", "param_schedulers", "train", "freeze",
@@ -88,6 +88,11 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
+def flush_denormal_of(cfg: dict[str, Any]) -> bool:
+    """The config's ``flush_denormal`` (default true; :mod:`core.engine.cpu_tuning`)."""
+    return _expect(cfg.get("flush_denormal", True), bool, "flush_denormal")
+
+
 def resolve_amp(value: Any, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for the config's ``amp``: ``true`` (fp16 on CUDA, bf16 on a CPU),
     ``false`` (none) or ``"auto"`` (fp16 on CUDA, bf16 on a CPU with native bf16, else
@@ -107,6 +112,7 @@ class RunSettings:
     """Run-wide options read from the top level of the config.
 
     :ivar amp_dtype: autocast dtype (fp16 on CUDA, bf16 on CPU) or ``None`` without AMP.
+    :ivar flush_denormal: subnormal floats become 0 on the CPU (:mod:`core.engine.cpu_tuning`).
     :ivar load_from_class_map: dataset class -> checkpoint class for ``load_from``.
     :ivar slice: sliced validation and testing (the ``[slice]`` table), or ``None``.
     """
@@ -115,6 +121,7 @@ class RunSettings:
     seed: int = 0
     deterministic: bool = False
     amp_dtype: torch.dtype | None = None
+    flush_denormal: bool = True
     load_from: str = ""
     load_from_class_map: dict[str, str] = attrs.field(factory=dict)
     by_epoch: bool = True
@@ -171,6 +178,7 @@ class RunSettings:
             seed=_expect(cfg.get("seed", 0), int, "seed"),
             deterministic=_expect(cfg.get("deterministic", False), bool, "deterministic"),
             amp_dtype=amp_dtype,
+            flush_denormal=flush_denormal_of(cfg),
             load_from=load_from,
             load_from_class_map=class_map(cfg, load_from),
             by_epoch=by_epoch,

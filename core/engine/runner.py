@@ -29,6 +29,7 @@ from core.engine.checkpoint import (
     save_checkpoint,
     write_last_checkpoint,
 )
+from core.engine.cpu_tuning import apply_cpu_settings
 from core.engine.hooks.base import Hook
 from core.engine.log_setup import (
     append_failure,
@@ -111,6 +112,8 @@ class Runner:
         early_records: list[logging.LogRecord] | None = None,
     ) -> None:
         self.settings = settings
+        #: what the first log line says about :func:`~core.engine.cpu_tuning.apply_cpu_settings`
+        self.cpu_settings = apply_cpu_settings(settings.flush_denormal)
         self.cfg = cfg or {}
         self.rank = dist.get_rank()
         self.world_size = dist.get_world_size()
@@ -270,6 +273,7 @@ class Runner:
             f"plugdet {core.__version__}, torch {torch.__version__}, device {self.device}, "
             f"precision {_precision(self.settings.amp_dtype)}, memory format "
             f"{'channels-last' if _channels_last(self.model) else 'contiguous (NCHW)'}, "
+            f"{self.cpu_settings}, "
             f"world size {self.world_size}; work dir {self.work_dir}; training {unit} from "
             f"epoch {self.epoch + 1} iteration {self.iter + 1}")
         manager = get_plugin_manager()

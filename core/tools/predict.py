@@ -48,9 +48,10 @@ from core.data.pixel_limit import max_image_pixels
 from core.data.slicing import SliceSettings, predict_sliced
 from core.data.transforms.loading import read_image
 from core.data.transforms.tta import merge_tta_predictions
+from core.engine.cpu_tuning import apply_cpu_settings
 from core.engine.full_config import load_full_config
 from core.engine.progress import ProgressBar
-from core.engine.run_config import TTA_DEFAULTS, resolve_device
+from core.engine.run_config import TTA_DEFAULTS, flush_denormal_of, resolve_amp, resolve_device
 from core.errors import ConfigError, DataError
 from core.evaluation.records import encode_masks
 from core.structures import DetBatch, DetSample, Instances
@@ -178,12 +179,16 @@ class Predictor:
     :param tta_settings: ``iou_thr`` and ``max_per_img`` of the merge.
     :param pad_value: padding value of the batch tensor (the loader's ``pad_value``).
     :param size_divisor: batch size rounded up to a multiple (the loader's ``size_divisor``).
+    :param amp_dtype: autocast dtype of the forward pass (the config's ``amp``, as ``plugdet
+        test`` uses it), or None for float32.
     """
 
     def __init__(self, model: torch.nn.Module, transforms: list[Any], device: torch.device,
                  tta: bool = False, tta_settings: dict[str, Any] | None = None,
-                 pad_value: float = 0.0, size_divisor: int = 1) -> None:
+                 pad_value: float = 0.0, size_divisor: int = 1,
+                 amp_dtype: torch.dtype | None = None) -> None:
         self.model = model
+        self.amp_dtype = amp_dtype
         self.transforms = transforms
         self.device = device
         self.tta = tta
@@ -203,7 +208,9 @@ class Predictor:
     def predict(self, items: Sequence[DetSample | list[DetSample]]) -> list[ImageResult]:
         """Detections of loaded samples, one result per image, in the order given."""
         batch = collate_samples(items, pad_value=self.pad_value, size_divisor=self.size_divisor)
-        preds = [p.to("cpu") for p in self.model.predict(batch.to(self.device))]
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
+            preds = [p.to("cpu") for p in self.model.predict(batch.to(self.device))]
         samples = batch.samples
         if self.tta:
             samples, preds = merge_tta_predictions(
@@ -327,6 +334,7 @@ def run_predict(args: argparse.Namespace) -> str:
     max_image_pixels()  # a bad limit in the environment is an error before any work
     cfg = load_full_config(args.config, args.overrides, allow_new=args.set_new)
     device = resolve_device(args.device)
+    apply_cpu_settings(flush_denormal_of(cfg))  # as in training and ``plugdet test``
     files = collect_images(args.sources)
     model = load_detector(cfg, args.checkpoint, device)
     _, loader = eval_loader_table(cfg)
@@ -334,7 +342,8 @@ def run_predict(args: argparse.Namespace) -> str:
     classes = class_names(cfg, int(getattr(head, "num_classes", 0)))
     predictor = Predictor(model, build_test_transforms(cfg, args.tta), device, tta=args.tta,
                           tta_settings=cfg.get("tta"), pad_value=loader.get("pad_value", 0.0),
-                          size_divisor=loader.get("size_divisor", 1))
+                          size_divisor=loader.get("size_divisor", 1),
+                          amp_dtype=resolve_amp(cfg.get("amp", False), device))
     make_output_folder(out)
     names = _output_names(files)
     visualizer = Visualizer(name="predict")

@@ -100,3 +100,22 @@ def test_two_stage_detector_refuses_clashing_loss_keys():
     detector = TwoStageDetector(backbone=backbone, rpn_head=ToyProposalHead(), roi_head=Clash())
     with pytest.raises(ValueError, match="loss_rpn"):
         detector.loss(batch())
+
+
+def test_channels_last_is_the_default_and_agrees_with_nchw():
+    regs = get_registries()
+    torch.manual_seed(0)
+    default = regs.build("detector", {"type": "RetinaNet", **DEMO_MODEL})
+    torch.manual_seed(0)
+    nchw = regs.build("detector", {"type": "RetinaNet", **DEMO_MODEL, "channels_last": False})
+    conv = next(m for m in default.modules()
+                if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) and m.in_channels > 1)
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.weight.is_contiguous()
+    feats = default.extract_feat(batch().images)
+    assert all(f.is_contiguous(memory_format=torch.channels_last) for f in feats)
+    for mine, theirs in zip(feats, nchw.extract_feat(batch().images), strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-5)
+    first, second = default.loss(batch()), nchw.loss(batch())
+    for key in first:
+        torch.testing.assert_close(first[key], second[key], rtol=1e-4, atol=1e-5)

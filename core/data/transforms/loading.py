@@ -105,13 +105,38 @@ class LoadImage:
     Sets ``ori_shape``, ``img_shape`` and ``pad_shape`` to the decoded size. A sample that
     already carries an image (generated data) is left as it is. ``sample.meta`` options:
     :data:`STRICT_KEY`, :data:`EXIF_KEY` (set by the dataset).
+
+    :param cache_mb: keep up to this many MiB of decoded images in memory (per process: the
+        main one with ``num_workers = 0``, else each loader worker) and copy them instead of
+        decoding again; images are kept in the order first read until the budget is spent.
+        0 (the default) decodes every time. A small set (the raccoon photographs: 35 MiB
+        decoded) is decoded once per run instead of once per epoch.
     """
+
+    def __init__(self, cache_mb: int = 0) -> None:
+        if not isinstance(cache_mb, int) or isinstance(cache_mb, bool) or cache_mb < 0:
+            raise ValueError(f"cache_mb: expected an integer >= 0, got {cache_mb!r}")
+        self.cache_bytes = cache_mb << 20
+        self._cache: dict[tuple[str, bool], torch.Tensor] = {}
+        self._cached_bytes = 0
+
+    def _decoded(self, sample: DetSample) -> torch.Tensor:
+        exif = bool(sample.meta.get(EXIF_KEY, False))
+        key = (str(sample.img_path), exif)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached.clone()  # later transforms may change the image in place
+        image = read_image(sample.img_path,
+                           allow_truncated=not sample.meta.get(STRICT_KEY, False),
+                           exif_transpose=exif)
+        if self._cached_bytes + image.numel() <= self.cache_bytes:
+            self._cache[key] = image.clone()
+            self._cached_bytes += image.numel()
+        return image
 
     def __call__(self, sample: DetSample, rng: np.random.Generator) -> DetSample:
         if sample.image is None:
-            image = read_image(sample.img_path,
-                               allow_truncated=not sample.meta.get(STRICT_KEY, False),
-                               exif_transpose=sample.meta.get(EXIF_KEY, False))
+            image = self._decoded(sample)
             sample.image = image
             shape = (int(image.shape[1]), int(image.shape[2]))
             sample.ori_shape = sample.img_shape = sample.pad_shape = shape

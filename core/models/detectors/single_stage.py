@@ -29,7 +29,7 @@ class SingleStageDetector(FeatureDetector):
         backbone: Annotated[Backbone, component("backbone")],
         head: Annotated[contracts.DenseHead, component("head")],
         neck: Annotated[Neck | None, component("neck")] = None,
-        channels_last: bool = False,
+        channels_last: bool = True,
     ) -> None:
         super().__init__(backbone, neck, channels_last)
         self.head = head

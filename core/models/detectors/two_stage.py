@@ -36,7 +36,7 @@ class TwoStageDetector(FeatureDetector):
         rpn_head: Annotated[ProposalHead, component("head")],
         roi_head: Annotated[RoIHead, component("head")],
         neck: Annotated[Neck | None, component("neck")] = None,
-        channels_last: bool = False,
+        channels_last: bool = True,
     ) -> None:
         super().__init__(backbone, neck, channels_last)
         self.rpn_head = rpn_head

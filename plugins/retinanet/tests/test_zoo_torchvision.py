@@ -79,6 +79,8 @@ def published_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def plugdet_model(config: str, num_classes: int):
     cfg = load_config(str(CONFIGS / f"{config}.toml"))["model"]
     cfg["head"]["num_classes"] = num_classes
+    # torchvision's memory format (NCHW): the same float operations, so tight tolerances
+    cfg["channels_last"] = False
     return get_registries().build("detector", cfg, path="model").eval()
 
 
