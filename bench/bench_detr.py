@@ -2,7 +2,8 @@
 in its own process.
 
 Measures (the best, i.e. least disturbed, of the repeats after warm-up; ratio
-ours / ultralytics), both in float32 with the same thread count, batch and input size:
+ours / ultralytics), both in float32 with the same thread count, batch and input size (ours
+in its config's memory format, channels-last, with the engine's CPU settings):
 
 * ``train step``: forward with denoising queries, the set losses (Hungarian matching,
   varifocal, L1, GIoU on every decoder layer, the encoder's proposals and the denoising
@@ -130,10 +131,12 @@ def ultralytics_speed(args: argparse.Namespace) -> dict[str, Any]:
 def ours_speed(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
+    from core.engine.cpu_tuning import apply_cpu_settings
     from core.engine.full_config import load_full_config
     from core.plugins import get_registries
     from core.structures import DetBatch, DetSample, Instances
 
+    apply_cpu_settings(flush_denormal=True)  # what every plugdet run does first
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     cfg = load_full_config(str(CONFIG), overrides=[f"model.head.num_classes={NUM_CLASSES}"])

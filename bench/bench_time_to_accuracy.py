@@ -2,8 +2,9 @@
 
 Runs ``python -m core.run CONFIG`` (the raccoon set by default: 160 training photographs,
 40 validation ones, no pretrained weights) with validation every ``--val-interval`` epochs,
-and stamps each ``Epoch(val)`` line with the seconds since the command started (start-up,
-data reading, training and the validations so far all count). Prints the curve, the first
+and stamps each ``Epoch(val)`` line (and the end-of-training ``Test`` line, when the config
+tests at the end) with the seconds since the command started (start-up, data reading,
+training and the validations so far all count). Prints the curve, the first
 point at or above ``--target`` and writes the curve as a PNG (``--plot``).
 
     python bench/bench_time_to_accuracy.py [--config PATH] [--val-interval 8] [--target 0.85]
@@ -24,6 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "plugins/yolo/configs/yolov8_n_scratch_raccoon.toml"
 VAL_LINE = re.compile(r"Epoch\(val\) \[(\d+)\].*coco/bbox_mAP_50: ([0-9.]+)")
+#: the end-of-training test (``train.test_at_end``, with ``test_tta`` its flip views merged)
+TEST_LINE = re.compile(r"Test  .*coco/bbox_mAP_50: ([0-9.]+)")
 
 
 def cpu_name() -> str:
@@ -46,11 +49,16 @@ def run(config: Path, val_interval: int, overrides: list[str], work_dir: str
                           text=True, bufsize=1) as process:
         assert process.stdout is not None
         for line in process.stdout:
-            match = VAL_LINE.search(line)
+            match, test = VAL_LINE.search(line), TEST_LINE.search(line)
             if match:
                 curve.append((time.perf_counter() - start, int(match[1]), float(match[2])))
+            elif test:  # after the last epoch's validation
+                curve.append((time.perf_counter() - start, curve[-1][1] if curve else 0,
+                              float(test[1])))
+            if match or test:
                 print(f"  {curve[-1][0]:6.1f} s  epoch {curve[-1][1]:3d}  mAP50 "
-                      f"{curve[-1][2]:.4f}", flush=True)
+                      f"{curve[-1][2]:.4f}{'  (end-of-training test)' if test else ''}",
+                      flush=True)
     if process.returncode:
         raise SystemExit(f"training failed (exit {process.returncode}): {' '.join(command)}")
     return curve, time.perf_counter() - start

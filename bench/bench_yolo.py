@@ -5,22 +5,24 @@ Measures (the best, i.e. least disturbed, of the repeats; ratio ours / ultralyti
 * ``train step``: forward, loss, backward and an SGD step of YOLOv8-n (80 classes) on one
   seeded batch of random images with random boxes (the same tensors for both);
 * ``inference batch``: forward and NMS (score 0.001, IoU 0.7, at most 300 per image) of that
-  batch in eval mode;
+  batch in eval mode; ultralytics' also as its predictor runs the model on an x86 CPU
+  (Conv+BN fused, channels-last);
 * ``train epoch``: one epoch on the raccoon set in YOLO format (converted with
   ``python -m core.tools.voc2yolo``), data loading and augmentation included: ours with
   ``plugins/yolo/configs/yolov8_n_scratch_raccoon.toml`` (its multi-scale resize replaced by
   a letterbox to the image size for this measure), ultralytics with its own default
   recipe (mosaic) at the same image size and batch size (its ``workers`` is 0 on a CPU;
   ours loads in the main thread too, ``num_workers = 0``), epoch 2 of a 2-epoch run (epoch 1
-  warms caches);
+  warms caches), the least of ``--epoch-rounds`` alternating runs;
 * precision: ours as the raccoon config sets it (``amp = "auto"``: bf16 autocast on a CPU
   with native bf16, and channels-last weights), in all three measures; ``--fp32`` measures
   ours in float32 (the same arithmetic as ultralytics, ours still in its config's memory
   format). Ultralytics trains in float32 on a CPU (its AMP is CUDA-only). Our process applies
   the engine's CPU settings (:mod:`core.engine.cpu_tuning`) as every plugdet run does;
-* ``--profile``: where the time of epoch 2 goes, per phase (loading and collating the batch,
-  forward with the loss, backward, optimizer step with the EMA update, the rest), ours from
-  a runner built in the worker, ultralytics' from its trainer's callbacks; and the share of
+* ``--profile``: where the time of epoch 2 goes, per phase (loading, augmenting and collating
+  the batch; forward; targets and losses from the head's outputs; backward; optimizer step
+  with the EMA update; the rest: hooks, logging), ours from a runner built in the worker,
+  ultralytics' from its trainer's callbacks and its timed loss criterion; and the share of
   convolutions in one profiled training step of each;
 * ``accuracy`` (``--accuracy``): both trained from scratch on raccoon for the same epochs and
   image size; COCO-style mAP50 (101-point, IoU 0.5) of each on the val split.
@@ -87,7 +89,7 @@ def best_of(fn: Callable[[], object], warmup: int, repeats: int) -> float:
 CONV_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::thnn_conv2d",
             "aten::_convolution", "aten::convolution")
 #: the phases of an epoch, in print order
-PHASES = ("data", "forward+loss", "backward", "optimizer+ema", "rest")
+PHASES = ("data", "forward", "targets+losses", "backward", "optimizer+ema", "rest")
 
 
 def conv_share(step: Callable[[], object]) -> dict[str, float]:
@@ -144,12 +146,28 @@ class PhaseClock:
         timed = get("preprocess", 0.0) + get("forward+loss", 0.0) + get("optimizer+ema", 0.0)
         left = get("iterations", 0.0) - timed - (get("backward", 0.0) if backward_timed else 0.0)
         result = {"data": get("loader", 0.0) + get("preprocess", 0.0),
-                  "forward+loss": get("forward+loss", 0.0),
+                  "forward": get("forward+loss", 0.0) - get("targets+losses", 0.0),
+                  "targets+losses": get("targets+losses", 0.0),
                   "backward": get("backward", 0.0) if backward_timed else left,
                   "optimizer+ema": get("optimizer+ema", 0.0),
                   "rest": left if backward_timed else 0.0}
         result["epoch"] = sum(result.values())
         return result
+
+
+class TimedCallable:
+    """A callable object (ultralytics' loss criterion) whose calls count as targets+losses;
+    its attributes read through."""
+
+    def __init__(self, wrapped: Any, clock: PhaseClock) -> None:
+        self._call = clock.timed("targets+losses", wrapped.__call__)
+        self._wrapped = wrapped
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._wrapped, name)
 
 
 # ---- ultralytics side ------------------------------------------------------------------
@@ -205,8 +223,13 @@ def ultralytics_speed(args: argparse.Namespace) -> dict[str, float]:
     train = best_of(step, args.warmup, args.repeats)
     profiled = conv_share(step) if args.profile else None
     model.eval()
-    return {"train_step": train, "infer_batch": best_of(infer, args.warmup, args.repeats),
-            "params": sum(p.numel() for p in model.parameters()),
+    infer_raw = best_of(infer, args.warmup, args.repeats)
+    params = sum(p.numel() for p in model.parameters())
+    # as its predictor (AutoBackend) runs the model on an x86 CPU: Conv+BN fused, channels-last
+    model.fuse(verbose=False)
+    model.to(memory_format=torch.channels_last)
+    return {"train_step": train, "infer_batch": infer_raw,
+            "infer_predictor": best_of(infer, args.warmup, args.repeats), "params": params,
             "threads": torch.get_num_threads(), "profiled_step": profiled}
 
 
@@ -256,6 +279,10 @@ def ultralytics_phases(args: argparse.Namespace) -> dict[str, float]:
         trainer.optimizer_step = clock.timed("optimizer+ema", trainer.optimizer_step)
         trainer.preprocess_batch = clock.timed("preprocess", trainer.preprocess_batch)
         trainer.model.loss = clock.timed("forward+loss", trainer.model.loss)
+        init_criterion = trainer.model.init_criterion
+        trainer.model.init_criterion = lambda: TimedCallable(init_criterion(), clock)
+        if getattr(trainer.model, "criterion", None) is not None:
+            trainer.model.criterion = TimedCallable(trainer.model.criterion, clock)
 
     model = YOLO("yolov8n.yaml")
     for event, callback in (
@@ -428,6 +455,8 @@ def ours_phases(args: argparse.Namespace) -> dict[str, float]:
     clock = PhaseClock()
     assert runner.train_step is not None and runner.optim_wrapper is not None
     runner.train_step.forward = clock.timed("forward+loss", runner.train_step.forward)
+    head = runner.model.head
+    head.loss_by_feat = clock.timed("targets+losses", head.loss_by_feat)
     runner.optim_wrapper.backward = clock.timed("backward", runner.optim_wrapper.backward)
     runner.optim_wrapper.step = clock.timed("optimizer+ema", runner.optim_wrapper.step)
     call_hook, train_iter = runner.call_hook, runner._train_iter
@@ -527,6 +556,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2,
                         help="alternating rounds of the speed processes (best kept)")
+    parser.add_argument("--epoch-rounds", type=int, default=2,
+                        help="alternating rounds of the epoch measure (best kept)")
     parser.add_argument("--accuracy", action="store_true")
     parser.add_argument("--ours-set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for our model in the step and inference measures")
@@ -557,14 +588,25 @@ def main() -> None:
             for side in ("ours", "ultralytics"):
                 result = run_worker(args, side, "speed")
                 best = speed.setdefault(side, result)
-                for key in ("train_step", "infer_batch"):
-                    best[key] = min(best[key], result[key])
+                for key in ("train_step", "infer_batch", "infer_predictor"):
+                    if key in result:
+                        best[key] = min(best[key], result[key])
         for side, result in speed.items():
             print(f"{side:12s} params {result['params'] / 1e6:.3f} M  threads "
                   f"{result['threads']}  train step {result['train_step']:.3f} s  "
                   f"inference batch {result['infer_batch']:.3f} s  "
                   f"({result.get('precision', 'float32; AMP is CUDA-only in ultralytics')})")
-        epoch = {side: run_worker(args, side, "epoch") for side in ("ours", "ultralytics")}
+        predictor = speed["ultralytics"]["infer_predictor"]
+        print(f"ultralytics  inference batch as its predictor runs the model (Conv+BN fused, "
+              f"channels-last): {predictor:.3f} s; ratio ours/that: "
+              f"{speed['ours']['infer_batch'] / predictor:.3f}")
+        epoch: dict[str, dict] = {}
+        for _ in range(args.epoch_rounds):  # alternating; the least disturbed epoch kept
+            for side in ("ours", "ultralytics"):
+                result = run_worker(args, side, "epoch")
+                if (side not in epoch
+                        or result["epoch_times"][-1] < epoch[side]["epoch_times"][-1]):
+                    epoch[side] = result
         for side, result in epoch.items():
             print(f"{side:12s} raccoon epoch {result['epoch_times'][-1]:.2f} s "
                   f"(threads {result['threads']})")
