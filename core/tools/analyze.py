@@ -28,8 +28,9 @@ from core.analysis.report import Analysis, ImageRow, summary_lines, write_report
 from core.analysis.run_dir import CONFIG_FILE, checkpoint_of, read_run
 from core.analysis.tide import IGNORED, TRUE_POSITIVE, TideReport, tide_breakdown
 from core.data.loader import build_dataloader
+from core.engine.cpu_tuning import apply_cpu_settings
 from core.engine.full_config import load_full_config
-from core.engine.run_config import resolve_device
+from core.engine.run_config import flush_denormal_of, resolve_amp, resolve_device
 from core.errors import ConfigError
 from core.evaluation.records import ImageResult, record_from_sample
 from core.structures import DetSample
@@ -55,14 +56,18 @@ def _loader_key(cfg: dict[str, Any], split: str) -> str:
 
 
 @torch.no_grad()
-def predict_split(model: torch.nn.Module, loader: Any,
-                  device: torch.device) -> tuple[list[ImageResult], list[DetSample]]:
-    """Run ``model`` over ``loader``; the metric records (ground truth and predictions in
-    original pixels) and the samples with ``pred`` set (images dropped)."""
+def predict_split(model: torch.nn.Module, loader: Any, device: torch.device,
+                  amp_dtype: torch.dtype | None = None
+                  ) -> tuple[list[ImageResult], list[DetSample]]:
+    """Run ``model`` over ``loader`` (under autocast to ``amp_dtype``, the run's precision,
+    unless None); the metric records (ground truth and predictions in original pixels) and
+    the samples with ``pred`` set (images dropped)."""
     records: list[ImageResult] = []
     samples: list[DetSample] = []
     for batch in loader:
-        preds = [pred.to("cpu") for pred in model.predict(batch.to(device))]
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
+                            enabled=amp_dtype is not None):
+            preds = [pred.to("cpu") for pred in model.predict(batch.to(device))]
         done = samples_with_predictions(batch, preds)
         records += [record_from_sample(sample) for sample in done]
         samples += done
@@ -105,10 +110,12 @@ def run_analyze(args: argparse.Namespace) -> str:
     cfg = load_full_config(str(run.path / CONFIG_FILE))
     key = _loader_key(cfg, args.split)
     device = resolve_device(args.device)
+    apply_cpu_settings(flush_denormal_of(cfg))  # as the run that is analysed
     model = load_detector(cfg, str(checkpoint), device)
     loader = build_dataloader(cfg[key], path=key, seed=int(cfg.get("seed", 0)))
     classes = tuple(loader.dataset.classes)
-    records, samples = predict_split(model, loader, device)
+    records, samples = predict_split(model, loader, device,
+                                     resolve_amp(cfg.get("amp", False), device))
     make_output_folder(out_dir)
     tide = tide_breakdown(records, classes)
     plots = [("pr_curves.png", "precision-recall curves (IoU 0.5)"),

@@ -208,9 +208,7 @@ class Predictor:
     def predict(self, items: Sequence[DetSample | list[DetSample]]) -> list[ImageResult]:
         """Detections of loaded samples, one result per image, in the order given."""
         batch = collate_samples(items, pad_value=self.pad_value, size_divisor=self.size_divisor)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None):
-            preds = [p.to("cpu") for p in self.model.predict(batch.to(self.device))]
+        preds = self._forward(batch)
         samples = batch.samples
         if self.tta:
             samples, preds = merge_tta_predictions(
@@ -225,10 +223,16 @@ class Predictor:
             sample = transform(sample, self._rng)
         return sample
 
+    def _forward(self, batch: DetBatch) -> list[Instances]:
+        """The model's predictions of a batch, on the CPU, in the config's precision."""
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
+            return [p.to("cpu") for p in self.model.predict(batch.to(self.device))]
+
     def _predict_batch(self, batch: DetBatch) -> list[Instances]:
         """The tiles' detections; :class:`ConfigError` for a model that predicts masks (the
         tiles' merge joins boxes, not masks)."""
-        preds = [p.to("cpu") for p in self.model.predict(batch.to(self.device))]
+        preds = self._forward(batch)
         if any(p.masks is not None for p in preds):
             raise ConfigError("--slice: the model predicts instance masks and sliced "
                               "prediction merges boxes only; predict without --slice")
