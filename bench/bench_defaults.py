@@ -19,12 +19,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from timing import cpu_model, interleaved_best
 
 from core.engine.cpu_tuning import apply_cpu_settings
 from core.engine.full_config import load_full_config
@@ -49,29 +48,6 @@ CONFIGS = [
     "plugins/retinanet/configs/retinanet_tinynet_fpn_scratch_raccoon.toml",
     "plugins/yolo/configs/yolov8_n_scratch_raccoon.toml",
 ]
-
-
-def interleaved_best(fns: dict[str, Callable[[], object]], warmup: int,
-                     repeats: int) -> dict[str, float]:
-    """Best (least) seconds of each function, the functions run in turn so that load changes
-    on a shared machine hit all of them alike."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def first_batch(config: str) -> tuple[DetBatch, dict[str, Any]]:
@@ -126,7 +102,7 @@ def main() -> None:
     print(f"CPU settings: {apply_cpu_settings(flush_denormal=True)}")
     torch.set_num_threads(NUM_THREADS)
     one, five, _ = os.getloadavg()
-    print(f"{cpu_name()}, native bf16: {cpu_has_native_bf16()}, {NUM_THREADS} threads, "
+    print(f"{cpu_model()}, native bf16: {cpu_has_native_bf16()}, {NUM_THREADS} threads, "
           f"load average {one:.2f} {five:.2f}")
     for config in args.config:
         times = measure(config, args.warmup, args.repeats)

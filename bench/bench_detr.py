@@ -41,37 +41,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from timing import best_seconds
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "plugins/detr/plugdet_detr/configs/rtdetr_r50vd_6x_coco.toml"
 NUM_CLASSES = 80
 LR = 1e-5
-
-
-def random_batch(batch: int, size: int) -> tuple[object, list[tuple[object, object]]]:
-    """``(images (B, 3, S, S) in 0..1, [(xyxy boxes (G, 4) in pixels, labels (G,))])``."""
-    import torch
-    from random_boxes import random_gt
-
-    generator = torch.Generator().manual_seed(2)
-    images = torch.rand(batch, 3, size, size, generator=generator)
-    targets = [random_gt(size, NUM_CLASSES, generator) for _ in range(batch)]
-    return images, targets
-
-
-def best_of(fn: Callable[[], object], warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def ultralytics_environment(config_dir: Path) -> None:
@@ -97,7 +75,9 @@ def ultralytics_speed(args: argparse.Namespace) -> dict[str, Any]:
     model = RTDETRDetectionModel("rtdetr-resnet50.yaml", nc=NUM_CLASSES, verbose=False)
     model.nc, model.args = NUM_CLASSES, get_cfg()  # as its trainer sets them
     torch.set_num_threads(args.threads)
-    images, targets = random_batch(args.batch, args.imgsz)
+    from random_boxes import random_batch
+
+    images, targets = random_batch(args.batch, args.imgsz, NUM_CLASSES)
     size = float(args.imgsz)
     batch_idx, cls, bboxes = [], [], []
     for index, (boxes, labels) in enumerate(targets):
@@ -120,9 +100,9 @@ def ultralytics_speed(args: argparse.Namespace) -> dict[str, Any]:
             model(images)
 
     model.train()
-    train = best_of(step, args.warmup, args.repeats)
+    train = best_seconds(step, args.warmup, args.repeats)
     model.eval()
-    return {"train_step": train, "infer_batch": best_of(infer, args.warmup, args.repeats),
+    return {"train_step": train, "infer_batch": best_seconds(infer, args.warmup, args.repeats),
             "params": sum(p.numel() for p in model.parameters()),
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "threads": torch.get_num_threads()}
@@ -141,7 +121,9 @@ def ours_speed(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     cfg = load_full_config(str(CONFIG), overrides=[f"model.head.num_classes={NUM_CLASSES}"])
     model = get_registries().build("detector", cfg["model"], path="model")
-    images, targets = random_batch(args.batch, args.imgsz)
+    from random_boxes import random_batch
+
+    images, targets = random_batch(args.batch, args.imgsz, NUM_CLASSES)
     shape = (args.imgsz, args.imgsz)
     samples = [DetSample(img_shape=shape, ori_shape=shape, pad_shape=shape,
                          gt=Instances(boxes, labels)) for boxes, labels in targets]
@@ -159,9 +141,9 @@ def ours_speed(args: argparse.Namespace) -> dict[str, Any]:
             model.predict(batch)
 
     model.train()
-    train = best_of(step, args.warmup, args.repeats)
+    train = best_seconds(step, args.warmup, args.repeats)
     model.eval()
-    return {"train_step": train, "infer_batch": best_of(infer, args.warmup, args.repeats),
+    return {"train_step": train, "infer_batch": best_seconds(infer, args.warmup, args.repeats),
             "params": sum(p.numel() for p in model.parameters()),
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "threads": torch.get_num_threads()}

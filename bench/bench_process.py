@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from timing import cpu_model
 
 from core.engine.cpu_tuning import apply_cpu_settings
 from core.engine.run_config import cpu_has_native_bf16
@@ -133,16 +134,6 @@ def best_of_rounds(script: str, argv: list[str], rounds: int) -> dict[str, dict[
             kept["seconds"] = {name: min(value, result["seconds"][name])
                                for name, value in kept["seconds"].items()}
     return best
-
-
-def cpu_model() -> str:
-    """The CPU's ``model name`` from ``/proc/cpuinfo`` (``unknown CPU`` where there is none)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return "unknown CPU"
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return names[0] if names else "unknown CPU"
 
 
 def load_average() -> str:

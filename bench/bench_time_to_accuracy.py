@@ -22,18 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from timing import cpu_model
+
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "plugins/yolo/configs/yolov8_n_scratch_raccoon.toml"
 VAL_LINE = re.compile(r"Epoch\(val\) \[(\d+)\].*coco/bbox_mAP_50: ([0-9.]+)")
 #: the end-of-training test (``train.test_at_end``, with ``test_tta`` its flip views merged)
 TEST_LINE = re.compile(r"Test  .*coco/bbox_mAP_50: ([0-9.]+)")
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def run(config: Path, val_interval: int, overrides: list[str], work_dir: str
@@ -93,7 +88,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     one, five, _ = os.getloadavg()
-    print(f"{args.config.name} on {cpu_name()}, {os.cpu_count()} CPUs, load average "
+    print(f"{args.config.name} on {cpu_model()}, {os.cpu_count()} CPUs, load average "
           f"{one:.2f} {five:.2f}; validation every {args.val_interval} epochs")
     with tempfile.TemporaryDirectory(prefix="time_to_accuracy_") as work_dir:
         curve, total = run(args.config, args.val_interval, args.set, work_dir)
@@ -104,7 +99,7 @@ def main() -> None:
     print(f"mAP50 >= {args.target}: " + (f"reached at epoch {reached[1]} after {reached[0]:.0f} s"
                                           if reached else "not reached"))
     if args.plot:
-        plot(curve, args.target, f"{args.config.stem}, {cpu_name()}, 2 threads", args.plot)
+        plot(curve, args.target, f"{args.config.stem}, {cpu_model()}, 2 threads", args.plot)
         print(f"curve: {args.plot}")
 
 

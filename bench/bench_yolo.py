@@ -52,6 +52,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from timing import best_seconds
+
 REPO = Path(__file__).resolve().parent.parent
 SPEED_CONFIG = REPO / "plugins/yolo/configs/yolov8_n_500e_coco.toml"
 RACCOON_CONFIG = REPO / "plugins/yolo/configs/yolov8_n_scratch_raccoon.toml"
@@ -61,28 +63,6 @@ NMS = {"score": 0.001, "iou": 0.7, "max_per_img": 300}
 
 
 # ---- shared input ----------------------------------------------------------------------
-
-
-def random_batch(batch: int, size: int) -> tuple[object, list[tuple[object, object]]]:
-    """``(images (B, 3, S, S) in 0..1, [(xyxy boxes (G, 4) in pixels, labels (G,))])``."""
-    import torch
-    from random_boxes import random_gt
-
-    generator = torch.Generator().manual_seed(2)
-    images = torch.rand(batch, 3, size, size, generator=generator)
-    targets = [random_gt(size, NUM_CLASSES, generator) for _ in range(batch)]
-    return images, targets
-
-
-def best_of(fn: Callable[[], object], warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 #: profiler events that are convolution arithmetic (self time, forward and backward)
@@ -196,7 +176,9 @@ def ultralytics_speed(args: argparse.Namespace) -> dict[str, float]:
     torch.manual_seed(0)
     model = DetectionModel("yolov8n.yaml", nc=NUM_CLASSES, verbose=False)
     model.args = get_cfg()
-    images, targets = random_batch(args.batch, args.imgsz)
+    from random_boxes import random_batch
+
+    images, targets = random_batch(args.batch, args.imgsz, NUM_CLASSES)
     size = float(args.imgsz)
     batch_idx, cls, bboxes = [], [], []
     for index, (boxes, labels) in enumerate(targets):
@@ -220,16 +202,16 @@ def ultralytics_speed(args: argparse.Namespace) -> dict[str, float]:
                                 max_det=NMS["max_per_img"])
 
     model.train()
-    train = best_of(step, args.warmup, args.repeats)
+    train = best_seconds(step, args.warmup, args.repeats)
     profiled = conv_share(step) if args.profile else None
     model.eval()
-    infer_raw = best_of(infer, args.warmup, args.repeats)
+    infer_raw = best_seconds(infer, args.warmup, args.repeats)
     params = sum(p.numel() for p in model.parameters())
     # as its predictor (AutoBackend) runs the model on an x86 CPU: Conv+BN fused, channels-last
     model.fuse(verbose=False)
     model.to(memory_format=torch.channels_last)
     return {"train_step": train, "infer_batch": infer_raw,
-            "infer_predictor": best_of(infer, args.warmup, args.repeats), "params": params,
+            "infer_predictor": best_seconds(infer, args.warmup, args.repeats), "params": params,
             "threads": torch.get_num_threads(), "profiled_step": profiled}
 
 
@@ -319,7 +301,9 @@ def ours_speed(args: argparse.Namespace) -> dict[str, float]:
     cfg = load_full_config(str(SPEED_CONFIG), overrides=overrides + list(args.ours_set))
     model = get_registries().build("detector", cfg["model"], path="model")
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp)
-    images, targets = random_batch(args.batch, args.imgsz)
+    from random_boxes import random_batch
+
+    images, targets = random_batch(args.batch, args.imgsz, NUM_CLASSES)
     shape = (args.imgsz, args.imgsz)
     samples = [DetSample(img_shape=shape, ori_shape=shape, pad_shape=shape,
                          gt=Instances(boxes, labels)) for boxes, labels in targets]
@@ -338,10 +322,10 @@ def ours_speed(args: argparse.Namespace) -> dict[str, float]:
             model.predict(batch)
 
     model.train()
-    train = best_of(step, args.warmup, args.repeats)
+    train = best_seconds(step, args.warmup, args.repeats)
     profiled = conv_share(step) if args.profile else None
     model.eval()
-    return {"train_step": train, "infer_batch": best_of(infer, args.warmup, args.repeats),
+    return {"train_step": train, "infer_batch": best_seconds(infer, args.warmup, args.repeats),
             "params": sum(p.numel() for p in model.parameters()),
             "threads": torch.get_num_threads(), "precision": precision_name(amp, channels_last),
             "profiled_step": profiled}

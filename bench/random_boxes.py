@@ -19,3 +19,12 @@ def random_gt(
     wh = MIN_BOX_SIDE + torch.rand(count, 2, generator=generator) * size / 2
     boxes = torch.cat([xy, (xy + wh).clamp(max=size)], dim=1)
     return boxes, torch.randint(0, num_classes, (count,), generator=generator)
+
+
+def random_batch(batch: int, size: int, num_classes: int
+                 ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """``(images (B, 3, S, S) in 0..1, [(xyxy boxes (G, 4) in pixels, labels (G,))])``, the
+    same tensors for every framework of a comparison (seed 2)."""
+    generator = torch.Generator().manual_seed(2)
+    images = torch.rand(batch, 3, size, size, generator=generator)
+    return images, [random_gt(size, num_classes, generator) for _ in range(batch)]
