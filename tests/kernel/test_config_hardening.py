@@ -129,10 +129,12 @@ def write_distribution(root: Path, dist: str, package: str, top_level: bool) -> 
 @pytest.mark.parametrize("top_level", [True, False], ids=["top_level.txt", "entry point"])
 def test_a_base_may_name_the_distribution_instead_of_the_import_package(tmp_path, monkeypatch,
                                                                         top_level):
-    write_distribution(tmp_path, "cfg-dist-xyz", "cfgdist_impl", top_level)
+    # One name per case: the import package of one case stays in ``sys.modules``.
+    suffix = "top" if top_level else "ep"
+    write_distribution(tmp_path, f"cfg-dist-{suffix}", f"cfgdist_impl_{suffix}", top_level)
     monkeypatch.syspath_prepend(str(tmp_path))
     exp = tmp_path / "exp.toml"
-    exp.write_text('_base_ = ["cfg-dist-xyz::configs/base.toml"]\n')
+    exp.write_text(f'_base_ = ["cfg-dist-{suffix}::configs/base.toml"]\n')
     assert load_config(exp)["optim"]["lr"] == 0.5
 
 
