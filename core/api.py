@@ -9,8 +9,7 @@ plugin author must do when it changes. The names, by layer:
   and the data passed between stages), the data structures (``DetSample`` maps boxes back to
   the original image), errors, configs;
 - built-in library: the dense-head base and its helpers, the loss and post-process bases, the
-  detector bases, priors, coders' shared checks, enhance layers, mixed precision and CPU
-  inference helpers;
+  detector bases, priors, coders' shared checks, enhance layers, mixed precision helpers;
 - engine: runner hooks, the runner, checkpoints, data loading, seeding;
 - pretrained weights: the checkpoint of another framework as read, its conversion to
   plugdet's keys (the ``weight_converter`` stage's data, key tables and a converter base) and
@@ -106,7 +105,6 @@ from core.models.heads.dense_head import (
     flatten_level,
     flatten_levels,
 )
-from core.models.inference_conv import conv_forward
 from core.models.losses.reduction import Reduction, WeightedLoss, weight_reduce_loss, zero_loss
 from core.models.losses.targets import cls_target_form, one_hot_without_background
 from core.models.postprocess import Candidates, MultiClassNMS
@@ -225,7 +223,6 @@ __all__ = [
     "collect_positives",
     "component",
     "contracts",
-    "conv_forward",
     "dense_head_of",
     "dump_config",
     "export_dim",

@@ -20,7 +20,6 @@ from core.api import (
     Predictions,
     Priors,
     build_part,
-    conv_forward,
 )
 
 CONV_KERNEL = 3
@@ -113,14 +112,11 @@ class RPNHead(DenseHead):
         """:param feats: per level ``(B, in_channels, H_l, W_l)``.
         :returns: objectness logits per level ``(B, A, H_l, W_l)`` and deltas per level
             ``(B, A * encode_size, H_l, W_l)``."""
-        convs = [m for m in (self.rpn_conv, *self.rpn_conv.children()) if isinstance(m, nn.Conv2d)]
         objectness, deltas = [], []
         for x in feats:
-            hidden = x
-            for conv in convs:  # conv + ReLU, fused for float32 inference on a CPU
-                hidden = conv_forward(conv, hidden, relu=True)
-            objectness.append(conv_forward(self.rpn_cls, hidden))
-            deltas.append(conv_forward(self.rpn_reg, hidden))
+            hidden = torch.relu(self.rpn_conv(x))
+            objectness.append(self.rpn_cls(hidden))
+            deltas.append(self.rpn_reg(hidden))
         return objectness, deltas
 
     def targets(self, priors: Priors, samples: list[DetSample],

@@ -15,7 +15,6 @@ from core.api import (
     DetSample,
     Instances,
     PostProcess,
-    conv_forward,
 )
 
 CONV_KERNEL = 3
@@ -124,20 +123,9 @@ class RetinaHead(DenseHead):
             ``(B, A * encode_size, H_l, W_l)``."""
         cls_scores, bbox_preds = [], []
         for x in feats:
-            cls_scores.append(self._branch(self.cls_convs, self.retina_cls, x))
-            bbox_preds.append(self._branch(self.reg_convs, self.retina_reg, x))
+            cls_scores.append(self.retina_cls(self.cls_convs(x)))
+            bbox_preds.append(self.retina_reg(self.reg_convs(x)))
         return cls_scores, bbox_preds
-
-    def _branch(self, subnet: nn.Sequential, predictor: nn.Conv2d, x: Tensor) -> Tensor:
-        """``predictor(subnet(x))``; without norm each conv + ReLU of the subnet is one
-        :func:`~core.api.conv_forward` call (fused for float32 inference on a CPU)."""
-        if self.norm is None:
-            for conv in subnet:
-                if isinstance(conv, nn.Conv2d):  # each followed by a ReLU
-                    x = conv_forward(conv, x, relu=True)
-        else:
-            x = subnet(x)
-        return conv_forward(predictor, x)
 
     def predict_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
                         samples: list[DetSample], aux_preds: list[Tensor] | None = None,

@@ -6,7 +6,6 @@ import torch
 from core.config import load_config
 from core.engine.class_count import resolve_num_classes
 from core.errors import ConfigError
-from core.models.inference_conv import fusable
 from core.plugins import get_registries
 from core.structures import DetBatch, DetSample, Instances
 
@@ -228,20 +227,3 @@ def test_min_bbox_size_drops_boxes_emptied_by_clipping(min_bbox_size, empty_kept
     sizes = detections.boxes[:, 2:] - detections.boxes[:, :2]
     assert len(detections) > 0
     assert bool((sizes <= 0).any()) is empty_kept
-
-
-@pytest.mark.parametrize("stacked_convs", [1, 3])
-def test_inference_head_outputs_equal_the_module_path(stacked_convs):
-    """Under no_grad the channels-last head runs each conv + ReLU as one fused call
-    (core.api.conv_forward); with gradients recorded it runs its Sequential: same outputs."""
-    cfg = {**SMALL_MODEL, "head": {**SMALL_MODEL["head"], "stacked_convs": stacked_convs}}
-    model = build(cfg).eval()
-    with torch.no_grad():
-        feats = model.extract_feat(batch().images)
-    with torch.no_grad():
-        assert fusable(model.head.cls_convs[0], feats[0])
-        fused = model.head(feats)
-    plain = model.head(feats)  # gradients recorded: the module path
-    for fused_levels, plain_levels in zip(fused, plain, strict=True):
-        for got, expected in zip(fused_levels, plain_levels, strict=True):
-            torch.testing.assert_close(got, expected.detach(), rtol=1e-4, atol=1e-5)
