@@ -68,6 +68,7 @@ def ultralytics_environment(config_dir: Path) -> None:
 
 def ultralytics_speed(args: argparse.Namespace) -> dict[str, Any]:
     import torch
+    from random_boxes import random_batch
     from ultralytics.cfg import get_cfg
     from ultralytics.nn.tasks import RTDETRDetectionModel
 
@@ -75,8 +76,6 @@ def ultralytics_speed(args: argparse.Namespace) -> dict[str, Any]:
     model = RTDETRDetectionModel("rtdetr-resnet50.yaml", nc=NUM_CLASSES, verbose=False)
     model.nc, model.args = NUM_CLASSES, get_cfg()  # as its trainer sets them
     torch.set_num_threads(args.threads)
-    from random_boxes import random_batch
-
     images, targets = random_batch(args.batch, args.imgsz, NUM_CLASSES)
     size = float(args.imgsz)
     batch_idx, cls, bboxes = [], [], []
@@ -110,6 +109,7 @@ def ultralytics_speed(args: argparse.Namespace) -> dict[str, Any]:
 
 def ours_speed(args: argparse.Namespace) -> dict[str, Any]:
     import torch
+    from random_boxes import random_batch
 
     from core.engine.cpu_tuning import apply_cpu_settings
     from core.engine.full_config import load_full_config
@@ -121,8 +121,6 @@ def ours_speed(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     cfg = load_full_config(str(CONFIG), overrides=[f"model.head.num_classes={NUM_CLASSES}"])
     model = get_registries().build("detector", cfg["model"], path="model")
-    from random_boxes import random_batch
-
     images, targets = random_batch(args.batch, args.imgsz, NUM_CLASSES)
     shape = (args.imgsz, args.imgsz)
     samples = [DetSample(img_shape=shape, ori_shape=shape, pad_shape=shape,

@@ -168,6 +168,7 @@ def ultralytics_environment(config_dir: Path) -> None:
 
 def ultralytics_speed(args: argparse.Namespace) -> dict[str, float]:
     import torch
+    from random_boxes import random_batch
     from ultralytics.cfg import get_cfg
     from ultralytics.nn.tasks import DetectionModel
     from ultralytics.utils.nms import non_max_suppression
@@ -176,8 +177,6 @@ def ultralytics_speed(args: argparse.Namespace) -> dict[str, float]:
     torch.manual_seed(0)
     model = DetectionModel("yolov8n.yaml", nc=NUM_CLASSES, verbose=False)
     model.args = get_cfg()
-    from random_boxes import random_batch
-
     images, targets = random_batch(args.batch, args.imgsz, NUM_CLASSES)
     size = float(args.imgsz)
     batch_idx, cls, bboxes = [], [], []
@@ -285,6 +284,7 @@ def ultralytics_phases(args: argparse.Namespace) -> dict[str, float]:
 
 def ours_speed(args: argparse.Namespace) -> dict[str, float]:
     import torch
+    from random_boxes import random_batch
 
     from core.engine.full_config import load_full_config
     from core.plugins import get_registries
@@ -301,8 +301,6 @@ def ours_speed(args: argparse.Namespace) -> dict[str, float]:
     cfg = load_full_config(str(SPEED_CONFIG), overrides=overrides + list(args.ours_set))
     model = get_registries().build("detector", cfg["model"], path="model")
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp)
-    from random_boxes import random_batch
-
     images, targets = random_batch(args.batch, args.imgsz, NUM_CLASSES)
     shape = (args.imgsz, args.imgsz)
     samples = [DetSample(img_shape=shape, ori_shape=shape, pad_shape=shape,
