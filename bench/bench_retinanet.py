@@ -24,8 +24,11 @@ full work). A training step is forward, loss, backward and an SGD step.
 decoding, assignment and losses in float32, as the engine runs them), the time of one training
 step spent in convolutions (forward and backward, from ``torch.profiler``) and the floor: the
 ratio ours/theirs that would remain with the same convolutions if every other operation of
-ours took no time at all. Faster Python, assignment or loss code cannot go below it. Each
-profiled number is the least over the rounds.
+ours took no time at all. Faster Python, assignment or loss code cannot go below it. For
+inference it adds the same share and floor, and each side's convolution speed (their forward
+arithmetic over their time, GFLOP/s) against this CPU's ceiling: a 256-channel 3x3
+convolution alone (:mod:`conv_throughput`). Each profiled number is the least over the
+rounds.
 
     python bench/bench_retinanet.py [--case r50 r18] [--repeats 5] [--warmup 2] [--profile]
         [--rounds 2] [--amp] [--ours-contiguous] [--no-cpu-settings]
@@ -53,6 +56,7 @@ from bench_process import (
     shared_flags,
     start_worker,
 )
+from conv_throughput import conv_ceiling_gflops, conv_seconds, forward_conv_flops
 from plugdet_retinanet.torchvision_compat import (
     TV_FPN_CHANNELS,
     TorchvisionRunner,
@@ -62,7 +66,6 @@ from plugdet_retinanet.torchvision_compat import (
 from random_boxes import random_gt
 from timing import best_seconds
 from torch import nn
-from torch.profiler import ProfilerActivity, profile
 from torchvision.models.detection import RetinaNet as TVRetinaNet
 from torchvision.models.detection import retinanet_resnet50_fpn
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
@@ -74,8 +77,6 @@ from core.structures import DetBatch, DetSample, Instances
 NUM_CLASSES = 80
 HEAD_STD = 0.01
 SGD_LR = 1e-4  # small: weights barely move, so every step does comparable work
-#: Profiler events that are convolution arithmetic (self time, forward and backward).
-CONV_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::thnn_conv2d")
 CASES = {
     # name: (depth, image size, batch size)
     "r50": (50, 512, 2),
@@ -121,17 +122,6 @@ def train_step(
     total = sum(value for value in loss_fn().values() if value.requires_grad)
     total.backward()
     optimizer.step()
-
-
-def convolution_share(step: Callable[[], None]) -> tuple[float, float]:
-    """``(seconds in convolutions, seconds in total)`` of one profiled call of ``step``
-    (CPU self times, so nothing is counted twice)."""
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        step()
-    events = prof.key_averages()
-    conv = sum(e.self_cpu_time_total for e in events if e.key in CONV_OPS)
-    total = sum(e.self_cpu_time_total for e in events)
-    return conv / 1e6, total / 1e6
 
 
 def measure_case(args: argparse.Namespace, name: str, dtype: torch.dtype | None
@@ -181,12 +171,26 @@ def measure_case(args: argparse.Namespace, name: str, dtype: torch.dtype | None
     step = partial(train_step, optimizer, loss_fn)
     seconds = {"train": best_seconds(step, args.warmup, args.repeats)}
     if args.profile:
-        seconds["train_conv"], seconds["train_profiled"] = convolution_share(step)
+        seconds["train_conv"], seconds["train_profiled"] = conv_seconds(step)
         seconds["loss_only"] = loss_only_seconds(args, model, images, samples, tv_targets, dtype)
     model.eval()
     with torch.no_grad():
         seconds["infer"] = best_seconds(predict_fn, args.warmup, args.repeats)
+        if args.profile:
+            seconds.update(inference_convolutions(model, predict_fn, dtype))
     return seconds
+
+
+def inference_convolutions(model: nn.Module, predict_fn: Callable[[], object],
+                           dtype: torch.dtype | None) -> dict[str, float]:
+    """``infer_conv`` and ``infer_profiled`` (seconds in convolutions and in total of one
+    profiled inference batch), ``infer_gflop`` (its convolutions' arithmetic) and
+    ``ceiling_gflops`` (:func:`conv_ceiling_gflops` under this side's precision)."""
+    conv, total = min(conv_seconds(predict_fn) for _ in range(3))
+    with precision(dtype):
+        ceiling = conv_ceiling_gflops()
+    return {"infer_conv": conv, "infer_profiled": total,
+            "infer_gflop": forward_conv_flops(model, predict_fn) / 1e9, "ceiling_gflops": ceiling}
 
 
 def loss_only_seconds(args: argparse.Namespace, model: nn.Module, images: torch.Tensor,
@@ -221,6 +225,24 @@ def print_convolution_floor(best: dict[str, dict[str, Any]]) -> None:
     theirs = best["torchvision"]["seconds"]
     print(f"  floor ratio for a train step with the same convolutions: "
           f"{theirs['train_conv'] / theirs['train_profiled']:.2f}")
+    print_inference_throughput(best)
+
+
+def print_inference_throughput(best: dict[str, dict[str, Any]]) -> None:
+    """Each side's inference convolutions: their share of a profiled batch and their speed
+    against this CPU's ceiling (a wide 3x3 convolution alone); with both sides near the
+    ceiling, only less arithmetic could make either faster."""
+    for side in SIDES:
+        seconds = best[side]["seconds"]
+        conv, gflop = seconds["infer_conv"], seconds["infer_gflop"]
+        rate, ceiling = gflop / conv, seconds["ceiling_gflops"]
+        print(f"  profiled inference, {best[side]['label']}: convolutions {conv:.3f} s of "
+              f"{seconds['infer_profiled']:.3f} s ({100 * conv / seconds['infer_profiled']:.0f}%), "
+              f"{gflop:.1f} GFLOP at {rate:.0f} GFLOP/s = {100 * rate / ceiling:.0f}% of a "
+              f"256-channel 3x3 convolution alone ({ceiling:.0f} GFLOP/s)")
+    theirs = best["torchvision"]["seconds"]
+    print(f"  floor ratio for inference with the same convolutions: "
+          f"{theirs['infer_conv'] / theirs['infer_profiled']:.2f}")
 
 
 def main(argv: list[str] | None = None) -> None:

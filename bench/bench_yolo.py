@@ -52,6 +52,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from conv_throughput import conv_seconds
 from timing import best_seconds
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,9 +66,6 @@ NMS = {"score": 0.001, "iou": 0.7, "max_per_img": 300}
 # ---- shared input ----------------------------------------------------------------------
 
 
-#: profiler events that are convolution arithmetic (self time, forward and backward)
-CONV_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::thnn_conv2d",
-            "aten::_convolution", "aten::convolution")
 #: the phases of an epoch, in print order
 PHASES = ("data", "forward", "targets+losses", "backward", "optimizer+ema", "rest")
 
@@ -75,13 +73,8 @@ PHASES = ("data", "forward", "targets+losses", "backward", "optimizer+ema", "res
 def conv_share(step: Callable[[], object]) -> dict[str, float]:
     """Seconds of one profiled ``step`` in convolutions (self time) and in total (the
     profiler slows a step down: read the share, not the seconds)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        step()
-    events = prof.key_averages()
-    conv = sum(e.self_cpu_time_total for e in events if e.key in CONV_OPS) / 1e6
-    return {"conv": conv, "total": sum(e.self_cpu_time_total for e in events) / 1e6}
+    conv, total = conv_seconds(step)
+    return {"conv": conv, "total": total}
 
 
 class PhaseClock:

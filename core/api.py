@@ -81,6 +81,7 @@ from core.errors import (
 from core.hookspecs import DeclareStage, Register
 from core.hookspecs import hookimpl as impl
 from core.masks import PolygonMasks
+from core.models.activations import InferenceInPlaceSiLU
 from core.models.build import (
     AssignerPart,
     Buildable,
@@ -177,6 +178,7 @@ __all__ = [
     "Head",
     "Hook",
     "ImagePositives",
+    "InferenceInPlaceSiLU",
     "Instances",
     "LevelPositives",
     "Loss",

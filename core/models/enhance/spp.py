@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.errors import ConfigError, require_positive_int
+from core.models.activations import InferenceInPlaceSiLU
 
 HIDDEN_RATIO = 0.5  # the 1x1 reduction halves the channels before pooling
 
@@ -18,7 +19,7 @@ def conv_bn_silu(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 1, bias=False),
         nn.BatchNorm2d(out_channels),
-        nn.SiLU(inplace=True),
+        InferenceInPlaceSiLU(),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from core.api import InferenceInPlaceSiLU
 from plugdet_yolo.layers import (
     BN_EPS,
     BN_MOMENTUM,
@@ -42,7 +43,7 @@ class DepthwiseSeparableConv(nn.Sequential):
             nn.Conv2d(in_channels, in_channels, kernel_size, padding=kernel_size // 2,
                       groups=in_channels, bias=False),
             nn.BatchNorm2d(in_channels, eps=BN_EPS, momentum=BN_MOMENTUM),
-            nn.SiLU(inplace=True),
+            InferenceInPlaceSiLU(),
             ConvBNSiLU(in_channels, out_channels, 1),
         )
 

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from core.api import SPPF, ConfigError
+from core.api import SPPF, ConfigError, InferenceInPlaceSiLU
 
 #: BatchNorm settings of the YOLO references (ultralytics, MMYOLO).
 BN_EPS = 1e-3
@@ -103,7 +103,7 @@ class ConvBNSiLU(nn.Sequential):
         super().__init__(
             nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False),
             nn.BatchNorm2d(out_channels, eps=BN_EPS, momentum=BN_MOMENTUM),
-            nn.SiLU(inplace=True),
+            InferenceInPlaceSiLU(),
         )
 
 
