@@ -27,14 +27,19 @@ the objectness and clamp every box delta (few proposals survive NMS); the FPN ou
 scaled so that the levels have unit standard deviation, and both models then do the full
 proposal and detection work a trained model does.
 
+``--profile`` adds each side's inference convolutions: their share of a profiled batch and
+their speed against this CPU's ceiling (:mod:`conv_throughput`), and the floor ratio with the
+same convolutions.
+
     python bench/bench_faster_rcnn.py [--repeats 5] [--warmup 2] [--target-repeats 50]
-        [--rounds 2] [--amp] [--ours-contiguous] [--no-cpu-settings]
+        [--profile] [--rounds 2] [--amp] [--ours-contiguous] [--no-cpu-settings]
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from bench_process import (
@@ -51,6 +56,7 @@ from bench_process import (
     shared_flags,
     start_worker,
 )
+from conv_throughput import inference_convolutions, print_inference_throughput
 from plugdet_faster_rcnn.torchvision_compat import (
     TorchvisionRunner,
     load_torchvision_weights,
@@ -153,6 +159,8 @@ def measure(args: argparse.Namespace, dtype: torch.dtype | None) -> dict[str, fl
     model.eval()
     with torch.no_grad():
         seconds["inference"] = best_seconds(predict, args.warmup, args.repeats)
+        if args.profile:
+            seconds.update(inference_convolutions(model, predict, partial(precision, dtype)))
         path = (tv_targets_path(model, images, tv_proposals, tv_targets_bg)
                 if args.side == "torchvision"
                 else ours_targets_path(model, images, tv_proposals, samples, dtype))
@@ -211,6 +219,8 @@ def main() -> None:
     parser.add_argument("--target-repeats", type=int, default=50,
                         help="repeats of the target path (milliseconds each: more runs, "
                              "a less disturbed best)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also the convolution share and speed of a profiled inference")
     add_arguments(parser)
     args = parser.parse_args()
     if args.worker:
@@ -222,11 +232,14 @@ def main() -> None:
                  f"against torchvision ({args.target_repeats} repeats for the target path)",
                  args)
     worker_argv = ["--repeats", str(args.repeats), "--warmup", str(args.warmup),
-                   "--target-repeats", str(args.target_repeats), *shared_flags(args)]
+                   "--target-repeats", str(args.target_repeats),
+                   *(["--profile"] if args.profile else []), *shared_flags(args)]
     best = best_of_rounds(__file__, worker_argv, args.rounds)
     print_sides(best)
     for case, target in TARGETS.items():
         print(ratio_line(case, best, target))
+    if args.profile:
+        print_inference_throughput(best, peer="torchvision")
     print(f"after: {load_average()}")
 
 

@@ -56,7 +56,7 @@ from bench_process import (
     shared_flags,
     start_worker,
 )
-from conv_throughput import conv_ceiling_gflops, conv_seconds, forward_conv_flops
+from conv_throughput import conv_seconds, inference_convolutions, print_inference_throughput
 from plugdet_retinanet.torchvision_compat import (
     TV_FPN_CHANNELS,
     TorchvisionRunner,
@@ -177,20 +177,8 @@ def measure_case(args: argparse.Namespace, name: str, dtype: torch.dtype | None
     with torch.no_grad():
         seconds["infer"] = best_seconds(predict_fn, args.warmup, args.repeats)
         if args.profile:
-            seconds.update(inference_convolutions(model, predict_fn, dtype))
+            seconds.update(inference_convolutions(model, predict_fn, partial(precision, dtype)))
     return seconds
-
-
-def inference_convolutions(model: nn.Module, predict_fn: Callable[[], object],
-                           dtype: torch.dtype | None) -> dict[str, float]:
-    """``infer_conv`` and ``infer_profiled`` (seconds in convolutions and in total of one
-    profiled inference batch), ``infer_gflop`` (its convolutions' arithmetic) and
-    ``ceiling_gflops`` (:func:`conv_ceiling_gflops` under this side's precision)."""
-    conv, total = min(conv_seconds(predict_fn) for _ in range(3))
-    with precision(dtype):
-        ceiling = conv_ceiling_gflops()
-    return {"infer_conv": conv, "infer_profiled": total,
-            "infer_gflop": forward_conv_flops(model, predict_fn) / 1e9, "ceiling_gflops": ceiling}
 
 
 def loss_only_seconds(args: argparse.Namespace, model: nn.Module, images: torch.Tensor,
@@ -225,24 +213,7 @@ def print_convolution_floor(best: dict[str, dict[str, Any]]) -> None:
     theirs = best["torchvision"]["seconds"]
     print(f"  floor ratio for a train step with the same convolutions: "
           f"{theirs['train_conv'] / theirs['train_profiled']:.2f}")
-    print_inference_throughput(best)
-
-
-def print_inference_throughput(best: dict[str, dict[str, Any]]) -> None:
-    """Each side's inference convolutions: their share of a profiled batch and their speed
-    against this CPU's ceiling (a wide 3x3 convolution alone); with both sides near the
-    ceiling, only less arithmetic could make either faster."""
-    for side in SIDES:
-        seconds = best[side]["seconds"]
-        conv, gflop = seconds["infer_conv"], seconds["infer_gflop"]
-        rate, ceiling = gflop / conv, seconds["ceiling_gflops"]
-        print(f"  profiled inference, {best[side]['label']}: convolutions {conv:.3f} s of "
-              f"{seconds['infer_profiled']:.3f} s ({100 * conv / seconds['infer_profiled']:.0f}%), "
-              f"{gflop:.1f} GFLOP at {rate:.0f} GFLOP/s = {100 * rate / ceiling:.0f}% of a "
-              f"256-channel 3x3 convolution alone ({ceiling:.0f} GFLOP/s)")
-    theirs = best["torchvision"]["seconds"]
-    print(f"  floor ratio for inference with the same convolutions: "
-          f"{theirs['infer_conv'] / theirs['infer_profiled']:.2f}")
+    print_inference_throughput(best, peer="torchvision")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,6 +20,8 @@ CONV_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::thn
 #: The ceiling's convolution: (batch, channels, size) of a 3x3, stride 1, channels-last one
 #: (a RetinaNet head convolution at P3 of a 320 px image).
 CEILING_SHAPE = (4, 256, 40)
+#: Its arithmetic (2 per multiply-add), in GFLOP.
+CEILING_GFLOP = 2 * CEILING_SHAPE[0] * CEILING_SHAPE[1] ** 2 * 9 * CEILING_SHAPE[2] ** 2 / 1e9
 
 
 def conv_seconds(fn: Callable[[], object]) -> tuple[float, float]:
@@ -50,16 +54,15 @@ def forward_conv_flops(model: nn.Module, fn: Callable[[], object]) -> float:
     return flops
 
 
-def conv_ceiling_gflops(repeats: int = 40, warmup: int = 5) -> float:
-    """GFLOP/s of a 3x3 convolution of :data:`CEILING_SHAPE` in channels-last float32 under
-    no_grad (the best of ``repeats`` after ``warmup`` calls): as fast as this CPU runs
-    convolutions with this process's threads."""
+def ceiling_seconds(repeats: int = 40, warmup: int = 5) -> float:
+    """Best seconds of the 3x3 convolution of :data:`CEILING_SHAPE` (channels-last, under
+    no_grad, in the caller's precision) over ``repeats`` calls after ``warmup``: as fast as
+    this CPU runs convolutions with this process's threads (:data:`CEILING_GFLOP` per call)."""
     batch, channels, size = CEILING_SHAPE
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(batch, channels, size, size, generator=generator)
     x = x.contiguous(memory_format=torch.channels_last)
     conv = nn.Conv2d(channels, channels, 3, padding=1).to(memory_format=torch.channels_last)
-    flops = 2.0 * batch * channels * size * size * channels * 9
     best = float("inf")
     with torch.no_grad():
         for run in range(warmup + repeats):
@@ -67,4 +70,37 @@ def conv_ceiling_gflops(repeats: int = 40, warmup: int = 5) -> float:
             conv(x)
             if run >= warmup:
                 best = min(best, time.perf_counter() - start)
-    return flops / best / 1e9
+    return best
+
+
+def inference_convolutions(model: nn.Module, predict: Callable[[], object],
+                           precision: Callable[[], AbstractContextManager[object]],
+                           ) -> dict[str, float]:
+    """Seconds: ``infer_conv`` and ``infer_profiled`` (in convolutions and in total, the least
+    of three profiled calls of ``predict``) and ``ceiling`` (:func:`ceiling_seconds` within
+    ``precision()``); ``infer_gflop``: the forward convolutions' arithmetic of a call."""
+    conv, total = min(conv_seconds(predict) for _ in range(3))
+    with precision():
+        ceiling = ceiling_seconds()
+    return {"infer_conv": conv, "infer_profiled": total, "ceiling": ceiling,
+            "infer_gflop": forward_conv_flops(model, predict) / 1e9}
+
+
+def print_inference_throughput(best: dict[str, dict[str, Any]], peer: str) -> None:
+    """Each side's inference convolutions (``best[side]["seconds"]`` from
+    :func:`inference_convolutions`): their share of a profiled batch and their speed against
+    this CPU's ceiling; then the floor: ours / ``peer``'s if ours took the peer's convolution
+    time and nothing else. With both sides near the ceiling, only less arithmetic could make
+    either faster."""
+    for result in best.values():
+        seconds = result["seconds"]
+        conv, total = seconds["infer_conv"], seconds["infer_profiled"]
+        gflop = seconds["infer_gflop"]
+        rate, ceiling = gflop / conv, CEILING_GFLOP / seconds["ceiling"]
+        print(f"  profiled inference, {result['label']}: convolutions {conv:.3f} s of "
+              f"{total:.3f} s ({100 * conv / total:.0f}%), {gflop:.1f} GFLOP at {rate:.0f} "
+              f"GFLOP/s = {100 * rate / ceiling:.0f}% of a 256-channel 3x3 convolution alone "
+              f"({ceiling:.0f} GFLOP/s)")
+    theirs = best[peer]["seconds"]
+    print(f"  floor ratio for inference with the same convolutions: "
+          f"{theirs['infer_conv'] / theirs['infer_profiled']:.2f}")
