@@ -70,13 +70,6 @@ NMS = {"score": 0.001, "iou": 0.7, "max_per_img": 300}
 PHASES = ("data", "forward", "targets+losses", "backward", "optimizer+ema", "rest")
 
 
-def conv_share(step: Callable[[], object]) -> dict[str, float]:
-    """Seconds of one profiled ``step`` in convolutions (self time) and in total (the
-    profiler slows a step down: read the share, not the seconds)."""
-    conv, total = conv_seconds(step)
-    return {"conv": conv, "total": total}
-
-
 class PhaseClock:
     """Seconds per timed call and of the iterations and the loader's gaps between them, in the
     epoch being counted (epoch 2 of 2)."""
@@ -195,7 +188,7 @@ def ultralytics_speed(args: argparse.Namespace) -> dict[str, float]:
 
     model.train()
     train = best_seconds(step, args.warmup, args.repeats)
-    profiled = conv_share(step) if args.profile else None
+    profiled = conv_seconds(step) if args.profile else None
     model.eval()
     infer_raw = best_seconds(infer, args.warmup, args.repeats)
     params = sum(p.numel() for p in model.parameters())
@@ -314,7 +307,7 @@ def ours_speed(args: argparse.Namespace) -> dict[str, float]:
 
     model.train()
     train = best_seconds(step, args.warmup, args.repeats)
-    profiled = conv_share(step) if args.profile else None
+    profiled = conv_seconds(step) if args.profile else None
     model.eval()
     return {"train_step": train, "infer_batch": best_seconds(infer, args.warmup, args.repeats),
             "params": sum(p.numel() for p in model.parameters()),
@@ -466,10 +459,10 @@ def print_profile(args: argparse.Namespace, speed: dict[str, dict]) -> None:
     print("  (ultralytics' backward includes its per-batch logging: it is what its batch "
           "callbacks leave after the timed calls)")
     for side, result in speed.items():
-        share = result.get("profiled_step")
-        if share:
-            print(f"  {side:12s} profiled train step: convolutions {share['conv']:.3f} s of "
-                  f"{share['total']:.3f} s ({share['conv'] / share['total']:.0%})")
+        if result.get("profiled_step"):
+            conv, total = result["profiled_step"]  # seconds: read the share (profiler overhead)
+            print(f"  {side:12s} profiled train step: convolutions {conv:.3f} s of "
+                  f"{total:.3f} s ({conv / total:.0%})")
 
 
 # ---- orchestration ---------------------------------------------------------------------
