@@ -13,7 +13,9 @@ Measures (the best, i.e. least disturbed, of the repeats; ratio ours / ultralyti
   a letterbox to the image size for this measure), ultralytics with its own default
   recipe (mosaic) at the same image size and batch size (its ``workers`` is 0 on a CPU;
   ours loads in the main thread too, ``num_workers = 0``), epoch 2 of a 2-epoch run (epoch 1
-  warms caches), the least of ``--epoch-rounds`` alternating runs;
+  warms caches), the least of ``--epoch-rounds`` alternating runs (each run in a fresh work
+  folder), and the ratio within each round with its median: the two runs of a round follow
+  each other, so a slow spell of this shared machine moves both;
 * precision: ours as the raccoon config sets it (``amp = "auto"``: bf16 autocast on a CPU
   with native bf16, and channels-last weights), in all three measures; ``--fp32`` measures
   ours in float32 (the same arithmetic as ultralytics, ours still in its config's memory
@@ -44,6 +46,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -368,7 +371,8 @@ def yolo_format_config(args: argparse.Namespace, work_dir: Path, fixed_size: boo
 def ours_train(args: argparse.Namespace, epochs: int) -> dict[str, object]:
     """Train with ``core.run`` and read the per-iteration times (data included) and the last
     COCO mAP50 from the run's scalars."""
-    work_dir = Path(args.scratch) / f"ours_{epochs}"
+    # a folder of its own per run: a later round must not read an earlier round's scalars
+    work_dir = Path(tempfile.mkdtemp(prefix=f"ours_{epochs}_", dir=args.scratch))
     config = yolo_format_config(args, work_dir, fixed_size=epochs < 3, epochs=epochs)
     command = [sys.executable, "-m", "core.run", str(config), "--work-dir", str(work_dir),
                "--set", f"train_dataloader.batch_size={args.batch}",
@@ -382,7 +386,7 @@ def ours_train(args: argparse.Namespace, epochs: int) -> dict[str, object]:
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=REPO, stdout=subprocess.DEVNULL, env=env)
     wall = time.perf_counter() - start
-    scalars = next(work_dir.glob("*/vis_data/scalars.json"))
+    (scalars,) = work_dir.glob("*/vis_data/scalars.json")
     rows = [json.loads(line) for line in scalars.read_text().splitlines()]
     last_step = max(row["step"] for row in rows if "train/time" in row)
     iters_per_epoch = last_step // epochs
@@ -569,15 +573,21 @@ def main() -> None:
               f"channels-last): {predictor:.3f} s; ratio ours/that: "
               f"{speed['ours']['infer_batch'] / predictor:.3f}")
         epoch: dict[str, dict] = {}
+        round_ratios: list[float] = []
         for _ in range(args.epoch_rounds):  # alternating; the least disturbed epoch kept
+            seconds = {}
             for side in ("ours", "ultralytics"):
                 result = run_worker(args, side, "epoch")
-                if (side not in epoch
-                        or result["epoch_times"][-1] < epoch[side]["epoch_times"][-1]):
+                seconds[side] = result["epoch_times"][-1]
+                if side not in epoch or seconds[side] < epoch[side]["epoch_times"][-1]:
                     epoch[side] = result
+            round_ratios.append(seconds["ours"] / seconds["ultralytics"])
         for side, result in epoch.items():
             print(f"{side:12s} raccoon epoch {result['epoch_times'][-1]:.2f} s "
                   f"(threads {result['threads']})")
+        print("ratio train epoch with data ours/ultralytics within each round: "
+              + " ".join(f"{ratio:.3f}" for ratio in round_ratios)
+              + f" (median {statistics.median(round_ratios):.3f})")
         print(f"ratio train step ours/ultralytics: "
               f"{speed['ours']['train_step'] / speed['ultralytics']['train_step']:.3f}")
         print(f"ratio inference batch ours/ultralytics: "
