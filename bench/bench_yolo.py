@@ -573,18 +573,18 @@ def main() -> None:
               f"channels-last): {predictor:.3f} s; ratio ours/that: "
               f"{speed['ours']['infer_batch'] / predictor:.3f}")
         epoch: dict[str, dict] = {}
-        round_ratios: list[float] = []
+        rounds: dict[str, list[float]] = {"ours": [], "ultralytics": []}
         for _ in range(args.epoch_rounds):  # alternating; the least disturbed epoch kept
-            seconds = {}
             for side in ("ours", "ultralytics"):
                 result = run_worker(args, side, "epoch")
-                seconds[side] = result["epoch_times"][-1]
-                if side not in epoch or seconds[side] < epoch[side]["epoch_times"][-1]:
+                rounds[side].append(result["epoch_times"][-1])
+                if side not in epoch or rounds[side][-1] < epoch[side]["epoch_times"][-1]:
                     epoch[side] = result
-            round_ratios.append(seconds["ours"] / seconds["ultralytics"])
         for side, result in epoch.items():
             print(f"{side:12s} raccoon epoch {result['epoch_times'][-1]:.2f} s "
-                  f"(threads {result['threads']})")
+                  f"(threads {result['threads']}); each round: "
+                  + " ".join(f"{seconds:.2f}" for seconds in rounds[side]))
+        round_ratios = [a / b for a, b in zip(rounds["ours"], rounds["ultralytics"], strict=True)]
         print("ratio train epoch with data ours/ultralytics within each round: "
               + " ".join(f"{ratio:.3f}" for ratio in round_ratios)
               + f" (median {statistics.median(round_ratios):.3f})")
