@@ -24,8 +24,9 @@ Measures (the best, i.e. least disturbed, of the repeats; ratio ours / ultralyti
 * ``--profile``: where the time of epoch 2 goes, per phase (loading, augmenting and collating
   the batch; forward; targets and losses from the head's outputs; backward; optimizer step
   with the EMA update; the rest: hooks, logging), ours from a runner built in the worker,
-  ultralytics' from its trainer's callbacks and its timed loss criterion; and the share of
-  convolutions in one profiled training step of each;
+  ultralytics' from its trainer's callbacks and its timed loss criterion; the share of
+  convolutions in one profiled training step of each, and the floor: the ratio ours /
+  ultralytics if our convolutions took as long as theirs and everything else took no time;
 * ``accuracy`` (``--accuracy``): both trained from scratch on raccoon for the same epochs and
   image size; COCO-style mAP50 (101-point, IoU 0.5) of each on the val split.
 
@@ -467,6 +468,10 @@ def print_profile(args: argparse.Namespace, speed: dict[str, dict]) -> None:
             conv, total = result["profiled_step"]  # seconds: read the share (profiler overhead)
             print(f"  {side:12s} profiled train step: convolutions {conv:.3f} s of "
                   f"{total:.3f} s ({conv / total:.0%})")
+    if speed["ultralytics"].get("profiled_step"):
+        # ours with ultralytics' convolution time and everything else free: its share
+        conv, total = speed["ultralytics"]["profiled_step"]
+        print(f"  floor ratio for a train step with the same convolutions: {conv / total:.2f}")
 
 
 # ---- orchestration ---------------------------------------------------------------------
