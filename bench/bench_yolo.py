@@ -577,18 +577,16 @@ def main() -> None:
         print(f"ultralytics  inference batch as its predictor runs the model (Conv+BN fused, "
               f"channels-last): {predictor:.3f} s; ratio ours/that: "
               f"{speed['ours']['infer_batch'] / predictor:.3f}")
-        epoch: dict[str, dict] = {}
-        rounds: dict[str, list[float]] = {"ours": [], "ultralytics": []}
+        rounds: dict[str, list[float]] = {"ours": [], "ultralytics": []}  # epoch 2, seconds
+        threads: dict[str, int] = {}
         for _ in range(args.epoch_rounds):  # alternating; the least disturbed epoch kept
-            for side in ("ours", "ultralytics"):
+            for side in rounds:
                 result = run_worker(args, side, "epoch")
                 rounds[side].append(result["epoch_times"][-1])
-                if side not in epoch or rounds[side][-1] < epoch[side]["epoch_times"][-1]:
-                    epoch[side] = result
-        for side, result in epoch.items():
-            print(f"{side:12s} raccoon epoch {result['epoch_times'][-1]:.2f} s "
-                  f"(threads {result['threads']}); each round: "
-                  + " ".join(f"{seconds:.2f}" for seconds in rounds[side]))
+                threads[side] = result["threads"]
+        for side, seconds in rounds.items():
+            print(f"{side:12s} raccoon epoch {min(seconds):.2f} s (threads {threads[side]}); "
+                  "each round: " + " ".join(f"{value:.2f}" for value in seconds))
         round_ratios = [a / b for a, b in zip(rounds["ours"], rounds["ultralytics"], strict=True)]
         print("ratio train epoch with data ours/ultralytics within each round: "
               + " ".join(f"{ratio:.3f}" for ratio in round_ratios)
@@ -598,7 +596,7 @@ def main() -> None:
         print(f"ratio inference batch ours/ultralytics: "
               f"{speed['ours']['infer_batch'] / speed['ultralytics']['infer_batch']:.3f}")
         print(f"ratio train epoch with data ours/ultralytics: "
-              f"{epoch['ours']['epoch_times'][-1] / epoch['ultralytics']['epoch_times'][-1]:.3f}")
+              f"{min(rounds['ours']) / min(rounds['ultralytics']):.3f}")
         if args.profile:
             print_profile(args, speed)
         if args.accuracy:

@@ -5,12 +5,12 @@ framework's convolutions run."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
+from timing import best_seconds
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
@@ -63,14 +63,8 @@ def ceiling_seconds(repeats: int = 40, warmup: int = 5) -> float:
     x = torch.randn(batch, channels, size, size, generator=generator)
     x = x.contiguous(memory_format=torch.channels_last)
     conv = nn.Conv2d(channels, channels, 3, padding=1).to(memory_format=torch.channels_last)
-    best = float("inf")
     with torch.no_grad():
-        for run in range(warmup + repeats):
-            start = time.perf_counter()
-            conv(x)
-            if run >= warmup:
-                best = min(best, time.perf_counter() - start)
-    return best
+        return best_seconds(lambda: conv(x), warmup, repeats)
 
 
 def inference_convolutions(model: nn.Module, predict: Callable[[], object],
